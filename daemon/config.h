@@ -1,0 +1,89 @@
+/* config: loads and validates parkd's YAML configuration (SPEC §6) into a cfg_config. */
+#ifndef PARKD_CONFIG_H
+#define PARKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cfg_source { CFG_SOURCE_BAYS, CFG_SOURCE_GATES, CFG_SOURCE_COUNT };
+
+/* Syslog priorities, so a level is also the journal's <N> prefix. */
+enum cfg_log_level { CFG_LOG_ERROR = 3, CFG_LOG_WARNING = 4, CFG_LOG_INFO = 6, CFG_LOG_DEBUG = 7 };
+
+typedef struct cfg_lot {
+    char *id;                 /* matches the SPEC §2 id rule */
+    char *name;               /* defaults to id */
+    int64_t capacity;         /* >= 1 */
+    enum cfg_source source;
+    bool has_position;        /* lat and lon given (both or neither) */
+    double lat, lon;
+    int64_t stale_after_ms;   /* per lot, else defaults.stale_after */
+    double almost_full;       /* in (0, 1] */
+    double hysteresis;        /* in [0, almost_full) */
+} cfg_lot;
+
+typedef struct cfg_config {
+    char *path;
+    struct {
+        char *host;
+        int port;
+        char *client_id;
+        char *username;        /* NULL when unset */
+        char *password_file;   /* NULL when unset */
+        char *tls_ca_file, *tls_cert_file, *tls_key_file; /* NULL when unset */
+        int64_t keepalive_ms;
+        int qos;               /* 0, 1 or 2 */
+        bool clean_session;
+        char *input_prefix;
+        char *output_prefix;
+    } mqtt;
+    struct {
+        char *host;
+        int port;
+        char *socket;          /* NULL when unset; wins over host/port */
+        char *username;
+        char *password_file;
+        int db;
+        char *prefix;
+    } redis;
+    struct {
+        int64_t min_interval_ms;
+        int64_t heartbeat_ms;
+        double deadband;
+        int64_t summary_interval_ms;
+    } publish;
+    struct { int64_t tau_ms; } smoothing;
+    struct {
+        int64_t *horizons_ms;  /* ascending, unique, each > 0 */
+        size_t n_horizons;
+    } forecast;
+    struct { int64_t interval_ms; int64_t max_len; } history;
+    struct { int64_t max_payload; int64_t max_future_ms; int64_t max_bays_per_lot; } limits;
+    enum cfg_log_level log_level;
+    struct { char *listen; } metrics;   /* "HOST:PORT" or NULL */
+    char *timezone;                     /* NULL: the system's */
+    struct { int64_t stale_after_ms; double almost_full; double hysteresis; } defaults;
+    cfg_lot *lots;
+    size_t n_lots;
+} cfg_config;
+
+/* Reads and validates PATH. On success returns 0 and sets *out (caller frees it with cfg_free).
+ * On failure returns -1, sets *out to NULL and *errors to a malloc'd text of one line per error,
+ * each "PATH:LINE:COL: message\n" (caller frees); as many errors as can be found are reported. */
+int cfg_load(const char *path, cfg_config **out, char **errors);
+
+/* Frees a config from cfg_load; NULL is fine. */
+void cfg_free(cfg_config *cfg);
+
+/* The lot with this id, or NULL. The pointer lives as long as CFG. */
+const cfg_lot *cfg_find_lot(const cfg_config *cfg, const char *id);
+
+/* Parses "500ms", "30s", "5m", "1h", "1d" or a bare number of seconds (fractions allowed) into
+ * milliseconds. Returns 0, or -1 when S is not a non-negative duration. */
+int cfg_parse_duration(const char *s, int64_t *ms);
+
+/* "bays", "gates", "count". */
+const char *cfg_source_name(enum cfg_source source);
+
+#endif

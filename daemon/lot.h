@@ -1,0 +1,111 @@
+/* lot: one car park's occupancy state and the SPEC §3 rules that change it. Pure state, no I/O:
+ * the caller feeds parsed events in and writes dirty state out. */
+#ifndef PARKD_LOT_H
+#define PARKD_LOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "map.h"
+#include "payload.h"
+#include "smooth.h"
+
+enum lot_status { LOT_STATUS_UNKNOWN, LOT_STATUS_OPEN, LOT_STATUS_ALMOST_FULL, LOT_STATUS_FULL };
+
+typedef struct lot_bay {
+    int64_t ts_ms;          /* event time of the applied state */
+    bool occupied;
+    bool dirty;             /* changed since the last lot_clear_dirty */
+    char id[PL_ID_MAX + 1];
+} lot_bay;
+
+typedef struct lot_gate {
+    uint64_t seq;           /* last applied seq, when has_seq */
+    bool has_seq;
+    bool dirty;
+    char id[PL_ID_MAX + 1];
+} lot_gate;
+
+enum lot_result {
+    LOT_APPLIED,            /* state changed */
+    LOT_UNCHANGED,          /* valid and newest, but a repeat of the current state */
+    LOT_IGNORED_OLD,        /* bay or count older than the last applied one */
+    LOT_IGNORED_DUPLICATE,  /* gate seq <= last applied seq */
+    LOT_REJECTED            /* see lot_outcome.reject; no state changed */
+};
+
+typedef struct lot_outcome {
+    enum lot_result result;
+    enum pl_reject reject;      /* PL_WRONG_KIND or PL_TOO_MANY_BAYS when LOT_REJECTED */
+    bool clamped;               /* occupied was clamped to [0, capacity]: an anomaly */
+    bool capacity_mismatch;     /* a count message's capacity differs from the configured one */
+    bool recalibrated;          /* a count on a gates lot; correction = new - old occupied */
+    int64_t correction;
+} lot_outcome;
+
+typedef struct lot {
+    /* configuration, copied by lot_new / lot_configure (owned) */
+    char *id;
+    char *name;
+    int64_t capacity;
+    enum cfg_source source;
+    bool has_position;
+    double lat, lon;
+    int64_t stale_after_ms;
+    double almost_full, hysteresis;
+    int64_t tau_ms;
+
+    /* state */
+    bool has_data;              /* any input applied (or restored) */
+    int64_t occupied;           /* always within [0, capacity] */
+    int64_t ts_ms;              /* newest event time of any applied input */
+    int64_t count_ts_ms;        /* event time of the last applied count; INT64_MIN when none */
+    int64_t bays_occupied;      /* source bays: number of bays whose state is occupied */
+    enum lot_status status;
+    bool stale;
+    sm_state smooth;            /* of free spaces */
+
+    map *bays;                  /* id -> lot_bay (owned) */
+    map *gates;                 /* id -> lot_gate (owned) */
+    lot_bay **dirty_bays;       /* bays with dirty set, n_dirty_bays of them (owned array) */
+    size_t n_dirty_bays, cap_dirty_bays;
+    lot_gate **dirty_gates;
+    size_t n_dirty_gates, cap_dirty_gates;
+    bool dirty;                 /* lot-level state changed since lot_clear_dirty */
+} lot;
+
+/* A new lot with no data (status unknown) configured from CFG; TAU_MS is smoothing.tau.
+ * Never NULL (aborts on out of memory). Free with lot_free. */
+lot *lot_new(const cfg_lot *cfg, int64_t tau_ms);
+void lot_free(lot *l);
+
+/* Applies a changed configuration (reload): name, capacity, source, position, thresholds.
+ * A changed capacity applies at once: occupied is re-clamped and the status re-evaluated. */
+void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms);
+
+/* Applies one parsed event of kind TOPIC->kind for sensor TOPIC->sensor, with event time TS_MS
+ * (the payload's ts or the receive time, already checked against max_future). MAX_BAYS bounds
+ * the number of distinct bays. Updates occupied, ts, status, smoothing and dirty marks. */
+lot_outcome lot_apply(lot *l, const pl_topic *topic, const pl_event *ev, int64_t ts_ms,
+                      int64_t max_bays);
+
+/* Re-evaluates `stale` against the event clock CLOCK_MS; true when it changed (marks dirty). */
+bool lot_update_stale(lot *l, int64_t clock_ms);
+
+int64_t lot_free_spaces(const lot *l);       /* capacity - occupied */
+double lot_occupancy(const lot *l);          /* occupied / capacity */
+const char *lot_status_name(enum lot_status status);  /* "unknown", "open", "almost_full", "full" */
+int lot_status_parse(const char *s, enum lot_status *out); /* 0 or -1 */
+
+/* Restore from storage, before any input. Bays and gates are created (not dirty). */
+void lot_restore_bay(lot *l, const char *id, bool occupied, int64_t ts_ms);
+void lot_restore_gate(lot *l, const char *id, uint64_t seq);
+/* Restores the lot-level state; occupied is re-clamped to the (possibly new) capacity. */
+void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts_ms,
+                       enum lot_status status, const sm_state *smooth);
+
+/* Forgets all dirty marks after the caller has written them out. */
+void lot_clear_dirty(lot *l);
+
+#endif

@@ -1,0 +1,22 @@
+/* util: allocation wrappers that abort on out of memory, and clocks. */
+#ifndef PARKD_UTIL_H
+#define PARKD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Never return NULL: running out of memory is fatal for a daemon that must not lose state
+ * silently, so these print a message and abort. */
+void *util_xmalloc(size_t size);
+void *util_xcalloc(size_t n, size_t size);
+void *util_xrealloc(void *p, size_t size);
+char *util_xstrdup(const char *s);        /* NULL in, NULL out */
+char *util_xstrndup(const char *s, size_t n);
+
+/* Grows *ARRAY (of *CAP elements of ELEM bytes) so that it holds at least NEED elements. */
+void util_grow(void **array, size_t *cap, size_t need, size_t elem);
+
+/* Wall-clock time in ms since the epoch. */
+int64_t util_wall_ms(void);
+
+#endif
