@@ -73,6 +73,10 @@ typedef struct lot {
     lot_gate **dirty_gates;
     size_t n_dirty_gates, cap_dirty_gates;
     bool dirty;                 /* lot-level state changed since lot_clear_dirty */
+
+    bool queued;                /* in the daemon's list of lots to write this turn */
+    void *pub_data;             /* the publisher's per-lot state (not owned) */
+    void *fc_data;              /* the forecaster's per-lot state (not owned) */
 } lot;
 
 /* A new lot with no data (status unknown) configured from CFG; TAU_MS is smoothing.tau.

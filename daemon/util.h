@@ -19,4 +19,8 @@ void util_grow(void **array, size_t *cap, size_t need, size_t elem);
 /* Wall-clock time in ms since the epoch. */
 int64_t util_wall_ms(void);
 
+/* Reads a secret from PATH: its first line without the newline. Returns a malloc'd string
+ * (caller frees, after wiping it), or NULL with errno set. Never logs the content. */
+char *util_read_secret_file(const char *path);
+
 #endif

@@ -1,0 +1,137 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util.h"
+
+#define LOG_BURST 10
+#define LOG_WINDOW_MS 10000
+#define LOG_REASONS 32
+
+static enum cfg_log_level log_level = CFG_LOG_INFO;
+static bool log_to_journal;
+
+typedef struct log_limit {
+    int64_t window_start_ms;
+    unsigned lines;
+    unsigned long suppressed;
+} log_limit;
+
+static log_limit log_limits[LOG_REASONS];
+
+/* JOURNAL_STREAM holds "dev:ino" of the journal's stream socket; stderr only counts as the
+ * journal when it is that very file, not merely inherited by a child writing elsewhere. */
+static bool log_stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_init(enum cfg_log_level level)
+{
+    log_level = level;
+    log_to_journal = log_stderr_is_journal();
+}
+
+void log_set_level(enum cfg_log_level level)
+{
+    log_level = level;
+}
+
+static const char *log_level_name(enum cfg_log_level level)
+{
+    switch (level) {
+    case CFG_LOG_ERROR: return "error";
+    case CFG_LOG_WARNING: return "warning";
+    case CFG_LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+static void log_vwrite(enum cfg_log_level level, const char *fmt, va_list ap)
+{
+    char line[1024];
+    int n;
+    if (log_to_journal) {
+        n = snprintf(line, sizeof line, "<%d>", (int)level);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, log_level_name(level));
+    }
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    /* one write per line so concurrent writers never interleave within a line */
+    fwrite(line, 1, len, stderr);
+    fflush(stderr);
+}
+
+void log_msg(enum cfg_log_level level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, fmt, ap);
+    va_end(ap);
+}
+
+static void log_escape(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i] && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+        }
+        if (i >= 200) {
+            o += (size_t)snprintf(out + o, size - o, "...");
+            break;
+        }
+    }
+    out[o] = '\0';
+}
+
+void log_rejected(unsigned reason_index, const char *reason, const char *topic,
+                  const char *detail)
+{
+    if (CFG_LOG_WARNING > log_level)
+        return;
+    log_limit *lim = &log_limits[reason_index % LOG_REASONS];
+    int64_t now = util_wall_ms();
+    if (now - lim->window_start_ms >= LOG_WINDOW_MS) {
+        lim->window_start_ms = now;
+        lim->lines = 0;
+    }
+    if (lim->lines >= LOG_BURST) {
+        lim->suppressed++;
+        return;
+    }
+    lim->lines++;
+    char safe[1024];
+    log_escape(topic ? topic : "", safe, sizeof safe);
+    if (lim->suppressed) {
+        log_warning("rejected input (%s) on topic \"%s\": %s (%lu similar suppressed)", reason,
+                    safe, detail, lim->suppressed);
+        lim->suppressed = 0;
+    } else {
+        log_warning("rejected input (%s) on topic \"%s\": %s", reason, safe, detail);
+    }
+}

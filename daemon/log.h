@@ -1,0 +1,27 @@
+/* log: leveled log lines on stderr, with journal <N> prefixes under systemd, and rate-limited
+ * warnings for rejected input. */
+#ifndef PARKD_LOG_H
+#define PARKD_LOG_H
+
+#include "config.h"
+
+/* Detects whether stderr is the journal (JOURNAL_STREAM) to choose "<N>" prefixes over
+ * timestamps. Safe to call again (reload). */
+void log_init(enum cfg_log_level level);
+void log_set_level(enum cfg_log_level level);
+
+void log_msg(enum cfg_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(CFG_LOG_ERROR, __VA_ARGS__)
+#define log_warning(...) log_msg(CFG_LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(CFG_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(CFG_LOG_DEBUG, __VA_ARGS__)
+
+/* A warning about rejected input, limited per REASON_INDEX (< 32) to a burst of lines per
+ * 10 s window; the next line after a window says how many were suppressed. TOPIC is printed
+ * with control and non-ASCII bytes escaped and cut at 200 bytes, since it is untrusted. */
+void log_rejected(unsigned reason_index, const char *reason, const char *topic,
+                  const char *detail);
+
+#endif

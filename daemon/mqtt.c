@@ -1,0 +1,562 @@
+#include "mqtt.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "log.h"
+#include "util.h"
+
+#define MQ_READ_BURST 1024          /* packets read per wake-up before storing them */
+#define MQ_MISC_INTERVAL_MS 1000    /* keepalive and retry bookkeeping */
+#define MQ_BACKOFF_MIN_MS 250
+#define MQ_BACKOFF_MAX_MS 30000
+
+struct mq_client {
+    uv_loop_t *loop;
+    const cfg_config *cfg;
+    const mq_callbacks *cb;
+    void *ctx;
+    struct mosquitto *mosq;
+    char topic_sub[512];
+    char topic_status[512];
+
+    uv_poll_t poll;
+    bool poll_open;             /* poll handle initialised and not yet closed */
+    int poll_fd;
+    int poll_events;
+    uv_timer_t misc_timer;
+    uv_timer_t reconnect_timer;
+    uint64_t backoff_ms;
+
+    bool started;
+    bool connecting;            /* a socket exists (connect in progress or connected) */
+    bool connected;             /* CONNACK received and subscribed */
+    bool announce_connected;    /* on_connected is due once libmosquitto has returned */
+    bool input_stopped;
+    bool paused;
+    bool closing;
+    uint64_t messages_read;
+    uint64_t messages_stored;
+    uint64_t reconnects;
+    size_t unacked;
+
+    int offline_mid;
+    bool offline_acked;
+    uv_timer_t close_timer;
+    uint64_t close_deadline;
+    int handles_to_close;
+    void (*close_done)(void *ctx);
+    void *close_ctx;
+};
+
+static void mq_on_poll(uv_poll_t *handle, int status, int events);
+static void mq_schedule_reconnect(mq_client *c);
+
+static const char *mq_strerror(int rc)
+{
+    if (rc == MOSQ_ERR_ERRNO)
+        return strerror(errno);
+    return mosquitto_strerror(rc);
+}
+
+static bool mq_input_blocked(const mq_client *c)
+{
+    return c->input_stopped || c->paused || c->messages_read > c->messages_stored;
+}
+
+static bool mq_writes_allowed(const mq_client *c)
+{
+    return c->messages_read == c->messages_stored;
+}
+
+static void mq_on_poll_closed(uv_handle_t *handle)
+{
+    mq_client *c = handle->data;
+    c->poll_open = false;
+    if (c->closing) {
+        if (--c->handles_to_close == 0 && c->close_done)
+            c->close_done(c->close_ctx);
+        return;
+    }
+    mq_schedule_reconnect(c);
+}
+
+/* libmosquitto closes its socket itself on errors, so the poll handle must go at once: a new
+ * socket could reuse the fd number, and libuv would then unregister the wrong file. */
+static void mq_drop_socket(mq_client *c, const char *why)
+{
+    bool was_connected = c->connected;
+    c->connected = false;
+    c->connecting = false;
+    /* Messages read but unacknowledged will be redelivered on the new session; their effects
+     * are applied already and are idempotent, so nothing waits for them any more. */
+    c->messages_stored = c->messages_read;
+    c->unacked = 0;
+    if (was_connected) {
+        log_warning("mqtt: connection lost: %s", why);
+        c->cb->on_disconnected(c->ctx);
+    } else {
+        log_warning("mqtt: cannot connect to %s:%d: %s", c->cfg->mqtt.host, c->cfg->mqtt.port, why);
+    }
+    if (c->poll_open) {
+        uv_close((uv_handle_t *)&c->poll, mq_on_poll_closed);
+    } else if (!c->closing) {
+        mq_schedule_reconnect(c);
+    }
+}
+
+static void mq_update_poll(mq_client *c)
+{
+    if (!c->poll_open || c->closing)
+        return;
+    int fd = mosquitto_socket(c->mosq);
+    if (fd != c->poll_fd) {
+        mq_drop_socket(c, "socket closed");
+        return;
+    }
+    int events = 0;
+    if (!mq_input_blocked(c))
+        events |= UV_READABLE;
+    if (mq_writes_allowed(c) && mosquitto_want_write(c->mosq))
+        events |= UV_WRITABLE;
+    if (events == c->poll_events)
+        return;
+    c->poll_events = events;
+    int rc = events ? uv_poll_start(&c->poll, events, mq_on_poll) : uv_poll_stop(&c->poll);
+    if (rc < 0)
+        log_error("mqtt: cannot watch socket: %s", uv_strerror(rc));
+}
+
+/* Writes what libmosquitto has queued, if the storage barrier allows it. Returns false when the
+ * connection was dropped. */
+static bool mq_flush_writes(mq_client *c)
+{
+    if (!c->poll_open || !mq_writes_allowed(c) || !mosquitto_want_write(c->mosq))
+        return true;
+    int rc = mosquitto_loop_write(c->mosq, 1);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mq_drop_socket(c, mq_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+static bool mq_socket_has_data(int fd)
+{
+    int avail = 0;
+    return ioctl(fd, FIONREAD, &avail) == 0 && avail > 0;
+}
+
+static void mq_read_burst(mq_client *c)
+{
+    for (int i = 0; i < MQ_READ_BURST && !c->input_stopped && !c->paused; i++) {
+        int rc = mosquitto_loop_read(c->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mq_drop_socket(c, rc == MOSQ_ERR_CONN_LOST ? "closed by the broker" : mq_strerror(rc));
+            return;
+        }
+        if (mosquitto_socket(c->mosq) != c->poll_fd) {
+            mq_drop_socket(c, "socket closed");
+            return;
+        }
+        if (!mq_socket_has_data(c->poll_fd))
+            break;
+    }
+}
+
+static void mq_on_poll(uv_poll_t *handle, int status, int events)
+{
+    mq_client *c = handle->data;
+    if (status < 0) {
+        mq_drop_socket(c, uv_strerror(status));
+        return;
+    }
+    if ((events & UV_READABLE) && !mq_input_blocked(c)) {
+        mq_read_burst(c);
+        if (!c->poll_open)
+            return;
+        if (c->announce_connected) {
+            /* outside libmosquitto now, so the caller may publish */
+            c->announce_connected = false;
+            c->cb->on_connected(c->ctx);
+            if (!c->poll_open)
+                return;
+        }
+    }
+    if (events & UV_WRITABLE) {
+        if (!mq_flush_writes(c))
+            return;
+    }
+    mq_update_poll(c);
+}
+
+static bool mq_watch_socket(mq_client *c)
+{
+    int fd = mosquitto_socket(c->mosq);
+    if (fd < 0)
+        return false;
+    int rc = uv_poll_init_socket(c->loop, &c->poll, fd);
+    if (rc < 0) {
+        log_error("mqtt: cannot watch socket %d: %s", fd, uv_strerror(rc));
+        return false;
+    }
+    c->poll.data = c;
+    c->poll_open = true;
+    c->poll_fd = fd;
+    c->poll_events = 0;
+    mq_update_poll(c);
+    return true;
+}
+
+static void mq_try_connect(mq_client *c)
+{
+    int rc;
+    if (c->reconnects == 0 && !c->started) {
+        c->started = true;
+        rc = mosquitto_connect_async(c->mosq, c->cfg->mqtt.host, c->cfg->mqtt.port,
+                                     (int)(c->cfg->mqtt.keepalive_ms / 1000));
+    } else {
+        c->reconnects++;
+        rc = mosquitto_reconnect_async(c->mosq);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warning("mqtt: cannot connect to %s:%d: %s", c->cfg->mqtt.host, c->cfg->mqtt.port,
+                    mq_strerror(rc));
+        mq_schedule_reconnect(c);
+        return;
+    }
+    c->connecting = true;
+    if (!mq_watch_socket(c))
+        mq_drop_socket(c, "no socket");
+}
+
+static void mq_on_reconnect_timer(uv_timer_t *timer)
+{
+    mq_client *c = timer->data;
+    if (!c->closing)
+        mq_try_connect(c);
+}
+
+static void mq_schedule_reconnect(mq_client *c)
+{
+    if (c->closing)
+        return;
+    uv_timer_start(&c->reconnect_timer, mq_on_reconnect_timer, c->backoff_ms, 0);
+    c->backoff_ms = c->backoff_ms * 2 > MQ_BACKOFF_MAX_MS ? MQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void mq_on_misc_timer(uv_timer_t *timer)
+{
+    mq_client *c = timer->data;
+    if (!c->poll_open)
+        return;
+    int rc = mosquitto_loop_misc(c->mosq);
+    if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
+        mq_drop_socket(c, mq_strerror(rc));
+        return;
+    }
+    if (mq_flush_writes(c))
+        mq_update_poll(c);
+}
+
+/* libmosquitto callbacks: they run inside loop_read/loop_write, so they only record and queue. */
+
+static void mq_on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    mq_client *c = obj;
+    if (rc != 0) {
+        log_error("mqtt: broker refused the connection: %s", mosquitto_connack_string(rc));
+        return;     /* the broker closes the socket; the read path reconnects */
+    }
+    int src = mosquitto_subscribe(mosq, NULL, c->topic_sub, c->cfg->mqtt.qos);
+    if (src != MOSQ_ERR_SUCCESS)
+        log_error("mqtt: cannot subscribe to %s: %s", c->topic_sub, mq_strerror(src));
+}
+
+static void mq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted)
+{
+    mq_client *c = obj;
+    if (n < 1 || granted[0] > 2) {
+        log_error("mqtt: broker refused the subscription to %s", c->topic_sub);
+        return;
+    }
+    c->connected = true;
+    c->backoff_ms = MQ_BACKOFF_MIN_MS;
+    log_info("mqtt: connected to %s:%d, subscribed to %s (QoS %d)", c->cfg->mqtt.host,
+             c->cfg->mqtt.port, c->topic_sub, granted[0]);
+    mosquitto_publish(mosq, NULL, c->topic_status, 6, "online", 1, true);
+    c->unacked++;
+    c->announce_connected = true;
+}
+
+static void mq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
+{
+    mq_client *c = obj;
+    c->messages_read++;
+    c->cb->on_message(c->ctx, m->topic, m->payload, (size_t)m->payloadlen);
+}
+
+static void mq_on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    mq_client *c = obj;
+    if (c->unacked)
+        c->unacked--;
+    if (mid == c->offline_mid)
+        c->offline_acked = true;
+}
+
+static void mq_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    (void)mosq; (void)obj; (void)rc;     /* handled where the socket is seen to close */
+}
+
+static void mq_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+        log_warning("mqtt: %s", str);
+}
+
+static char *mq_error(const char *what, const char *detail)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "mqtt: %s: %s", what, detail);
+    return util_xstrdup(buf);
+}
+
+static int mq_configure_auth(mq_client *c, char **err)
+{
+    const cfg_config *cfg = c->cfg;
+    char *password = NULL;
+    if (cfg->mqtt.password_file) {
+        password = util_read_secret_file(cfg->mqtt.password_file);
+        if (!password) {
+            *err = mq_error(cfg->mqtt.password_file, strerror(errno));
+            return -1;
+        }
+    }
+    int rc = MOSQ_ERR_SUCCESS;
+    if (cfg->mqtt.username || password)
+        rc = mosquitto_username_pw_set(c->mosq, cfg->mqtt.username, password);
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        *err = mq_error("username/password", mosquitto_strerror(rc));
+        return -1;
+    }
+    if (cfg->mqtt.tls_ca_file || cfg->mqtt.tls_cert_file) {
+        rc = mosquitto_tls_set(c->mosq, cfg->mqtt.tls_ca_file, NULL, cfg->mqtt.tls_cert_file,
+                               cfg->mqtt.tls_key_file, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            *err = mq_error("TLS files", mq_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int mq_configure(mq_client *c, char **err)
+{
+    const cfg_config *cfg = c->cfg;
+    snprintf(c->topic_sub, sizeof c->topic_sub, "%s/#", cfg->mqtt.input_prefix);
+    snprintf(c->topic_status, sizeof c->topic_status, "%s/status", cfg->mqtt.output_prefix);
+    /* threaded mode: packets are only queued, and written when we call loop_write (see .h) */
+    mosquitto_threaded_set(c->mosq, true);
+    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_max_inflight_messages_set(c->mosq, 1000);
+    int rc = mosquitto_will_set(c->mosq, c->topic_status, 7, "offline", 1, true);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        *err = mq_error("will", mosquitto_strerror(rc));
+        return -1;
+    }
+    mosquitto_connect_callback_set(c->mosq, mq_on_connect);
+    mosquitto_subscribe_callback_set(c->mosq, mq_on_subscribe);
+    mosquitto_message_callback_set(c->mosq, mq_on_message);
+    mosquitto_publish_callback_set(c->mosq, mq_on_publish);
+    mosquitto_disconnect_callback_set(c->mosq, mq_on_disconnect);
+    mosquitto_log_callback_set(c->mosq, mq_on_log);
+    return mq_configure_auth(c, err);
+}
+
+mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb, void *ctx,
+                  char **err)
+{
+    mq_client *c = util_xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->cfg = cfg;
+    c->cb = cb;
+    c->ctx = ctx;
+    c->poll_fd = -1;
+    c->offline_mid = -1;
+    c->backoff_ms = MQ_BACKOFF_MIN_MS;
+    c->mosq = mosquitto_new(cfg->mqtt.client_id, cfg->mqtt.clean_session, c);
+    if (!c->mosq) {
+        *err = mq_error("cannot create client", strerror(errno));
+        free(c);
+        return NULL;
+    }
+    if (mq_configure(c, err) < 0) {
+        mosquitto_destroy(c->mosq);
+        free(c);
+        return NULL;
+    }
+    uv_timer_init(loop, &c->misc_timer);
+    uv_timer_init(loop, &c->reconnect_timer);
+    uv_timer_init(loop, &c->close_timer);
+    c->misc_timer.data = c->reconnect_timer.data = c->close_timer.data = c;
+    return c;
+}
+
+void mq_set_config(mq_client *c, const cfg_config *cfg)
+{
+    c->cfg = cfg;
+}
+
+int mq_start(mq_client *c)
+{
+    int rc = uv_timer_start(&c->misc_timer, mq_on_misc_timer, MQ_MISC_INTERVAL_MS,
+                            MQ_MISC_INTERVAL_MS);
+    if (rc < 0)
+        return rc;
+    mq_try_connect(c);
+    return 0;
+}
+
+int mq_publish(mq_client *c, const char *topic, const char *payload, size_t len)
+{
+    if (!c->connected)
+        return -ENOTCONN;
+    int rc = mosquitto_publish(c->mosq, NULL, topic, (int)len, payload, 1, true);
+    if (rc == MOSQ_ERR_NO_CONN)
+        return -ENOTCONN;
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warning("mqtt: cannot publish on %s: %s", topic, mq_strerror(rc));
+        return -EIO;
+    }
+    c->unacked++;
+    if (mq_flush_writes(c))
+        mq_update_poll(c);
+    return 0;
+}
+
+uint64_t mq_messages_read(const mq_client *c)
+{
+    return c->messages_read;
+}
+
+void mq_mark_stored(mq_client *c, uint64_t upto)
+{
+    if (upto > c->messages_stored && upto <= c->messages_read)
+        c->messages_stored = upto;
+    if (mq_flush_writes(c))
+        mq_update_poll(c);
+}
+
+void mq_set_paused(mq_client *c, bool paused)
+{
+    c->paused = paused;
+    mq_update_poll(c);
+}
+
+void mq_stop_input(mq_client *c)
+{
+    c->input_stopped = true;
+    mq_update_poll(c);
+}
+
+bool mq_is_connected(const mq_client *c)
+{
+    return c->connected;
+}
+
+size_t mq_publishes_unacked(const mq_client *c)
+{
+    return c->unacked;
+}
+
+uint64_t mq_reconnects(const mq_client *c)
+{
+    return c->reconnects;
+}
+
+static void mq_on_handle_closed(uv_handle_t *handle)
+{
+    mq_client *c = handle->data;
+    if (--c->handles_to_close == 0 && c->close_done)
+        c->close_done(c->close_ctx);
+}
+
+static void mq_finish_close(mq_client *c)
+{
+    uv_timer_stop(&c->close_timer);
+    if (c->poll_open && mosquitto_socket(c->mosq) == c->poll_fd) {
+        mosquitto_disconnect(c->mosq);
+        mosquitto_loop_write(c->mosq, 1);
+    }
+    c->closing = true;
+    c->handles_to_close = 4;
+    uv_close((uv_handle_t *)&c->misc_timer, mq_on_handle_closed);
+    uv_close((uv_handle_t *)&c->reconnect_timer, mq_on_handle_closed);
+    uv_close((uv_handle_t *)&c->close_timer, mq_on_handle_closed);
+    if (c->poll_open)
+        uv_close((uv_handle_t *)&c->poll, mq_on_poll_closed);
+    else
+        c->handles_to_close--;
+}
+
+static void mq_on_close_tick(uv_timer_t *timer)
+{
+    mq_client *c = timer->data;
+    if (!c->connected || (c->offline_acked && c->unacked == 0) ||
+        uv_now(c->loop) >= c->close_deadline) {
+        mq_finish_close(c);
+        return;
+    }
+    if (mq_flush_writes(c))
+        mq_update_poll(c);
+}
+
+void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx)
+{
+    c->close_done = done;
+    c->close_ctx = ctx;
+    c->input_stopped = true;
+    uv_timer_stop(&c->reconnect_timer);
+    if (!c->connected) {
+        mq_finish_close(c);
+        return;
+    }
+    int rc = mosquitto_publish(c->mosq, &c->offline_mid, c->topic_status, 7, "offline", 1, true);
+    if (rc == MOSQ_ERR_SUCCESS)
+        c->unacked++;
+    else
+        c->offline_acked = true;
+    c->messages_stored = c->messages_read;
+    mq_flush_writes(c);
+    mq_update_poll(c);
+    c->close_deadline = uv_now(c->loop) + timeout_ms;
+    uv_timer_start(&c->close_timer, mq_on_close_tick, 10, 10);
+}
+
+void mq_free(mq_client *c)
+{
+    if (!c)
+        return;
+    mosquitto_destroy(c->mosq);
+    free(c);
+}
+
+void mq_library_init(void)
+{
+    mosquitto_lib_init();
+}
+
+void mq_library_cleanup(void)
+{
+    mosquitto_lib_cleanup();
+}

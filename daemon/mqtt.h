@@ -1,0 +1,79 @@
+/* mqtt: parkd's MQTT client. libmosquitto driven by the libuv loop through its socket: a uv_poll
+ * on mosquitto_socket(), write interest from mosquitto_want_write(), a timer for
+ * mosquitto_loop_misc(); no libmosquitto thread. Reconnects with backoff and re-subscribes.
+ *
+ * Acknowledge only what is stored: the client runs libmosquitto in "threaded" mode so that every
+ * outgoing packet (QoS 1 PUBACKs included) is only queued, and it writes the queue only once the
+ * caller has marked every message read so far as stored (mq_mark_stored). While input is
+ * unstored it also stops reading, so unstored input is bounded by one read burst. */
+#ifndef PARKD_MQTT_H
+#define PARKD_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+typedef struct mq_client mq_client;
+
+typedef struct mq_callbacks {
+    /* A message arrived; TOPIC and PAYLOAD are valid during the call only. Must not call mq_*
+     * functions other than mq_messages_read. */
+    void (*on_message)(void *ctx, const char *topic, const void *payload, size_t len);
+    /* Connected and subscribed to <input_prefix>/# (after every reconnect too). */
+    void (*on_connected)(void *ctx);
+    /* The connection was lost (a reconnect is scheduled). */
+    void (*on_disconnected)(void *ctx);
+} mq_callbacks;
+
+/* A client for CFG's mqtt section; CFG and CB must outlive the client. Reads the password file.
+ * Returns NULL and sets *err (malloc'd, caller frees) on a bad setting (unreadable password
+ * file, TLS files rejected by libmosquitto). */
+mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb, void *ctx,
+                  char **err);
+
+/* Swaps in a reloaded configuration whose mqtt section is identical (the caller keeps it so). */
+void mq_set_config(mq_client *c, const cfg_config *cfg);
+
+/* Starts connecting; failures are retried with backoff, so this only fails (negative errno) if
+ * the loop cannot take the timer. */
+int mq_start(mq_client *c);
+
+/* Publishes PAYLOAD retained at QoS 1 on TOPIC. Returns 0, or -ENOTCONN when not connected
+ * (the caller republishes on the next on_connected), or -EIO. */
+int mq_publish(mq_client *c, const char *topic, const char *payload, size_t len);
+
+/* Number of MQTT messages delivered to on_message since the start. */
+uint64_t mq_messages_read(const mq_client *c);
+
+/* Every message up to number UPTO (as counted by mq_messages_read) has its effect stored:
+ * queued packets may be written and reading resumes. */
+void mq_mark_stored(mq_client *c, uint64_t upto);
+
+/* Pauses or resumes reading input (e.g. while a reload restores added lots). */
+void mq_set_paused(mq_client *c, bool paused);
+
+/* Stops reading input for good (shutdown). */
+void mq_stop_input(mq_client *c);
+
+bool mq_is_connected(const mq_client *c);
+
+/* QoS 1 publishes not yet acknowledged by the broker. */
+size_t mq_publishes_unacked(const mq_client *c);
+
+/* Number of reconnects so far (for metrics and status). */
+uint64_t mq_reconnects(const mq_client *c);
+
+/* Graceful end: publishes <out>/status "offline", waits (at most TIMEOUT_MS) for outstanding
+ * publishes to be acknowledged, disconnects and closes all handles, then calls DONE(CTX).
+ * The client may then be freed with mq_free. */
+void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx);
+void mq_free(mq_client *c);
+
+/* Global libmosquitto init/cleanup, once per process. */
+void mq_library_init(void);
+void mq_library_cleanup(void);
+
+#endif
