@@ -1,0 +1,470 @@
+/* lot: the SPEC §3 input rules (sources, clamping, ordering, duplicates) and the SPEC §4 status
+ * rules (hysteresis, stale) for one car park. No I/O: everything that changed is marked dirty for
+ * the caller to write out. */
+#include "lot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Occupancy fractions are compared with this slack so that a threshold the operator wrote as a
+ * round number (0.9 - 0.05) is met exactly at the matching count (85 of 100), despite binary
+ * rounding. It is far below one car's share of any realistic capacity. */
+#define LOT_OCCUPANCY_EPSILON 1e-9
+
+static const char *const lot_status_names[] = {
+    [LOT_STATUS_UNKNOWN] = "unknown",
+    [LOT_STATUS_OPEN] = "open",
+    [LOT_STATUS_ALMOST_FULL] = "almost_full",
+    [LOT_STATUS_FULL] = "full",
+};
+
+/* ---- configuration ---- */
+
+static void lot_copy_config(lot *l, const cfg_lot *cfg, int64_t tau_ms)
+{
+    free(l->name);
+    l->name = util_xstrdup(cfg->name ? cfg->name : cfg->id);
+    l->capacity = cfg->capacity;
+    l->source = cfg->source;
+    l->has_position = cfg->has_position;
+    l->lat = cfg->lat;
+    l->lon = cfg->lon;
+    l->stale_after_ms = cfg->stale_after_ms;
+    l->almost_full = cfg->almost_full;
+    l->hysteresis = cfg->hysteresis;
+    l->tau_ms = tau_ms;
+}
+
+lot *lot_new(const cfg_lot *cfg, int64_t tau_ms)
+{
+    lot *l = util_xcalloc(1, sizeof *l);
+    l->id = util_xstrdup(cfg->id);
+    lot_copy_config(l, cfg, tau_ms);
+    l->status = LOT_STATUS_UNKNOWN;
+    l->ts_ms = INT64_MIN;
+    l->count_ts_ms = INT64_MIN;
+    l->bays = map_new();
+    l->gates = map_new();
+    return l;
+}
+
+static void lot_free_entry(void *ctx, void *value)
+{
+    free(value);
+}
+
+void lot_free(lot *l)
+{
+    if (!l)
+        return;
+    map_foreach(l->bays, lot_free_entry, NULL);
+    map_free(l->bays);
+    map_foreach(l->gates, lot_free_entry, NULL);
+    map_free(l->gates);
+    free(l->dirty_bays);
+    free(l->dirty_gates);
+    free(l->name);
+    free(l->id);
+    free(l);
+}
+
+/* ---- derived values ---- */
+
+int64_t lot_free_spaces(const lot *l)
+{
+    return l->capacity - l->occupied;
+}
+
+double lot_occupancy(const lot *l)
+{
+    return l->capacity > 0 ? (double)l->occupied / (double)l->capacity : 0.0;
+}
+
+const char *lot_status_name(enum lot_status status)
+{
+    if ((unsigned)status >= sizeof lot_status_names / sizeof lot_status_names[0])
+        return "unknown";
+    return lot_status_names[status];
+}
+
+int lot_status_parse(const char *s, enum lot_status *out)
+{
+    for (size_t i = 0; i < sizeof lot_status_names / sizeof lot_status_names[0]; i++) {
+        if (strcmp(s, lot_status_names[i]) == 0) {
+            *out = (enum lot_status)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Free spaces at which a full lot opens again: 1 % of capacity, at least one space, so a large
+ * lot does not flap between full and almost_full as single cars come and go. */
+static int64_t lot_full_exit_free(const lot *l)
+{
+    int64_t n = llround((double)l->capacity * 0.01);
+    return n < 1 ? 1 : n;
+}
+
+/* The SPEC §4 status with hysteresis, given the current one. */
+static enum lot_status lot_next_status(const lot *l)
+{
+    if (!l->has_data)
+        return LOT_STATUS_UNKNOWN;
+    int64_t free_spaces = lot_free_spaces(l);
+    if (free_spaces <= 0)
+        return LOT_STATUS_FULL;
+    if (l->status == LOT_STATUS_FULL && free_spaces < lot_full_exit_free(l))
+        return LOT_STATUS_FULL;
+    /* Leaving full passes through the almost_full rule as if the lot were almost full, so a lot
+     * that empties slowly shows almost_full before open. */
+    bool was_almost_full = l->status == LOT_STATUS_FULL || l->status == LOT_STATUS_ALMOST_FULL;
+    double occupancy = lot_occupancy(l);
+    if (occupancy >= l->almost_full - LOT_OCCUPANCY_EPSILON)
+        return LOT_STATUS_ALMOST_FULL;
+    if (was_almost_full && occupancy >= l->almost_full - l->hysteresis - LOT_OCCUPANCY_EPSILON)
+        return LOT_STATUS_ALMOST_FULL;
+    return LOT_STATUS_OPEN;
+}
+
+/* Clamps N to [0, capacity]; *CLAMPED tells whether it had to. */
+static int64_t lot_clamp(const lot *l, int64_t n, bool *clamped)
+{
+    *clamped = n < 0 || n > l->capacity;
+    if (n < 0)
+        return 0;
+    return n > l->capacity ? l->capacity : n;
+}
+
+/* Keeps the smoothing's held value equal to the current free spaces after a change that came
+ * from configuration or restore rather than from an event: dt = 0, so the past is not rewritten. */
+static void lot_hold_free(lot *l)
+{
+    if (l->smooth.started)
+        sm_update(&l->smooth, l->smooth.ts_ms, (double)lot_free_spaces(l), l->tau_ms);
+}
+
+/* ---- dirty marks ---- */
+
+static void lot_mark_bay_dirty(lot *l, lot_bay *b)
+{
+    if (b->dirty)
+        return;
+    b->dirty = true;
+    void *array = l->dirty_bays;
+    util_grow(&array, &l->cap_dirty_bays, l->n_dirty_bays + 1, sizeof *l->dirty_bays);
+    l->dirty_bays = array;
+    l->dirty_bays[l->n_dirty_bays++] = b;
+}
+
+static void lot_mark_gate_dirty(lot *l, lot_gate *g)
+{
+    if (g->dirty)
+        return;
+    g->dirty = true;
+    void *array = l->dirty_gates;
+    util_grow(&array, &l->cap_dirty_gates, l->n_dirty_gates + 1, sizeof *l->dirty_gates);
+    l->dirty_gates = array;
+    l->dirty_gates[l->n_dirty_gates++] = g;
+}
+
+void lot_clear_dirty(lot *l)
+{
+    for (size_t i = 0; i < l->n_dirty_bays; i++)
+        l->dirty_bays[i]->dirty = false;
+    for (size_t i = 0; i < l->n_dirty_gates; i++)
+        l->dirty_gates[i]->dirty = false;
+    l->n_dirty_bays = 0;
+    l->n_dirty_gates = 0;
+    l->dirty = false;
+}
+
+/* ---- bays and gates ---- */
+
+/* Ids come from pl_topic (bounded) or from storage; one that does not fit is refused rather than
+ * truncated, since a truncated id would alias another sensor. */
+static bool lot_id_fits(const char *id)
+{
+    size_t len = strnlen(id, PL_ID_MAX + 1);
+    return len > 0 && len <= PL_ID_MAX;
+}
+
+static lot_bay *lot_find_bay(const lot *l, const char *id)
+{
+    return map_get(l->bays, id, strlen(id));
+}
+
+static lot_bay *lot_add_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
+{
+    lot_bay *b = util_xcalloc(1, sizeof *b);
+    strcpy(b->id, id);
+    b->occupied = occupied;
+    b->ts_ms = ts_ms;
+    map_put(l->bays, b->id, strlen(b->id), b);
+    if (occupied)
+        l->bays_occupied++;
+    return b;
+}
+
+static void lot_set_bay(lot *l, lot_bay *b, bool occupied, int64_t ts_ms)
+{
+    if (b->occupied != occupied)
+        l->bays_occupied += occupied ? 1 : -1;
+    b->occupied = occupied;
+    b->ts_ms = ts_ms;
+}
+
+static lot_gate *lot_find_gate(const lot *l, const char *id)
+{
+    return map_get(l->gates, id, strlen(id));
+}
+
+static lot_gate *lot_add_gate(lot *l, const char *id)
+{
+    lot_gate *g = util_xcalloc(1, sizeof *g);
+    strcpy(g->id, id);
+    map_put(l->gates, g->id, strlen(g->id), g);
+    return g;
+}
+
+/* ---- applying input ---- */
+
+static bool lot_source_takes(enum cfg_source source, enum pl_kind kind)
+{
+    switch (source) {
+    case CFG_SOURCE_BAYS:
+        return kind == PL_KIND_BAY;
+    case CFG_SOURCE_GATES:
+        return kind == PL_KIND_GATE || kind == PL_KIND_COUNT;
+    case CFG_SOURCE_COUNT:
+        return kind == PL_KIND_COUNT;
+    }
+    return false;
+}
+
+static lot_outcome lot_rejected(enum pl_reject reason)
+{
+    return (lot_outcome){ .result = LOT_REJECTED, .reject = reason };
+}
+
+/* Bookkeeping after any applied input at event time TS_MS: the lot is alive and its derived
+ * state (smoothing, status) follows the new occupied. */
+static void lot_after_apply(lot *l, int64_t ts_ms)
+{
+    l->has_data = true;
+    if (ts_ms > l->ts_ms)
+        l->ts_ms = ts_ms;
+    l->stale = false;
+    l->dirty = true;
+    sm_update(&l->smooth, ts_ms, (double)lot_free_spaces(l), l->tau_ms);
+    l->status = lot_next_status(l);
+}
+
+/* A valid, newest input that repeats the current state: it still proves the lot is alive, so the
+ * newest time advances and stale clears, but nothing else is written. */
+static void lot_after_unchanged(lot *l, int64_t ts_ms)
+{
+    if (!l->has_data) {
+        /* Only after a partial restore (bays without lot state): the repeat is the first data. */
+        lot_after_apply(l, ts_ms);
+        return;
+    }
+    if (ts_ms > l->ts_ms) {
+        l->ts_ms = ts_ms;
+        l->dirty = true;
+    }
+    if (l->stale) {
+        l->stale = false;
+        l->dirty = true;
+    }
+}
+
+static lot_outcome lot_apply_bay(lot *l, const char *id, const pl_event *ev, int64_t ts_ms,
+                                 int64_t max_bays)
+{
+    lot_outcome out = { .result = LOT_APPLIED };
+    lot_bay *b = lot_find_bay(l, id);
+    if (!b) {
+        if ((int64_t)map_size(l->bays) >= max_bays)
+            return lot_rejected(PL_TOO_MANY_BAYS);
+        /* Even a first "free" is stored: it is the bay's last applied state and ts. */
+        b = lot_add_bay(l, id, ev->occupied, ts_ms);
+    } else if (ts_ms < b->ts_ms) {
+        out.result = LOT_IGNORED_OLD;
+        return out;
+    } else if (b->occupied == ev->occupied) {
+        out.result = LOT_UNCHANGED;
+        lot_after_unchanged(l, ts_ms);
+        return out;
+    } else {
+        /* Equal ts with a different state: the later arrival wins. */
+        lot_set_bay(l, b, ev->occupied, ts_ms);
+    }
+    lot_mark_bay_dirty(l, b);
+    l->occupied = lot_clamp(l, l->bays_occupied, &out.clamped);
+    lot_after_apply(l, ts_ms);
+    return out;
+}
+
+/* OCCUPIED moved by COUNT cars in or out, clamped to [0, capacity] without overflow (COUNT may
+ * be any 64-bit number). */
+static int64_t lot_gate_move(const lot *l, bool in, uint64_t count, bool *clamped)
+{
+    uint64_t room = (uint64_t)(in ? l->capacity - l->occupied : l->occupied);
+    *clamped = count > room;
+    if (in)
+        return *clamped ? l->capacity : l->occupied + (int64_t)count;
+    return *clamped ? 0 : l->occupied - (int64_t)count;
+}
+
+static lot_outcome lot_apply_gate(lot *l, const char *id, const pl_event *ev, int64_t ts_ms,
+                                  int64_t max_bays)
+{
+    lot_outcome out = { .result = LOT_APPLIED };
+    lot_gate *g = lot_find_gate(l, id);
+    if (!g) {
+        if ((int64_t)map_size(l->gates) >= max_bays)
+            return lot_rejected(PL_TOO_MANY_BAYS);
+        g = lot_add_gate(l, id);
+    }
+    if (ev->has_seq && g->has_seq && ev->seq <= g->seq) {
+        out.result = LOT_IGNORED_DUPLICATE;
+        return out;
+    }
+    /* Without seq there is no way to tell a redelivery from a new car: count it. */
+    if (ev->has_seq) {
+        g->seq = ev->seq;
+        g->has_seq = true;
+        lot_mark_gate_dirty(l, g);
+    }
+    l->occupied = lot_gate_move(l, ev->gate_in, ev->count, &out.clamped);
+    lot_after_apply(l, ts_ms);
+    return out;
+}
+
+static lot_outcome lot_apply_count(lot *l, const pl_event *ev, int64_t ts_ms)
+{
+    lot_outcome out = { .result = LOT_APPLIED };
+    if (ts_ms < l->count_ts_ms) {
+        out.result = LOT_IGNORED_OLD;
+        return out;
+    }
+    out.capacity_mismatch = ev->has_capacity && ev->capacity != l->capacity;
+    bool clamped;
+    int64_t occupied = lot_clamp(l, ev->is_free ? l->capacity - ev->value : ev->value, &clamped);
+    if (ts_ms == l->count_ts_ms && occupied == l->occupied) {
+        /* A redelivery of the applied count: its clamp was already counted. */
+        out.result = LOT_UNCHANGED;
+        lot_after_unchanged(l, ts_ms);
+        return out;
+    }
+    out.clamped = clamped;
+    if (l->source == CFG_SOURCE_GATES) {
+        out.recalibrated = true;
+        out.correction = occupied - l->occupied;
+    }
+    l->occupied = occupied;
+    l->count_ts_ms = ts_ms;
+    lot_after_apply(l, ts_ms);
+    return out;
+}
+
+lot_outcome lot_apply(lot *l, const pl_topic *topic, const pl_event *ev, int64_t ts_ms,
+                      int64_t max_bays)
+{
+    if (!lot_source_takes(l->source, topic->kind))
+        return lot_rejected(PL_WRONG_KIND);
+    /* pl_parse_topic validated the id; this only guards the copy into the fixed-size id. */
+    if (topic->kind != PL_KIND_COUNT && !lot_id_fits(topic->sensor))
+        return lot_rejected(PL_BAD_ID);
+    switch (topic->kind) {
+    case PL_KIND_BAY:
+        return lot_apply_bay(l, topic->sensor, ev, ts_ms, max_bays);
+    case PL_KIND_GATE:
+        return lot_apply_gate(l, topic->sensor, ev, ts_ms, max_bays);
+    case PL_KIND_COUNT:
+        return lot_apply_count(l, ev, ts_ms);
+    }
+    return lot_rejected(PL_WRONG_KIND);
+}
+
+bool lot_update_stale(lot *l, int64_t clock_ms)
+{
+    /* Unsigned difference: defined for any two int64 values, exact when clock_ms > ts_ms. */
+    bool stale = l->has_data && clock_ms > l->ts_ms &&
+                 (uint64_t)clock_ms - (uint64_t)l->ts_ms > (uint64_t)l->stale_after_ms;
+    if (stale == l->stale)
+        return false;
+    l->stale = stale;
+    l->dirty = true;
+    return true;
+}
+
+/* occupied as the source defines it, clamped: for a bays lot the bays decide (once there are
+ * any), otherwise the current value. A clamp here is a capacity change, not an anomaly. */
+static void lot_reclamp(lot *l)
+{
+    bool clamped;
+    bool from_bays = l->source == CFG_SOURCE_BAYS && map_size(l->bays) > 0;
+    l->occupied = lot_clamp(l, from_bays ? l->bays_occupied : l->occupied, &clamped);
+}
+
+void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms)
+{
+    lot_copy_config(l, cfg, tau_ms);
+    lot_reclamp(l);
+    lot_hold_free(l);
+    l->status = lot_next_status(l);
+    l->dirty = true;
+}
+
+/* ---- restore ---- */
+
+/* After restoring a piece of state, re-derive what depends on it; the capacity may have changed
+ * while the daemon was down. Nothing is marked dirty: the state came from storage. */
+static void lot_after_restore(lot *l)
+{
+    lot_reclamp(l);
+    lot_hold_free(l);
+    l->status = lot_next_status(l);
+}
+
+void lot_restore_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
+{
+    if (!lot_id_fits(id))
+        return;
+    lot_bay *b = lot_find_bay(l, id);
+    if (b)
+        lot_set_bay(l, b, occupied, ts_ms);
+    else
+        lot_add_bay(l, id, occupied, ts_ms);
+    lot_after_restore(l);
+}
+
+void lot_restore_gate(lot *l, const char *id, uint64_t seq)
+{
+    if (!lot_id_fits(id))
+        return;
+    lot_gate *g = lot_find_gate(l, id);
+    if (!g)
+        g = lot_add_gate(l, id);
+    g->seq = seq;
+    g->has_seq = true;
+}
+
+void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts_ms,
+                       enum lot_status status, const sm_state *smooth)
+{
+    /* A stored "unknown" is a lot that was configured but never had input. */
+    l->has_data = status != LOT_STATUS_UNKNOWN;
+    l->occupied = occupied;
+    l->ts_ms = ts_ms;
+    l->count_ts_ms = count_ts_ms;
+    l->status = status;
+    if (smooth)
+        l->smooth = *smooth;
+    lot_after_restore(l);
+}

@@ -1,0 +1,861 @@
+/* Unit tests for lot: the SPEC §3 input rules and the SPEC §4 status rules. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "lot.h"
+
+#define TAU 300000
+#define HOUR 3600000
+#define MAX_BAYS 10000
+
+static char lot_id[] = "BHMBCCMKT01";
+static char lot_name[] = "Broad Street";
+
+static cfg_lot make_cfg(int64_t capacity, enum cfg_source source)
+{
+    return (cfg_lot){ .id = lot_id, .name = lot_name, .capacity = capacity, .source = source,
+                      .has_position = true, .lat = 52.4781, .lon = -1.9086,
+                      .stale_after_ms = HOUR, .almost_full = 0.9, .hysteresis = 0.05 };
+}
+
+static lot *make_lot(int64_t capacity, enum cfg_source source)
+{
+    cfg_lot cfg = make_cfg(capacity, source);
+    return lot_new(&cfg, TAU);
+}
+
+static pl_topic make_topic(enum pl_kind kind, const char *sensor)
+{
+    pl_topic t = { .kind = kind };
+    strcpy(t.lot, lot_id);
+    strcpy(t.sensor, sensor);
+    return t;
+}
+
+static lot_outcome bay_max(lot *l, const char *id, bool occupied, int64_t ts, int64_t max_bays)
+{
+    pl_topic t = make_topic(PL_KIND_BAY, id);
+    pl_event ev = { .kind = PL_KIND_BAY, .has_ts = true, .ts_ms = ts, .occupied = occupied };
+    return lot_apply(l, &t, &ev, ts, max_bays);
+}
+
+static lot_outcome bay(lot *l, const char *id, bool occupied, int64_t ts)
+{
+    return bay_max(l, id, occupied, ts, MAX_BAYS);
+}
+
+static lot_outcome gate_full(lot *l, const char *id, bool in, uint64_t count, bool has_seq,
+                             uint64_t seq, int64_t ts, int64_t max_bays)
+{
+    pl_topic t = make_topic(PL_KIND_GATE, id);
+    pl_event ev = { .kind = PL_KIND_GATE, .has_ts = true, .ts_ms = ts, .gate_in = in,
+                    .count = count, .has_seq = has_seq, .seq = seq };
+    return lot_apply(l, &t, &ev, ts, max_bays);
+}
+
+static lot_outcome gate(lot *l, const char *id, bool in, uint64_t count, int64_t ts)
+{
+    return gate_full(l, id, in, count, false, 0, ts, MAX_BAYS);
+}
+
+static lot_outcome gate_seq(lot *l, const char *id, bool in, uint64_t seq, int64_t ts)
+{
+    return gate_full(l, id, in, 1, true, seq, ts, MAX_BAYS);
+}
+
+static lot_outcome count_full(lot *l, bool is_free, int64_t value, bool has_capacity,
+                              int64_t capacity, int64_t ts)
+{
+    pl_topic t = make_topic(PL_KIND_COUNT, "");
+    pl_event ev = { .kind = PL_KIND_COUNT, .has_ts = true, .ts_ms = ts, .is_free = is_free,
+                    .value = value, .has_capacity = has_capacity, .capacity = capacity };
+    return lot_apply(l, &t, &ev, ts, MAX_BAYS);
+}
+
+static lot_outcome count_occ(lot *l, int64_t occupied, int64_t ts)
+{
+    return count_full(l, false, occupied, false, 0, ts);
+}
+
+static lot_outcome count_free(lot *l, int64_t free_spaces, int64_t ts)
+{
+    return count_full(l, true, free_spaces, false, 0, ts);
+}
+
+static lot_bay *find_bay(lot *l, const char *id)
+{
+    return map_get(l->bays, id, strlen(id));
+}
+
+static lot_gate *find_gate(lot *l, const char *id)
+{
+    return map_get(l->gates, id, strlen(id));
+}
+
+/* ---- construction, names ---- */
+
+static void test_new_lot_is_unknown(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    assert_string_equal(l->id, lot_id);
+    assert_ptr_not_equal(l->id, lot_id);
+    assert_string_equal(l->name, lot_name);
+    assert_ptr_not_equal(l->name, lot_name);
+    assert_int_equal(l->capacity, 577);
+    assert_int_equal(l->status, LOT_STATUS_UNKNOWN);
+    assert_false(l->has_data);
+    assert_int_equal(l->occupied, 0);
+    assert_true(l->ts_ms == INT64_MIN);
+    assert_true(l->count_ts_ms == INT64_MIN);
+    assert_false(l->stale);
+    assert_false(lot_update_stale(l, 100LL * HOUR));   /* no data: never stale */
+    assert_false(l->stale);
+    assert_int_equal(lot_free_spaces(l), 577);
+    assert_float_equal(lot_occupancy(l), 0.0, 0);
+    lot_free(l);
+    lot_free(NULL);
+}
+
+static void test_status_names(void **state)
+{
+    static const char *const names[] = { "unknown", "open", "almost_full", "full" };
+    for (int i = 0; i < 4; i++) {
+        enum lot_status st;
+        assert_string_equal(lot_status_name((enum lot_status)i), names[i]);
+        assert_int_equal(lot_status_parse(names[i], &st), 0);
+        assert_int_equal(st, i);
+    }
+    enum lot_status st = LOT_STATUS_OPEN;
+    assert_int_equal(lot_status_parse("FULL", &st), -1);
+    assert_int_equal(lot_status_parse("", &st), -1);
+    assert_int_equal(st, LOT_STATUS_OPEN);
+}
+
+/* ---- bays ---- */
+
+static void test_bays_count_occupied(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    assert_int_equal(bay(l, "a", true, 1000).result, LOT_APPLIED);
+    assert_int_equal(bay(l, "b", true, 1000).result, LOT_APPLIED);
+    assert_int_equal(bay(l, "c", true, 1000).result, LOT_APPLIED);
+    /* A first "free" creates the bay: its state and ts must be stored. */
+    assert_int_equal(bay(l, "d", false, 1000).result, LOT_APPLIED);
+    assert_non_null(find_bay(l, "d"));
+    assert_int_equal(map_size(l->bays), 4);
+    assert_int_equal(l->occupied, 3);
+    assert_int_equal(l->bays_occupied, 3);
+    assert_true(l->has_data);
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    assert_int_equal(bay(l, "b", false, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 2);
+    assert_int_equal(bay(l, "d", true, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 3);
+    assert_int_equal(l->ts_ms, 2000);
+    lot_free(l);
+}
+
+static void test_bay_repeat_unchanged(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    bay(l, "a", true, 1000);
+    lot_clear_dirty(l);
+    /* A repeat with a newer ts: the bay keeps its applied ts, but the lot is alive at 5000. */
+    lot_outcome o = bay(l, "a", true, 5000);
+    assert_int_equal(o.result, LOT_UNCHANGED);
+    assert_false(o.clamped);
+    lot_bay *b = find_bay(l, "a");
+    assert_int_equal(b->ts_ms, 1000);
+    assert_false(b->dirty);
+    assert_int_equal(l->n_dirty_bays, 0);
+    assert_int_equal(l->occupied, 1);
+    assert_int_equal(l->ts_ms, 5000);
+    assert_true(l->dirty);
+    /* An exact redelivery changes nothing at all. */
+    lot_clear_dirty(l);
+    assert_int_equal(bay(l, "a", true, 5000).result, LOT_UNCHANGED);
+    assert_int_equal(bay(l, "a", true, 1000).result, LOT_UNCHANGED);
+    assert_false(l->dirty);
+    assert_int_equal(l->ts_ms, 5000);
+    lot_free(l);
+}
+
+static void test_bay_older_ignored(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    bay(l, "a", true, 5000);
+    lot_clear_dirty(l);
+    assert_int_equal(bay(l, "a", false, 4999).result, LOT_IGNORED_OLD);
+    assert_int_equal(bay(l, "a", true, 1).result, LOT_IGNORED_OLD);
+    lot_bay *b = find_bay(l, "a");
+    assert_true(b->occupied);
+    assert_int_equal(b->ts_ms, 5000);
+    assert_int_equal(l->occupied, 1);
+    assert_false(l->dirty);
+    assert_int_equal(l->n_dirty_bays, 0);
+    lot_free(l);
+}
+
+/* Equal ts, different state: not older, so it applies (the later arrival wins). */
+static void test_bay_equal_ts_different_state(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    bay(l, "a", true, 5000);
+    assert_int_equal(bay(l, "a", false, 5000).result, LOT_APPLIED);
+    assert_false(find_bay(l, "a")->occupied);
+    assert_int_equal(l->occupied, 0);
+    lot_free(l);
+}
+
+static void test_bays_clamped_to_capacity(void **state)
+{
+    lot *l = make_lot(2, CFG_SOURCE_BAYS);
+    assert_false(bay(l, "a", true, 1000).clamped);
+    assert_false(bay(l, "b", true, 1000).clamped);
+    lot_outcome o = bay(l, "c", true, 1000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_true(o.clamped);
+    assert_int_equal(l->occupied, 2);
+    assert_int_equal(l->bays_occupied, 3);
+    /* Back within capacity: no clamp. */
+    o = bay(l, "a", false, 2000);
+    assert_false(o.clamped);
+    assert_int_equal(l->occupied, 2);
+    lot_free(l);
+}
+
+static void test_too_many_bays(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    assert_int_equal(bay_max(l, "a", true, 1000, 2).result, LOT_APPLIED);
+    assert_int_equal(bay_max(l, "b", false, 1000, 2).result, LOT_APPLIED);
+    lot_clear_dirty(l);
+    lot_outcome o = bay_max(l, "c", true, 2000, 2);
+    assert_int_equal(o.result, LOT_REJECTED);
+    assert_int_equal(o.reject, PL_TOO_MANY_BAYS);
+    assert_null(find_bay(l, "c"));
+    assert_int_equal(map_size(l->bays), 2);
+    assert_int_equal(l->occupied, 1);
+    assert_int_equal(l->ts_ms, 1000);
+    assert_false(l->dirty);
+    /* Known bays still update at the limit. */
+    assert_int_equal(bay_max(l, "b", true, 2000, 2).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 2);
+    lot_free(l);
+}
+
+/* ---- gates ---- */
+
+static void test_gates_in_out(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    assert_int_equal(gate(l, "north", true, 1, 1000).result, LOT_APPLIED);
+    assert_int_equal(gate(l, "north", true, 3, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 4);
+    assert_int_equal(gate(l, "south", false, 2, 3000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 2);
+    assert_int_equal(lot_free_spaces(l), 98);
+    assert_int_equal(map_size(l->gates), 2);
+    assert_int_equal(l->ts_ms, 3000);
+    /* Gate events are not ordered by ts: an older one still counts, ts_ms stays the newest. */
+    assert_int_equal(gate(l, "south", true, 1, 500).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 3);
+    assert_int_equal(l->ts_ms, 3000);
+    lot_free(l);
+}
+
+static void test_gate_seq_duplicates_and_jumps(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    assert_int_equal(gate_seq(l, "g", true, 5, 1000).result, LOT_APPLIED);
+    lot_clear_dirty(l);
+    assert_int_equal(gate_seq(l, "g", true, 5, 1000).result, LOT_IGNORED_DUPLICATE);
+    assert_int_equal(gate_seq(l, "g", true, 4, 2000).result, LOT_IGNORED_DUPLICATE);
+    assert_int_equal(gate_seq(l, "g", true, 0, 2000).result, LOT_IGNORED_DUPLICATE);
+    assert_int_equal(l->occupied, 1);
+    assert_false(l->dirty);
+    assert_int_equal(l->n_dirty_gates, 0);
+    /* A jump (lost messages) is applied; the gap is not counted. */
+    assert_int_equal(gate_seq(l, "g", true, 9, 3000).result, LOT_APPLIED);
+    assert_int_equal(find_gate(l, "g")->seq, 9);
+    assert_int_equal(gate_seq(l, "g", true, 6, 3000).result, LOT_IGNORED_DUPLICATE);
+    assert_int_equal(gate_seq(l, "g", false, 10, 4000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 1);
+    /* Seqs are per gate. */
+    assert_int_equal(gate_seq(l, "h", true, 1, 4000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 2);
+    lot_free(l);
+}
+
+static void test_gate_seq_max(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    assert_int_equal(gate_seq(l, "g", true, 0, 1000).result, LOT_APPLIED);
+    assert_int_equal(gate_seq(l, "g", true, UINT64_MAX - 1, 1000).result, LOT_APPLIED);
+    assert_int_equal(gate_seq(l, "g", true, UINT64_MAX, 1000).result, LOT_APPLIED);
+    assert_true(find_gate(l, "g")->seq == UINT64_MAX);
+    assert_int_equal(gate_seq(l, "g", true, UINT64_MAX, 1000).result, LOT_IGNORED_DUPLICATE);
+    assert_int_equal(l->occupied, 3);
+    /* A fresh gate may start at the top. */
+    assert_int_equal(gate_seq(l, "h", true, UINT64_MAX, 1000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 4);
+    lot_free(l);
+}
+
+static void test_gate_without_seq_always_applied(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gate(l, "g", true, 1, 1000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 3);
+    /* A gate without seq has nothing to store. */
+    assert_int_equal(l->n_dirty_gates, 0);
+    assert_false(find_gate(l, "g")->has_seq);
+    /* After seq'd events, an event without seq is applied and keeps the last seq. */
+    gate_seq(l, "g", true, 7, 2000);
+    assert_int_equal(gate(l, "g", false, 1, 3000).result, LOT_APPLIED);
+    assert_int_equal(find_gate(l, "g")->seq, 7);
+    assert_int_equal(l->occupied, 3);
+    lot_free(l);
+}
+
+static void test_gate_clamps(void **state)
+{
+    lot *l = make_lot(5, CFG_SOURCE_GATES);
+    lot_outcome o = gate(l, "g", false, 1, 1000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_true(o.clamped);
+    assert_int_equal(l->occupied, 0);
+    assert_false(gate(l, "g", true, 5, 2000).clamped);
+    assert_int_equal(l->occupied, 5);
+    o = gate(l, "g", true, 1, 3000);
+    assert_true(o.clamped);
+    assert_int_equal(l->occupied, 5);
+    assert_false(gate(l, "g", false, 2, 4000).clamped);
+    assert_int_equal(l->occupied, 3);
+    o = gate(l, "g", false, 4, 5000);
+    assert_true(o.clamped);
+    assert_int_equal(l->occupied, 0);
+    /* The whole 64-bit range of count, without overflow. */
+    assert_true(gate(l, "g", true, UINT64_MAX, 6000).clamped);
+    assert_int_equal(l->occupied, 5);
+    assert_true(gate(l, "g", false, UINT64_MAX, 7000).clamped);
+    assert_int_equal(l->occupied, 0);
+    lot_free(l);
+}
+
+static void test_too_many_gates(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    assert_int_equal(gate_full(l, "a", true, 1, false, 0, 1000, 1).result, LOT_APPLIED);
+    lot_outcome o = gate_full(l, "b", true, 1, true, 1, 1000, 1);
+    assert_int_equal(o.result, LOT_REJECTED);
+    assert_int_equal(o.reject, PL_TOO_MANY_BAYS);
+    assert_null(find_gate(l, "b"));
+    assert_int_equal(l->occupied, 1);
+    assert_int_equal(gate_full(l, "a", true, 1, false, 0, 1000, 1).result, LOT_APPLIED);
+    lot_free(l);
+}
+
+/* ---- count ---- */
+
+static void test_count_occupied_and_free(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    lot_outcome o = count_occ(l, 61, 1000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_false(o.clamped);
+    assert_false(o.recalibrated);
+    assert_int_equal(l->occupied, 61);
+    assert_int_equal(l->count_ts_ms, 1000);
+    assert_int_equal(count_free(l, 516, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 61);
+    assert_int_equal(count_free(l, 500, 3000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 77);
+    assert_int_equal(lot_free_spaces(l), 500);
+    lot_free(l);
+}
+
+static void test_count_clamps(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    lot_outcome o = count_occ(l, 600, 1000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_true(o.clamped);
+    assert_int_equal(l->occupied, 577);
+    /* Its redelivery is unchanged and not a second anomaly. */
+    o = count_occ(l, 600, 1000);
+    assert_int_equal(o.result, LOT_UNCHANGED);
+    assert_false(o.clamped);
+    o = count_free(l, 600, 2000);
+    assert_true(o.clamped);
+    assert_int_equal(l->occupied, 0);
+    o = count_occ(l, 577, 3000);
+    assert_false(o.clamped);
+    assert_int_equal(l->occupied, 577);
+    o = count_free(l, 0, 4000);
+    assert_false(o.clamped);
+    o = count_occ(l, 0, 5000);
+    assert_false(o.clamped);
+    assert_int_equal(l->occupied, 0);
+    lot_free(l);
+}
+
+static void test_count_capacity_mismatch(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    lot_outcome o = count_full(l, false, 100, true, 600, 1000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_true(o.capacity_mismatch);
+    assert_int_equal(l->capacity, 577);
+    assert_int_equal(l->occupied, 100);
+    o = count_full(l, true, 500, true, 577, 2000);
+    assert_false(o.capacity_mismatch);
+    assert_int_equal(l->occupied, 77);
+    /* "free" is relative to the configured capacity, whatever the message says. */
+    o = count_full(l, true, 500, true, 1000, 3000);
+    assert_true(o.capacity_mismatch);
+    assert_int_equal(l->occupied, 77);
+    lot_free(l);
+}
+
+static void test_count_ordering(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    count_occ(l, 100, 2000);
+    lot_clear_dirty(l);
+    assert_int_equal(count_occ(l, 50, 1999).result, LOT_IGNORED_OLD);
+    assert_int_equal(l->occupied, 100);
+    assert_int_equal(l->count_ts_ms, 2000);
+    assert_false(l->dirty);
+    /* Same value, same ts: a redelivery. */
+    assert_int_equal(count_occ(l, 100, 2000).result, LOT_UNCHANGED);
+    assert_false(l->dirty);
+    /* Same ts, different value: the later arrival wins. */
+    assert_int_equal(count_occ(l, 90, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 90);
+    lot_clear_dirty(l);
+    /* Same value, newer ts: the count's time advances. */
+    lot_outcome o = count_occ(l, 90, 3000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_int_equal(l->count_ts_ms, 3000);
+    assert_int_equal(l->ts_ms, 3000);
+    assert_true(l->dirty);
+    assert_int_equal(count_occ(l, 95, 2500).result, LOT_IGNORED_OLD);
+    lot_free(l);
+}
+
+static void test_gates_recalibration(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    gate(l, "g", true, 10, 1000);
+    lot_outcome o = count_occ(l, 7, 2000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_true(o.recalibrated);
+    assert_int_equal(o.correction, -3);
+    assert_int_equal(l->occupied, 7);
+    gate(l, "g", true, 1, 3000);
+    o = count_free(l, 80, 4000);
+    assert_true(o.recalibrated);
+    assert_int_equal(o.correction, 12);
+    assert_int_equal(l->occupied, 20);
+    /* Counts on a gates lot are ordered too. */
+    assert_int_equal(count_occ(l, 0, 3999).result, LOT_IGNORED_OLD);
+    /* A count matching the gates' sum: applied, correction 0. */
+    o = count_occ(l, 20, 5000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_true(o.recalibrated);
+    assert_int_equal(o.correction, 0);
+    /* Clamped recalibration: correction is to the clamped value. */
+    o = count_occ(l, 150, 6000);
+    assert_true(o.clamped);
+    assert_int_equal(o.correction, 80);
+    assert_int_equal(l->occupied, 100);
+    lot_free(l);
+}
+
+/* ---- kinds ---- */
+
+static void expect_wrong_kind(lot *l, lot_outcome o)
+{
+    assert_int_equal(o.result, LOT_REJECTED);
+    assert_int_equal(o.reject, PL_WRONG_KIND);
+    assert_false(l->has_data);
+    assert_false(l->dirty);
+    assert_int_equal(l->occupied, 0);
+    assert_int_equal(l->status, LOT_STATUS_UNKNOWN);
+    assert_true(l->ts_ms == INT64_MIN);
+    assert_true(l->count_ts_ms == INT64_MIN);
+    assert_int_equal(map_size(l->bays), 0);
+    assert_int_equal(map_size(l->gates), 0);
+}
+
+static void test_wrong_kind(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_BAYS);
+    expect_wrong_kind(l, gate_seq(l, "g", true, 1, 1000));
+    expect_wrong_kind(l, count_occ(l, 5, 1000));
+    lot_free(l);
+
+    l = make_lot(100, CFG_SOURCE_GATES);
+    expect_wrong_kind(l, bay(l, "a", true, 1000));
+    lot_free(l);
+
+    l = make_lot(100, CFG_SOURCE_COUNT);
+    expect_wrong_kind(l, bay(l, "a", true, 1000));
+    expect_wrong_kind(l, gate(l, "g", true, 1, 1000));
+    lot_free(l);
+}
+
+/* ---- status ---- */
+
+static void expect_status_at(lot *l, int64_t occupied, int64_t *ts, enum lot_status status)
+{
+    *ts += 1000;
+    assert_int_equal(count_occ(l, occupied, *ts).result, LOT_APPLIED);
+    assert_int_equal(l->status, status);
+}
+
+static void test_status_almost_full_hysteresis(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    int64_t ts = 0;
+    assert_int_equal(l->status, LOT_STATUS_UNKNOWN);
+    expect_status_at(l, 0, &ts, LOT_STATUS_OPEN);
+    expect_status_at(l, 89, &ts, LOT_STATUS_OPEN);
+    expect_status_at(l, 90, &ts, LOT_STATUS_ALMOST_FULL);     /* entered at exactly 0.90 */
+    expect_status_at(l, 86, &ts, LOT_STATUS_ALMOST_FULL);
+    expect_status_at(l, 85, &ts, LOT_STATUS_ALMOST_FULL);     /* 0.85 is not below 0.85 */
+    expect_status_at(l, 84, &ts, LOT_STATUS_OPEN);            /* left below 0.85 */
+    expect_status_at(l, 89, &ts, LOT_STATUS_OPEN);            /* not re-entered before 0.90 */
+    expect_status_at(l, 95, &ts, LOT_STATUS_ALMOST_FULL);
+    expect_status_at(l, 10, &ts, LOT_STATUS_OPEN);
+    lot_free(l);
+
+    /* 0.8 - 0.1 is 0.7000000000000001 in binary: 7 of 10 must still count as not below it. */
+    cfg_lot cfg = make_cfg(10, CFG_SOURCE_COUNT);
+    cfg.almost_full = 0.8;
+    cfg.hysteresis = 0.1;
+    l = lot_new(&cfg, TAU);
+    ts = 0;
+    expect_status_at(l, 8, &ts, LOT_STATUS_ALMOST_FULL);
+    expect_status_at(l, 7, &ts, LOT_STATUS_ALMOST_FULL);
+    expect_status_at(l, 6, &ts, LOT_STATUS_OPEN);
+    lot_free(l);
+}
+
+/* Capacity 577: full is left at max(1, round(5.77)) = 6 free. */
+static void test_status_full_577(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    int64_t ts = 0;
+    expect_status_at(l, 576, &ts, LOT_STATUS_ALMOST_FULL);
+    expect_status_at(l, 577, &ts, LOT_STATUS_FULL);           /* entered at free = 0 */
+    for (int64_t free_spaces = 1; free_spaces <= 5; free_spaces++)
+        expect_status_at(l, 577 - free_spaces, &ts, LOT_STATUS_FULL);
+    expect_status_at(l, 571, &ts, LOT_STATUS_ALMOST_FULL);    /* 6 free: left */
+    expect_status_at(l, 576, &ts, LOT_STATUS_ALMOST_FULL);    /* 1 free: not full again */
+    expect_status_at(l, 577, &ts, LOT_STATUS_FULL);
+    /* Leaving full applies the almost_full rule as if almost full: 0.86 stays almost_full. */
+    expect_status_at(l, 497, &ts, LOT_STATUS_ALMOST_FULL);
+    expect_status_at(l, 577, &ts, LOT_STATUS_FULL);
+    expect_status_at(l, 400, &ts, LOT_STATUS_OPEN);           /* 0.69: straight to open */
+    lot_free(l);
+}
+
+static void test_status_full_small_lots(void **state)
+{
+    /* Capacity 10: round(0.1) = 0, so one free space opens it. */
+    lot *l = make_lot(10, CFG_SOURCE_COUNT);
+    int64_t ts = 0;
+    expect_status_at(l, 10, &ts, LOT_STATUS_FULL);
+    expect_status_at(l, 9, &ts, LOT_STATUS_ALMOST_FULL);
+    lot_free(l);
+    /* Capacity 150: round(1.5) = 2. */
+    l = make_lot(150, CFG_SOURCE_COUNT);
+    ts = 0;
+    expect_status_at(l, 150, &ts, LOT_STATUS_FULL);
+    expect_status_at(l, 149, &ts, LOT_STATUS_FULL);
+    expect_status_at(l, 148, &ts, LOT_STATUS_ALMOST_FULL);
+    lot_free(l);
+}
+
+static void test_status_from_bays_and_gates(void **state)
+{
+    lot *l = make_lot(2, CFG_SOURCE_BAYS);
+    bay(l, "a", false, 1000);
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    bay(l, "a", true, 2000);
+    bay(l, "b", true, 2000);
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    lot_free(l);
+    l = make_lot(3, CFG_SOURCE_GATES);
+    gate(l, "g", true, 3, 1000);
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    gate(l, "g", false, 1, 2000);
+    assert_int_equal(l->status, LOT_STATUS_OPEN);   /* 0.67 < 0.85 */
+    lot_free(l);
+}
+
+/* ---- stale ---- */
+
+static void test_stale_transitions(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    count_occ(l, 10, 1000);
+    lot_clear_dirty(l);
+    assert_false(lot_update_stale(l, 1000 + HOUR));             /* exactly stale_after: not yet */
+    assert_false(l->stale);
+    assert_false(l->dirty);
+    assert_true(lot_update_stale(l, 1000 + HOUR + 1));
+    assert_true(l->stale);
+    assert_true(l->dirty);
+    lot_clear_dirty(l);
+    assert_false(lot_update_stale(l, 1000 + 2 * HOUR));         /* no change */
+    assert_false(l->dirty);
+    /* A repeated (unchanged) count still proves the lot alive. */
+    assert_int_equal(count_occ(l, 10, 1000).result, LOT_UNCHANGED);
+    assert_false(l->stale);
+    assert_true(l->dirty);
+    assert_true(lot_update_stale(l, 1000 + 2 * HOUR));          /* ts did not advance */
+    assert_true(l->stale);
+    /* New input clears it. */
+    count_occ(l, 11, 2 * HOUR);
+    assert_false(l->stale);
+    assert_false(lot_update_stale(l, 2 * HOUR + 5));
+    assert_true(lot_update_stale(l, 3 * HOUR + 1));
+    lot_free(l);
+}
+
+/* ---- configure ---- */
+
+static void test_configure_capacity_change(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    count_occ(l, 95, 1000);
+    assert_int_equal(l->status, LOT_STATUS_ALMOST_FULL);
+    lot_clear_dirty(l);
+
+    cfg_lot cfg = make_cfg(90, CFG_SOURCE_COUNT);
+    char name[] = "Broad St";
+    cfg.name = name;
+    lot_configure(l, &cfg, TAU);
+    assert_int_equal(l->capacity, 90);
+    assert_int_equal(l->occupied, 90);
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    assert_string_equal(l->name, "Broad St");
+    assert_true(l->dirty);
+    assert_float_equal(l->smooth.value, 0.0, 0);     /* smoothing holds the new free */
+
+    cfg.capacity = 200;
+    cfg.almost_full = 0.4;
+    cfg.hysteresis = 0.1;
+    lot_configure(l, &cfg, TAU);
+    assert_int_equal(l->occupied, 90);
+    assert_float_equal(l->almost_full, 0.4, 0);
+    assert_int_equal(l->status, LOT_STATUS_ALMOST_FULL);   /* 0.45 >= 0.4 */
+    assert_float_equal(l->smooth.value, 110.0, 0);
+    lot_free(l);
+
+    /* A lot without data stays unknown. */
+    l = make_lot(100, CFG_SOURCE_COUNT);
+    lot_configure(l, &cfg, TAU);
+    assert_int_equal(l->status, LOT_STATUS_UNKNOWN);
+    assert_false(l->smooth.started);
+    lot_free(l);
+}
+
+/* A bays lot re-derives occupied from its bays: more room shows the bays that were clamped. */
+static void test_configure_bays_lot(void **state)
+{
+    lot *l = make_lot(3, CFG_SOURCE_BAYS);
+    for (int i = 0; i < 5; i++) {
+        char id[8] = "b0";
+        id[1] = (char)('0' + i);
+        bay(l, id, true, 1000);
+    }
+    assert_int_equal(l->occupied, 3);
+    cfg_lot cfg = make_cfg(10, CFG_SOURCE_BAYS);
+    lot_configure(l, &cfg, TAU);
+    assert_int_equal(l->occupied, 5);
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    cfg.capacity = 4;
+    lot_configure(l, &cfg, TAU);
+    assert_int_equal(l->occupied, 4);
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    lot_free(l);
+}
+
+/* ---- restore ---- */
+
+static void test_restore_then_apply(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    sm_state sm = { .started = true, .ts_ms = 1000, .value = 9, .smoothed = 8.5,
+                    .trend_per_ms = 1e-6 };
+    lot_restore_state(l, 1, 1000, INT64_MIN, LOT_STATUS_OPEN, &sm);
+    lot_restore_bay(l, "a", true, 1000);
+    lot_restore_bay(l, "b", false, 900);
+    assert_true(l->has_data);
+    assert_int_equal(l->occupied, 1);
+    assert_int_equal(l->bays_occupied, 1);
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    assert_float_equal(l->smooth.smoothed, 8.5, 0);
+    assert_false(l->dirty);
+    assert_int_equal(l->n_dirty_bays, 0);
+    assert_false(find_bay(l, "a")->dirty);
+
+    assert_int_equal(bay(l, "a", true, 2000).result, LOT_UNCHANGED);
+    assert_int_equal(bay(l, "a", false, 999).result, LOT_IGNORED_OLD);
+    assert_int_equal(bay(l, "b", false, 950).result, LOT_UNCHANGED);
+    assert_int_equal(bay(l, "b", true, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 2);
+    assert_int_equal(l->n_dirty_bays, 1);
+    assert_ptr_equal(l->dirty_bays[0], find_bay(l, "b"));
+    lot_free(l);
+}
+
+static void test_restore_gates_and_count(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    lot_restore_gate(l, "g", 10);
+    lot_restore_state(l, 40, 5000, 4000, LOT_STATUS_OPEN, NULL);
+    assert_false(l->dirty);
+    assert_int_equal(l->n_dirty_gates, 0);
+    assert_int_equal(gate_seq(l, "g", true, 10, 6000).result, LOT_IGNORED_DUPLICATE);
+    assert_int_equal(gate_seq(l, "g", true, 11, 6000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 41);
+    assert_int_equal(count_occ(l, 0, 3999).result, LOT_IGNORED_OLD);
+    assert_int_equal(count_occ(l, 45, 4000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 45);
+    lot_free(l);
+}
+
+/* The capacity may have shrunk while the daemon was down: restored state is re-clamped and the
+ * status re-evaluated, from the restored status. */
+static void test_restore_reclamps(void **state)
+{
+    lot *l = make_lot(577, CFG_SOURCE_COUNT);
+    lot_restore_state(l, 700, 5000, 5000, LOT_STATUS_ALMOST_FULL, NULL);
+    assert_int_equal(l->occupied, 577);
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    assert_false(l->dirty);
+    lot_free(l);
+    /* A stored unknown is a lot without data. */
+    l = make_lot(577, CFG_SOURCE_COUNT);
+    lot_restore_state(l, 0, INT64_MIN, INT64_MIN, LOT_STATUS_UNKNOWN, NULL);
+    assert_false(l->has_data);
+    assert_int_equal(l->status, LOT_STATUS_UNKNOWN);
+    assert_false(lot_update_stale(l, 10LL * HOUR));
+    lot_free(l);
+}
+
+/* ---- dirty lists ---- */
+
+static void test_dirty_lists(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_BAYS);
+    bay(l, "a", true, 1000);
+    bay(l, "b", true, 1000);
+    bay(l, "c", false, 1000);
+    bay(l, "a", false, 2000);                    /* already dirty: listed once */
+    assert_int_equal(l->n_dirty_bays, 3);
+    assert_ptr_equal(l->dirty_bays[0], find_bay(l, "a"));
+    assert_ptr_equal(l->dirty_bays[1], find_bay(l, "b"));
+    assert_ptr_equal(l->dirty_bays[2], find_bay(l, "c"));
+    assert_true(l->dirty);
+    lot_clear_dirty(l);
+    assert_int_equal(l->n_dirty_bays, 0);
+    assert_false(l->dirty);
+    assert_false(find_bay(l, "a")->dirty);
+    assert_false(find_bay(l, "b")->dirty);
+    bay(l, "b", false, 3000);
+    assert_int_equal(l->n_dirty_bays, 1);
+    assert_ptr_equal(l->dirty_bays[0], find_bay(l, "b"));
+    /* Many bays: the list grows. */
+    for (int i = 0; i < 50; i++) {
+        char id[8];
+        id[0] = 'x';
+        id[1] = (char)('A' + i / 10);
+        id[2] = (char)('0' + i % 10);
+        id[3] = '\0';
+        bay(l, id, i % 2, 4000);
+    }
+    assert_int_equal(l->n_dirty_bays, 51);
+    lot_free(l);
+
+    l = make_lot(100, CFG_SOURCE_GATES);
+    gate_seq(l, "g", true, 1, 1000);
+    gate_seq(l, "g", true, 2, 1000);
+    gate_seq(l, "h", true, 1, 1000);
+    assert_int_equal(l->n_dirty_gates, 2);
+    assert_ptr_equal(l->dirty_gates[0], find_gate(l, "g"));
+    lot_clear_dirty(l);
+    assert_int_equal(l->n_dirty_gates, 0);
+    assert_false(find_gate(l, "g")->dirty);
+    gate_seq(l, "h", true, 2, 1000);
+    assert_int_equal(l->n_dirty_gates, 1);
+    assert_ptr_equal(l->dirty_gates[0], find_gate(l, "h"));
+    lot_free(l);
+}
+
+/* ---- smoothing feed ---- */
+
+static void test_smoothing_fed_with_free(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    count_occ(l, 20, 0);
+    assert_true(l->smooth.started);
+    assert_float_equal(l->smooth.smoothed, 80.0, 0);
+    count_occ(l, 40, TAU);
+    assert_float_equal(l->smooth.value, 60.0, 0);
+    assert_int_equal(l->smooth.ts_ms, TAU);
+    count_occ(l, 40, 2 * TAU);
+    assert_float_equal(l->smooth.smoothed, 60.0 + 20.0 * 0.36787944117144233, 1e-9);
+    assert_true(sm_trend_per_hour(&l->smooth) < 0);
+    lot_free(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_new_lot_is_unknown),
+        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_bays_count_occupied),
+        cmocka_unit_test(test_bay_repeat_unchanged),
+        cmocka_unit_test(test_bay_older_ignored),
+        cmocka_unit_test(test_bay_equal_ts_different_state),
+        cmocka_unit_test(test_bays_clamped_to_capacity),
+        cmocka_unit_test(test_too_many_bays),
+        cmocka_unit_test(test_gates_in_out),
+        cmocka_unit_test(test_gate_seq_duplicates_and_jumps),
+        cmocka_unit_test(test_gate_seq_max),
+        cmocka_unit_test(test_gate_without_seq_always_applied),
+        cmocka_unit_test(test_gate_clamps),
+        cmocka_unit_test(test_too_many_gates),
+        cmocka_unit_test(test_count_occupied_and_free),
+        cmocka_unit_test(test_count_clamps),
+        cmocka_unit_test(test_count_capacity_mismatch),
+        cmocka_unit_test(test_count_ordering),
+        cmocka_unit_test(test_gates_recalibration),
+        cmocka_unit_test(test_wrong_kind),
+        cmocka_unit_test(test_status_almost_full_hysteresis),
+        cmocka_unit_test(test_status_full_577),
+        cmocka_unit_test(test_status_full_small_lots),
+        cmocka_unit_test(test_status_from_bays_and_gates),
+        cmocka_unit_test(test_stale_transitions),
+        cmocka_unit_test(test_configure_capacity_change),
+        cmocka_unit_test(test_configure_bays_lot),
+        cmocka_unit_test(test_restore_then_apply),
+        cmocka_unit_test(test_restore_gates_and_count),
+        cmocka_unit_test(test_restore_reclamps),
+        cmocka_unit_test(test_dirty_lists),
+        cmocka_unit_test(test_smoothing_fed_with_free),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
