@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "forecast.h"
 #include "log.h"
 #include "lot.h"
 #include "map.h"
@@ -76,6 +77,7 @@ typedef struct parkd {
     mq_client *mq;
     store *st;
     pub *pub;
+    fc_engine *fc;
 
     uv_check_t flush_check;
     uv_timer_t tick;
@@ -252,6 +254,7 @@ static void parkd_batch_queued(parkd *d, int64_t wall)
     for (size_t i = 0; i < d->n_queued; i++) {
         lot *l = d->queued[i];
         store_batch_lot(d->st, l, d->resync_due, wall);
+        fc_lot_changed(d->fc, l, d->st);
         if (d->pub)
             pub_lot_changed(d->pub, l);
         lot_clear_dirty(l);
@@ -362,6 +365,19 @@ static void parkd_on_restored(void *ctx, int status)
     parkd_start_mqtt(d);
 }
 
+/* Lot state first, then what the forecaster learned. */
+static void parkd_on_lots_restored(void *ctx, int status)
+{
+    parkd *d = ctx;
+    if (status < 0) {
+        parkd_on_restored(d, status);
+        return;
+    }
+    int rc = fc_restore(d->fc, d->st, d->lots, d->n_lots, parkd_on_restored, d);
+    if (rc < 0)
+        parkd_on_restored(d, rc);
+}
+
 static void parkd_on_redis_connected(void *ctx)
 {
     parkd *d = ctx;
@@ -373,7 +389,7 @@ static void parkd_on_redis_connected(void *ctx)
     if (d->restoring)
         return;
     d->restoring = true;
-    int rc = store_restore(d->st, d->lots, d->n_lots, parkd_on_restored, d);
+    int rc = store_restore(d->st, d->lots, d->n_lots, parkd_on_lots_restored, d);
     if (rc < 0) {
         d->restoring = false;
         log_warning("redis: cannot restore yet: %s", strerror(-rc));
@@ -437,6 +453,7 @@ static void parkd_remove_lot(parkd *d, size_t index)
     lot *l = d->lots[index];
     log_info("reload: lot %s removed (its keys stay)", l->id);
     pub_remove_lot(d->pub, l);
+    fc_forget_lot(d->fc, l);
     if (l->queued) {
         for (size_t i = 0; i < d->n_queued; i++) {
             if (d->queued[i] == l) {
@@ -452,6 +469,7 @@ static void parkd_remove_lot(parkd *d, size_t index)
 
 typedef struct parkd_reload_job {
     parkd *d;
+    bool fc_done;
     lot **added;
     size_t n_added;
 } parkd_reload_job;
@@ -460,6 +478,12 @@ static void parkd_on_added_restored(void *ctx, int status)
 {
     parkd_reload_job *job = ctx;
     parkd *d = job->d;
+    if (status == 0 && !job->fc_done) {
+        job->fc_done = true;
+        if (fc_restore(d->fc, d->st, job->added, job->n_added, parkd_on_added_restored, job) == 0)
+            return;
+        status = -EIO;
+    }
     if (status < 0)
         log_warning("reload: restore of added lots failed; they start empty");
     for (size_t i = 0; i < job->n_added; i++) {
@@ -547,6 +571,7 @@ static void parkd_reload(parkd *d)
     cfg_free(d->cfg);
     d->cfg = next;
     pub_set_config(d->pub, next);
+    fc_set_config(d->fc, next);
     if (d->mq)
         mq_set_config(d->mq, next);
     store_set_config(d->st, next);
@@ -724,10 +749,19 @@ static void parkd_init_handles(parkd *d)
     }
 }
 
+static void parkd_publish_forecast(void *ctx, lot *l)
+{
+    parkd *d = ctx;
+    fc_publish(d->fc, l, d->mq, d->st);
+}
+
 static void parkd_free(parkd *d)
 {
-    for (size_t i = 0; i < d->n_lots; i++)
+    for (size_t i = 0; i < d->n_lots; i++) {
+        fc_forget_lot(d->fc, d->lots[i]);
         lot_free(d->lots[i]);
+    }
+    fc_free(d->fc);
     free(d->lots);
     free(d->queued);
     map_free(d->lots_by_id);
@@ -772,6 +806,8 @@ int main(int argc, char **argv)
     parkd_create_lots(&d);
     d.st = store_new(d.loop, d.cfg, &parkd_store_callbacks, &d);
     d.pub = pub_new(d.loop, d.cfg, NULL, d.st);
+    d.fc = fc_new(d.cfg);
+    pub_set_extra(d.pub, parkd_publish_forecast, &d);
     parkd_init_handles(&d);
     if (pub_start(d.pub) < 0 || store_start(d.st) < 0) {
         log_error("cannot start timers");

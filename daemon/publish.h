@@ -18,7 +18,7 @@ typedef struct pub pub;
 
 /* Extra per-lot output published with the availability (the forecast module). Called with the
  * lot and the availability's publish time; may publish more topics. */
-typedef void (*pub_extra_fn)(void *ctx, const lot *l);
+typedef void (*pub_extra_fn)(void *ctx, lot *l);
 
 /* CFG, MQ and ST must outlive the publisher (pub_set_config swaps CFG). Never NULL. */
 pub *pub_new(uv_loop_t *loop, const cfg_config *cfg, mq_client *mq, store *st);

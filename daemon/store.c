@@ -744,6 +744,53 @@ int store_restore(store *s, lot *const *lots, size_t n, void (*done)(void *ctx, 
     return 0;
 }
 
+/* ---- generic reads ---- */
+
+typedef struct store_hgetall_req {
+    void (*cb)(void *ctx, int status, size_t n, const char *const *fields,
+               const char *const *values);
+    void *ctx;
+} store_hgetall_req;
+
+static void store_on_hgetall(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store_hgetall_req *req = privdata;
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        req->cb(req->ctx, -EIO, 0, NULL, NULL);
+        free(req);
+        return;
+    }
+    size_t n = reply->elements / 2;
+    const char **fields = util_xcalloc(n + 1, sizeof *fields);
+    const char **values = util_xcalloc(n + 1, sizeof *values);
+    for (size_t i = 0; i < n; i++) {
+        fields[i] = reply->element[2 * i]->str;
+        values[i] = reply->element[2 * i + 1]->str;
+    }
+    req->cb(req->ctx, 0, n, fields, values);
+    free(fields);
+    free(values);
+    free(req);
+}
+
+int store_hgetall(store *s, const char *key,
+                  void (*cb)(void *ctx, int status, size_t n, const char *const *fields,
+                             const char *const *values),
+                  void *ctx)
+{
+    if (!store_is_connected(s) || s->batch_open)
+        return -ENOTCONN;
+    store_hgetall_req *req = util_xmalloc(sizeof *req);
+    req->cb = cb;
+    req->ctx = ctx;
+    if (redisAsyncCommand(s->ac, store_on_hgetall, req, "HGETALL %s", key) != REDIS_OK) {
+        free(req);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
 /* ---- shutdown ---- */
 
 static void store_on_timer_closed(uv_handle_t *handle)

@@ -65,6 +65,14 @@ const char *store_prefix(const store *s);
 
 bool store_batch_open(const store *s);
 
+/* Reads hash KEY (HGETALL) for modules with keys of their own: CB(CTX, 0, N, FIELDS, VALUES)
+ * with N field/value pairs (valid during the call only), or CB(CTX, -EIO, 0, NULL, NULL).
+ * Must not be called while a batch is open. Returns 0 or -ENOTCONN. */
+int store_hgetall(store *s, const char *key,
+                  void (*cb)(void *ctx, int status, size_t n, const char *const *fields,
+                             const char *const *values),
+                  void *ctx);
+
 /* Sends the batch as MULTI ... EXEC. DONE(CTX, TOKEN, ok) runs when Redis has executed it
  * (ok) or it failed (connection lost, or a command error, which is logged). Returns 0, or
  * -ENOTCONN (nothing was sent; DONE is not called). An empty batch returns -ENODATA. */
