@@ -1,0 +1,1314 @@
+/* config: loads and validates parkd's YAML configuration (SPEC §6).
+ *
+ * Every key is one row of a table (cfg_keys for the top level and its sections, cfg_lot_keys for
+ * one entry of `lots`) with its type, range, default and the offset where it lands. Defaults are
+ * written as text and go through the same parsers as the file's values, so a default can never
+ * be a value the file could not say. The YAML is loaded into a libyaml document (its node marks give
+ * line and column) and walked once; errors are collected, not fatal, so one --check shows them
+ * all. */
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define CFG_MAX_FILE     (16 * 1024 * 1024) /* a config is never this big; refuse a runaway file */
+#define CFG_MAX_ERRORS   100                /* shown; more are counted */
+#define CFG_ZONEINFO     "/usr/share/zoneinfo"
+#define CFG_ID_MAX       64
+
+#define MS_SECOND        INT64_C(1000)
+#define MS_MINUTE        (60 * MS_SECOND)
+#define MS_HOUR          (60 * MS_MINUTE)
+#define MS_DAY           (24 * MS_HOUR)
+/* The upper bound of every duration, which keeps arithmetic on them far from overflow. */
+#define MS_YEAR          (365 * MS_DAY)
+
+enum cfg_type {
+    CFG_T_SECTION,     /* a mapping of further rows named "section.key" */
+    CFG_T_STRING,      /* char * */
+    CFG_T_INT,         /* int or int64_t, in [imin, imax] */
+    CFG_T_BOOL,        /* bool: true or false only */
+    CFG_T_DURATION,    /* int64_t ms, in [imin, imax] */
+    CFG_T_DOUBLE,      /* double, in dmin..dmax (ends excluded by CFG_F_*_EXCL) */
+    CFG_T_ENUM,        /* int-sized enum, one of enums[] */
+    CFG_T_DURATIONS,   /* forecast.horizons: sorted unique list of durations */
+    CFG_T_LISTEN,      /* char * "HOST:PORT" */
+    CFG_T_TIMEZONE,    /* char * relative name of a file under CFG_ZONEINFO */
+    CFG_T_ID,          /* char * matching the SPEC §2 id rule */
+    CFG_T_LOTS         /* the lots list, loaded after everything else (it needs `defaults`) */
+};
+
+#define CFG_F_NULLABLE   0x01  /* ~ means unset (NULL) */
+#define CFG_F_NONEMPTY   0x02  /* "" is an error */
+#define CFG_F_REQUIRED   0x04  /* absence is an error */
+#define CFG_F_MIN_EXCL   0x08  /* double: dmin itself is out of range */
+#define CFG_F_MAX_EXCL   0x10  /* double: dmax itself is out of range */
+#define CFG_F_WHOLE_SEC  0x20  /* duration: a whole number of seconds */
+#define CFG_F_WHOLE_MIN  0x40  /* duration: a whole number of minutes */
+#define CFG_F_TOPIC      0x80  /* an MQTT topic prefix: no wildcards, no trailing '/' */
+
+typedef struct cfg_enum {
+    const char *name;
+    int value;
+} cfg_enum;
+
+typedef struct cfg_key {
+    const char *name;          /* full dotted path, e.g. "mqtt.tls.ca_file" */
+    enum cfg_type type;
+    unsigned flags;
+    int64_t imin, imax;        /* CFG_T_INT, CFG_T_DURATION(S) */
+    double dmin, dmax;         /* CFG_T_DOUBLE */
+    const cfg_enum *enums;     /* CFG_T_ENUM, ends with a NULL name */
+    const char *deflt;         /* YAML text of the default; NULL: none (or NULL for nullable) */
+    size_t offset, size;       /* where the value lands in cfg_config or cfg_lot */
+} cfg_key;
+
+static const cfg_enum cfg_log_levels[] = {
+    {"error", CFG_LOG_ERROR}, {"warning", CFG_LOG_WARNING},
+    {"info", CFG_LOG_INFO}, {"debug", CFG_LOG_DEBUG}, {NULL, 0}
+};
+
+static const cfg_enum cfg_sources[] = {
+    {"bays", CFG_SOURCE_BAYS}, {"gates", CFG_SOURCE_GATES}, {"count", CFG_SOURCE_COUNT}, {NULL, 0}
+};
+
+/* cfg_store writes enums through an int. */
+_Static_assert(sizeof(enum cfg_source) == sizeof(int), "enum cfg_source is int-sized");
+_Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum cfg_log_level is int-sized");
+
+#define FIELD(T, m)  .offset = offsetof(T, m), .size = sizeof(((T *)0)->m)
+#define SECTION(n) \
+    { .name = n, .type = CFG_T_SECTION }
+#define STR(T, n, f, d, m) \
+    { .name = n, .type = CFG_T_STRING, .flags = (f), .deflt = d, FIELD(T, m) }
+#define INT(T, n, lo, hi, d, m) \
+    { .name = n, .type = CFG_T_INT, .imin = (lo), .imax = (hi), .deflt = d, FIELD(T, m) }
+#define BOOL(T, n, d, m) \
+    { .name = n, .type = CFG_T_BOOL, .deflt = d, FIELD(T, m) }
+#define DUR(T, n, f, lo, hi, d, m) \
+    { .name = n, .type = CFG_T_DURATION, .flags = (f), .imin = (lo), .imax = (hi), .deflt = d, FIELD(T, m) }
+#define DBL(T, n, f, lo, hi, d, m) \
+    { .name = n, .type = CFG_T_DOUBLE, .flags = (f), .dmin = (lo), .dmax = (hi), .deflt = d, FIELD(T, m) }
+#define ENUM(T, n, f, e, d, m) \
+    { .name = n, .type = CFG_T_ENUM, .flags = (f), .enums = e, .deflt = d, FIELD(T, m) }
+#define SPECIAL(T, n, t, f, d, m) \
+    { .name = n, .type = t, .flags = (f), .deflt = d, FIELD(T, m) }
+
+#define C cfg_config
+#define NULLSTR (CFG_F_NULLABLE | CFG_F_NONEMPTY)
+
+/* SPEC §6, in its order. A section row comes before its keys. */
+static const cfg_key cfg_keys[] = {
+    SECTION("mqtt"),
+    STR(C, "mqtt.host", CFG_F_NONEMPTY, "127.0.0.1", mqtt.host),
+    INT(C, "mqtt.port", 1, 65535, "1883", mqtt.port),
+    STR(C, "mqtt.client_id", CFG_F_NONEMPTY, "parkd", mqtt.client_id),
+    STR(C, "mqtt.username", NULLSTR, NULL, mqtt.username),
+    STR(C, "mqtt.password_file", NULLSTR, NULL, mqtt.password_file),
+    SECTION("mqtt.tls"),
+    STR(C, "mqtt.tls.ca_file", NULLSTR, NULL, mqtt.tls_ca_file),
+    STR(C, "mqtt.tls.cert_file", NULLSTR, NULL, mqtt.tls_cert_file),
+    STR(C, "mqtt.tls.key_file", NULLSTR, NULL, mqtt.tls_key_file),
+    /* libmosquitto refuses a keepalive under 5 s and takes whole seconds; MQTT has 16 bits for it. */
+    DUR(C, "mqtt.keepalive", CFG_F_WHOLE_SEC, 5 * MS_SECOND, 65535 * MS_SECOND, "30s", mqtt.keepalive_ms),
+    INT(C, "mqtt.qos", 0, 2, "1", mqtt.qos),
+    BOOL(C, "mqtt.clean_session", "false", mqtt.clean_session),
+    STR(C, "mqtt.input_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking", mqtt.input_prefix),
+    STR(C, "mqtt.output_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking/out", mqtt.output_prefix),
+
+    SECTION("redis"),
+    STR(C, "redis.host", CFG_F_NONEMPTY, "127.0.0.1", redis.host),
+    INT(C, "redis.port", 1, 65535, "6379", redis.port),
+    STR(C, "redis.socket", NULLSTR, NULL, redis.socket),
+    STR(C, "redis.username", NULLSTR, NULL, redis.username),
+    STR(C, "redis.password_file", NULLSTR, NULL, redis.password_file),
+    INT(C, "redis.db", 0, 15, "0", redis.db),
+    STR(C, "redis.prefix", 0, "parkd:", redis.prefix),
+
+    SECTION("publish"),
+    DUR(C, "publish.min_interval", 0, 0, MS_YEAR, "2s", publish.min_interval_ms),
+    DUR(C, "publish.heartbeat", 0, 1, MS_YEAR, "5m", publish.heartbeat_ms),
+    DBL(C, "publish.deadband", 0, 0, 1e7, "1", publish.deadband),
+    DUR(C, "publish.summary_interval", 0, 1, MS_YEAR, "10s", publish.summary_interval_ms),
+
+    SECTION("smoothing"),
+    DUR(C, "smoothing.tau", 0, 1, MS_YEAR, "5m", smoothing.tau_ms),
+
+    SECTION("forecast"),
+    /* Whole minutes: SPEC §4/§5 name a horizon by its minutes ("minutes":30, field "30:low"). */
+    { .name = "forecast.horizons", .type = CFG_T_DURATIONS, .flags = CFG_F_WHOLE_MIN,
+      .imin = MS_MINUTE, .imax = MS_YEAR, .deflt = "15m,30m,60m" },
+
+    SECTION("history"),
+    DUR(C, "history.interval", 0, 1, MS_YEAR, "1m", history.interval_ms),
+    INT(C, "history.max_len", 1, INT64_C(1000000000000), "100000", history.max_len),
+
+    SECTION("limits"),
+    INT(C, "limits.max_payload", 1, 1048576, "1024", limits.max_payload),
+    DUR(C, "limits.max_future", 0, 0, MS_YEAR, "5m", limits.max_future_ms),
+    INT(C, "limits.max_bays_per_lot", 1, 10000000, "10000", limits.max_bays_per_lot),
+
+    SECTION("log"),
+    ENUM(C, "log.level", 0, cfg_log_levels, "info", log_level),
+
+    SECTION("metrics"),
+    SPECIAL(C, "metrics.listen", CFG_T_LISTEN, NULLSTR, NULL, metrics.listen),
+
+    SPECIAL(C, "timezone", CFG_T_TIMEZONE, NULLSTR, NULL, timezone),
+
+    SECTION("defaults"),
+    DUR(C, "defaults.stale_after", 0, 1, MS_YEAR, "1h", defaults.stale_after_ms),
+    DBL(C, "defaults.almost_full", CFG_F_MIN_EXCL, 0, 1, "0.9", defaults.almost_full),
+    DBL(C, "defaults.hysteresis", CFG_F_MAX_EXCL, 0, 1, "0.05", defaults.hysteresis),
+
+    { .name = "lots", .type = CFG_T_LOTS, .flags = CFG_F_REQUIRED },
+};
+#undef C
+
+#define L cfg_lot
+/* One entry of `lots`. No defaults here: name falls back to id, the rest to `defaults`. */
+static const cfg_key cfg_lot_keys[] = {
+    SPECIAL(L, "id", CFG_T_ID, CFG_F_REQUIRED, NULL, id),
+    STR(L, "name", CFG_F_NONEMPTY, NULL, name),
+    { .name = "capacity", .type = CFG_T_INT, .flags = CFG_F_REQUIRED, .imin = 1, .imax = 10000000,
+      FIELD(L, capacity) },
+    ENUM(L, "source", CFG_F_REQUIRED, cfg_sources, NULL, source),
+    DBL(L, "lat", 0, -90, 90, NULL, lat),
+    DBL(L, "lon", 0, -180, 180, NULL, lon),
+    DUR(L, "stale_after", 0, 1, MS_YEAR, NULL, stale_after_ms),
+    DBL(L, "almost_full", CFG_F_MIN_EXCL, 0, 1, NULL, almost_full),
+    DBL(L, "hysteresis", CFG_F_MAX_EXCL, 0, 1, NULL, hysteresis),
+};
+#undef L
+#undef NULLSTR
+#undef SPECIAL
+#undef ENUM
+#undef DBL
+#undef DUR
+#undef BOOL
+#undef INT
+#undef STR
+#undef SECTION
+#undef FIELD
+
+#define N_KEYS      (sizeof cfg_keys / sizeof cfg_keys[0])
+#define N_LOT_KEYS  (sizeof cfg_lot_keys / sizeof cfg_lot_keys[0])
+
+typedef struct cfg_error {
+    size_t line, col;          /* 1-based; 0 when the error has no position */
+    size_t seq;                /* discovery order, to keep the sort stable */
+    char *msg;
+} cfg_error;
+
+/* What a mapping walk saw, per row: the key node (for "first at line N"), the value node (to point
+ * cross-checks at), and whether the value was rejected (so cross-checks stay quiet about it). */
+typedef struct cfg_seen {
+    yaml_node_t *key, *value;
+    bool bad;
+} cfg_seen;
+
+typedef struct cfg_parser {
+    const char *path;
+    yaml_document_t *doc;
+    cfg_config *cfg;
+    cfg_seen seen[N_KEYS];
+    yaml_node_t *lots_key;     /* deferred until the rest (notably `defaults`) is loaded */
+    cfg_error *errors;
+    size_t n_errors, cap_errors;
+} cfg_parser;
+
+typedef union cfg_value {
+    int64_t i;
+    double d;
+    bool b;
+    char *s;
+} cfg_value;
+
+/* ---- errors ---- */
+
+static void cfg_verror(cfg_parser *p, size_t line, size_t col, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    util_grow((void **)&p->errors, &p->cap_errors, p->n_errors + 1, sizeof *p->errors);
+    p->errors[p->n_errors] = (cfg_error){line, col, p->n_errors, util_xstrdup(msg)};
+    p->n_errors++;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void cfg_error_at(cfg_parser *p, const yaml_node_t *node, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg_verror(p, node->start_mark.line + 1, node->start_mark.column + 1, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void cfg_error_mark(cfg_parser *p, size_t line, size_t col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg_verror(p, line, col, fmt, ap);
+    va_end(ap);
+}
+
+static int cfg_error_cmp(const void *a, const void *b)
+{
+    const cfg_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Joins the errors, in file order, into one malloc'd text of "PATH:LINE:COL: msg\n" lines. */
+static char *cfg_format_errors(cfg_parser *p)
+{
+    qsort(p->errors, p->n_errors, sizeof *p->errors, cfg_error_cmp);
+    size_t shown = p->n_errors < CFG_MAX_ERRORS ? p->n_errors : CFG_MAX_ERRORS;
+    size_t cap = 64 + strlen(p->path);
+    for (size_t i = 0; i < shown; i++)
+        cap += strlen(p->path) + strlen(p->errors[i].msg) + 48;
+    char *out = util_xmalloc(cap), *at = out;
+    for (size_t i = 0; i < shown; i++) {
+        const cfg_error *e = &p->errors[i];
+        if (e->line)
+            at += sprintf(at, "%s:%zu:%zu: %s\n", p->path, e->line, e->col, e->msg);
+        else
+            at += sprintf(at, "%s: %s\n", p->path, e->msg);
+    }
+    if (shown < p->n_errors)
+        sprintf(at, "%s: %zu more errors not shown\n", p->path, p->n_errors - shown);
+    return out;
+}
+
+static void cfg_free_errors(cfg_parser *p)
+{
+    for (size_t i = 0; i < p->n_errors; i++)
+        free(p->errors[i].msg);
+    free(p->errors);
+}
+
+/* Quotes TEXT for a message: control and non-ASCII bytes escaped, long text cut, so a message
+ * stays one readable line whatever the file holds. BUF must hold at least 48 bytes. */
+static const char *cfg_quote(const char *text, char *buf, size_t size)
+{
+    size_t n = 0, i;
+    buf[n++] = '"';
+    for (i = 0; text[i] && n + 8 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\')
+            n += (size_t)sprintf(buf + n, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            n += (size_t)sprintf(buf + n, "\\x%02x", c);
+        else
+            buf[n++] = (char)c;
+    }
+    if (text[i])
+        n += (size_t)sprintf(buf + n, "...");
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return buf;
+}
+
+/* "5s", "1h", "500ms": a duration as an operator would write it. */
+static const char *cfg_format_duration(int64_t ms, char *buf, size_t size)
+{
+    static const struct { int64_t ms; const char *unit; } units[] = {
+        {MS_DAY, "d"}, {MS_HOUR, "h"}, {MS_MINUTE, "m"}, {MS_SECOND, "s"}
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, size, "%" PRId64 "%s", ms / units[i].ms, units[i].unit);
+            return buf;
+        }
+    snprintf(buf, size, "%" PRId64 "ms", ms);
+    return buf;
+}
+
+/* ---- scalar syntax ---- */
+
+static bool cfg_is_null(const yaml_node_t *node)
+{
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = (const char *)node->data.scalar.value;
+    return !strcmp(s, "") || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+static const char *cfg_node_kind(const yaml_node_t *node)
+{
+    switch (node->type) {
+    case YAML_MAPPING_NODE:  return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a list";
+    default:                 return cfg_is_null(node) ? "null" : "a scalar";
+    }
+}
+
+/* Decimal integer: optional '-', digits. YAML's 0x, 0o, 1_000 and +1 are refused, being rare in
+ * a config and easy to misread. */
+static int cfg_parse_integer(const char *s, int64_t *out)
+{
+    const char *p = s + (*s == '-');
+    if (!*p || strspn(p, "0123456789") != strlen(p))
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A finite decimal number; no hex, inf or nan that strtod would take. */
+static int cfg_parse_number(const char *s, double *out)
+{
+    if (!*s || strspn(s, "0123456789+-.eE") != strlen(s))
+        return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int64_t cfg_unit_ms(const char *unit)
+{
+    static const struct { const char *name; int64_t ms; } units[] = {
+        {"", MS_SECOND}, {"ms", 1}, {"s", MS_SECOND}, {"m", MS_MINUTE}, {"h", MS_HOUR}, {"d", MS_DAY}
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(unit, units[i].name))
+            return units[i].ms;
+    return -1;
+}
+
+/* Exact integer arithmetic, so "0.1" is 100 ms and not 99: DIGITS ['.' DIGITS] [UNIT]. A
+ * fraction finer than a millisecond is rounded to the nearest one. */
+int cfg_parse_duration(const char *s, int64_t *ms)
+{
+    size_t n_int = strspn(s, "0123456789");
+    if (n_int == 0 || n_int > 15)   /* 15 digits of days still fit in int64 ms */
+        return -1;
+    int64_t whole = strtoll(s, NULL, 10);
+    const char *p = s + n_int;
+    int64_t frac = 0, frac_div = 1;
+    if (*p == '.') {
+        size_t n_frac = strspn(++p, "0123456789");
+        if (n_frac == 0)
+            return -1;
+        for (size_t i = 0; i < n_frac; i++, p++)
+            if (i < 9) {    /* further digits are far below a millisecond */
+                frac = frac * 10 + (*p - '0');
+                frac_div *= 10;
+            }
+    }
+    int64_t unit = cfg_unit_ms(p);
+    if (unit < 0 || whole > INT64_MAX / unit)
+        return -1;
+    /* frac < 1e9 and unit <= 8.64e7: the product fits in int64. */
+    *ms = whole * unit + (frac * unit + frac_div / 2) / frac_div;
+    return 0;
+}
+
+const char *cfg_source_name(enum cfg_source source)
+{
+    switch (source) {
+    case CFG_SOURCE_BAYS:  return "bays";
+    case CFG_SOURCE_GATES: return "gates";
+    case CFG_SOURCE_COUNT: return "count";
+    }
+    return "unknown";
+}
+
+/* ---- typed values: each returns 0, or -1 with a message (without the key name) in MSG ---- */
+
+#define MSG_SIZE 320
+
+static int cfg_parse_string(const cfg_key *k, const char *text, cfg_value *v, char *msg)
+{
+    if ((k->flags & CFG_F_TOPIC) && strpbrk(text, "+#")) {
+        snprintf(msg, MSG_SIZE, "must not contain the MQTT wildcards '+' or '#'");
+        return -1;
+    }
+    if ((k->flags & CFG_F_TOPIC) && text[strlen(text) - 1] == '/') {
+        snprintf(msg, MSG_SIZE, "must not end with '/'");
+        return -1;
+    }
+    v->s = util_xstrdup(text);
+    return 0;
+}
+
+static int cfg_parse_int(const cfg_key *k, const char *text, bool plain, cfg_value *v, char *msg)
+{
+    char q[96];
+    if (!plain || cfg_parse_integer(text, &v->i) < 0) {
+        snprintf(msg, MSG_SIZE, "expected an integer, got %s%s", cfg_quote(text, q, sizeof q),
+                 plain ? "" : " (a quoted string)");
+        return -1;
+    }
+    if (v->i < k->imin || v->i > k->imax) {
+        if (k->imax == INT64_MAX)
+            snprintf(msg, MSG_SIZE, "must be at least %" PRId64 ", got %" PRId64, k->imin, v->i);
+        else
+            snprintf(msg, MSG_SIZE, "must be between %" PRId64 " and %" PRId64 ", got %" PRId64,
+                     k->imin, k->imax, v->i);
+        return -1;
+    }
+    return 0;
+}
+
+static int cfg_parse_bool(const char *text, bool plain, cfg_value *v, char *msg)
+{
+    char q[96];
+    if (plain && (!strcmp(text, "true") || !strcmp(text, "false"))) {
+        v->b = !strcmp(text, "true");
+        return 0;
+    }
+    snprintf(msg, MSG_SIZE, "expected true or false, got %s%s", cfg_quote(text, q, sizeof q),
+             plain ? "" : " (a quoted string)");
+    return -1;
+}
+
+static int cfg_check_duration_range(const cfg_key *k, const char *text, int64_t ms, char *msg)
+{
+    char q[96], lim[32];
+    if (ms < k->imin) {
+        if (k->imin == 1)
+            snprintf(msg, MSG_SIZE, "must be greater than 0, got %s", cfg_quote(text, q, sizeof q));
+        else
+            snprintf(msg, MSG_SIZE, "must be at least %s, got %s",
+                     cfg_format_duration(k->imin, lim, sizeof lim), cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    if (ms > k->imax) {
+        snprintf(msg, MSG_SIZE, "must be at most %s, got %s",
+                 cfg_format_duration(k->imax, lim, sizeof lim), cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    if ((k->flags & CFG_F_WHOLE_SEC) && ms % MS_SECOND) {
+        snprintf(msg, MSG_SIZE, "must be a whole number of seconds, got %s",
+                 cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    if ((k->flags & CFG_F_WHOLE_MIN) && ms % MS_MINUTE) {
+        snprintf(msg, MSG_SIZE, "must be a whole number of minutes, got %s",
+                 cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    return 0;
+}
+
+/* Quoted or not: "30s" is a string in YAML either way. */
+static int cfg_parse_duration_value(const cfg_key *k, const char *text, cfg_value *v, char *msg)
+{
+    char q[96];
+    if (cfg_parse_duration(text, &v->i) < 0) {
+        if (text[0] == '-')
+            snprintf(msg, MSG_SIZE, "must not be negative, got %s", cfg_quote(text, q, sizeof q));
+        else
+            snprintf(msg, MSG_SIZE,
+                     "expected a duration (500ms, 30s, 5m, 1h, 1d or a number of seconds), got %s",
+                     cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    return cfg_check_duration_range(k, text, v->i, msg);
+}
+
+static int cfg_parse_double(const cfg_key *k, const char *text, bool plain, cfg_value *v, char *msg)
+{
+    char q[96];
+    if (!plain || cfg_parse_number(text, &v->d) < 0) {
+        snprintf(msg, MSG_SIZE, "expected a number, got %s%s", cfg_quote(text, q, sizeof q),
+                 plain ? "" : " (a quoted string)");
+        return -1;
+    }
+    bool lo_excl = k->flags & CFG_F_MIN_EXCL, hi_excl = k->flags & CFG_F_MAX_EXCL;
+    if (v->d < k->dmin || (lo_excl && v->d == k->dmin) || v->d > k->dmax ||
+        (hi_excl && v->d == k->dmax)) {
+        snprintf(msg, MSG_SIZE, "must be in %c%.15g, %.15g%c, got %s", lo_excl ? '(' : '[', k->dmin,
+                 k->dmax, hi_excl ? ')' : ']', text);
+        return -1;
+    }
+    return 0;
+}
+
+static int cfg_parse_enum(const cfg_key *k, const char *text, cfg_value *v, char *msg)
+{
+    char q[96];
+    size_t n = (size_t)snprintf(msg, MSG_SIZE, "expected one of");
+    for (const cfg_enum *e = k->enums; e->name; e++) {
+        if (!strcmp(text, e->name)) {
+            v->i = e->value;
+            return 0;
+        }
+        n += (size_t)snprintf(msg + n, MSG_SIZE - n, "%s %s", e == k->enums ? "" : ",", e->name);
+    }
+    snprintf(msg + n, MSG_SIZE - n, ", got %s", cfg_quote(text, q, sizeof q));
+    return -1;
+}
+
+/* "HOST:PORT", with an IPv6 host in brackets ("[::1]:9108") so the port is unambiguous. */
+static int cfg_parse_listen(const char *text, cfg_value *v, char *msg)
+{
+    char q[96];
+    const char *colon, *host_end;
+    if (text[0] == '[') {
+        host_end = strchr(text, ']');
+        colon = host_end ? host_end + 1 : NULL;
+        if (colon && *colon != ':')
+            colon = NULL;
+    } else {
+        colon = strrchr(text, ':');
+        host_end = colon;
+        if (colon && memchr(text, ':', (size_t)(colon - text)))
+            colon = NULL;       /* a bare IPv6 address: which colon is the port's? */
+    }
+    int64_t port;
+    if (!colon || host_end == text + (text[0] == '[') || strpbrk(text, " \t") ||
+        cfg_parse_integer(colon + 1, &port) < 0 || port < 1 || port > 65535) {
+        snprintf(msg, MSG_SIZE, "expected HOST:PORT with a port in 1..65535 "
+                 "(e.g. 127.0.0.1:9108 or [::1]:9108), got %s", cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    v->s = util_xstrdup(text);
+    return 0;
+}
+
+/* A relative name made of safe characters, no "." or ".." component, so it can only name a file
+ * under CFG_ZONEINFO. */
+static bool cfg_zone_name_safe(const char *name)
+{
+    if (!*name || name[0] == '/' || strlen(name) > 255 || strstr(name, "..") ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-.") !=
+            strlen(name))
+        return false;
+    for (const char *c = name; *c; c++) {
+        bool starts_component = c == name || c[-1] == '/';
+        if (starts_component && (*c == '/' || (*c == '.' && (c[1] == '/' || !c[1]))))
+            return false;       /* empty or "." component */
+    }
+    return name[strlen(name) - 1] != '/';
+}
+
+/* A regular file starting with the TZif magic, so zone.tab or a directory does not pass. */
+static bool cfg_zone_exists(const char *name)
+{
+    char path[sizeof CFG_ZONEINFO + 256], magic[4];
+    snprintf(path, sizeof path, "%s/%s", CFG_ZONEINFO, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+              read(fd, magic, sizeof magic) == (ssize_t)sizeof magic && !memcmp(magic, "TZif", 4);
+    close(fd);
+    return ok;
+}
+
+static int cfg_parse_timezone(const char *text, cfg_value *v, char *msg)
+{
+    char q[96];
+    if (!cfg_zone_name_safe(text)) {
+        snprintf(msg, MSG_SIZE, "%s is not a valid time zone name (a relative IANA name such as "
+                 "Europe/London)", cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    if (!cfg_zone_exists(text)) {
+        snprintf(msg, MSG_SIZE, "unknown time zone %s (no such zone under %s)",
+                 cfg_quote(text, q, sizeof q), CFG_ZONEINFO);
+        return -1;
+    }
+    v->s = util_xstrdup(text);
+    return 0;
+}
+
+/* SPEC §2: [A-Za-z0-9][A-Za-z0-9_.-]{0,63} */
+static bool cfg_id_valid(const char *id)
+{
+    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    size_t n = strlen(id);
+    return n >= 1 && n <= CFG_ID_MAX && strchr(alnum, id[0]) &&
+           strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+static int cfg_parse_id(const char *text, cfg_value *v, char *msg)
+{
+    char q[96];
+    if (!cfg_id_valid(text)) {
+        snprintf(msg, MSG_SIZE, "%s is not a valid id (ids match [A-Za-z0-9][A-Za-z0-9_.-]{0,63})",
+                 cfg_quote(text, q, sizeof q));
+        return -1;
+    }
+    v->s = util_xstrdup(text);
+    return 0;
+}
+
+/* TEXT is a non-null scalar; PLAIN says it was unquoted. */
+static int cfg_parse_value(const cfg_key *k, const char *text, bool plain, cfg_value *v, char *msg)
+{
+    if ((k->flags & CFG_F_NONEMPTY) && !*text) {
+        snprintf(msg, MSG_SIZE, "must not be empty%s",
+                 (k->flags & CFG_F_NULLABLE) ? " (use ~ for none)" : "");
+        return -1;
+    }
+    switch (k->type) {
+    case CFG_T_STRING:   return cfg_parse_string(k, text, v, msg);
+    case CFG_T_INT:      return cfg_parse_int(k, text, plain, v, msg);
+    case CFG_T_BOOL:     return cfg_parse_bool(text, plain, v, msg);
+    case CFG_T_DURATION: return cfg_parse_duration_value(k, text, v, msg);
+    case CFG_T_DOUBLE:   return cfg_parse_double(k, text, plain, v, msg);
+    case CFG_T_ENUM:     return cfg_parse_enum(k, text, v, msg);
+    case CFG_T_LISTEN:   return cfg_parse_listen(text, v, msg);
+    case CFG_T_TIMEZONE: return cfg_parse_timezone(text, v, msg);
+    case CFG_T_ID:       return cfg_parse_id(text, v, msg);
+    default:             break;
+    }
+    snprintf(msg, MSG_SIZE, "internal error: no scalar parser for this key");
+    return -1;
+}
+
+static void cfg_store(const cfg_key *k, void *base, const cfg_value *v)
+{
+    char *field = (char *)base + k->offset;
+    switch (k->type) {
+    case CFG_T_STRING: case CFG_T_LISTEN: case CFG_T_TIMEZONE: case CFG_T_ID:
+        free(*(char **)field);
+        *(char **)field = v->s;
+        break;
+    case CFG_T_INT: case CFG_T_ENUM: case CFG_T_DURATION:
+        if (k->size == sizeof(int))
+            *(int *)field = (int)v->i;
+        else
+            *(int64_t *)field = v->i;
+        break;
+    case CFG_T_BOOL:
+        *(bool *)field = v->b;
+        break;
+    case CFG_T_DOUBLE:
+        *(double *)field = v->d;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- walking the document ---- */
+
+static yaml_node_t *cfg_node(cfg_parser *p, int id)
+{
+    return yaml_document_get_node(p->doc, id);
+}
+
+/* Stores NODE into K's field of BASE, or reports why not under NAME. Returns false when rejected. */
+static bool cfg_set_scalar(cfg_parser *p, const cfg_key *k, const char *name, yaml_node_t *node,
+                           void *base)
+{
+    char msg[MSG_SIZE];
+    if (node->type != YAML_SCALAR_NODE) {
+        cfg_error_at(p, node, "%s: expected a single value, got %s", name, cfg_node_kind(node));
+        return false;
+    }
+    const char *text = (const char *)node->data.scalar.value;
+    if (strlen(text) != node->data.scalar.length) {
+        cfg_error_at(p, node, "%s: must not contain a NUL character", name);
+        return false;
+    }
+    if (cfg_is_null(node)) {
+        cfg_value none = {.s = NULL};
+        if (k->flags & CFG_F_NULLABLE) {
+            cfg_store(k, base, &none);
+            return true;
+        }
+        cfg_error_at(p, node, "%s: must not be null", name);
+        return false;
+    }
+    cfg_value v;
+    if (cfg_parse_value(k, text, node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, &v, msg) < 0) {
+        cfg_error_at(p, node, "%s: %s", name, msg);
+        return false;
+    }
+    cfg_store(k, base, &v);
+    return true;
+}
+
+static int cfg_int64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* forecast.horizons: each element a duration in K's range; duplicates point at the repeat. */
+static bool cfg_set_horizons(cfg_parser *p, const cfg_key *k, yaml_node_t *node)
+{
+    if (node->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, node, "%s: expected a list of durations, got %s", k->name, cfg_node_kind(node));
+        return false;
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        cfg_error_at(p, node, "%s: must not be empty", k->name);
+        return false;
+    }
+    int64_t *ms = util_xcalloc(n, sizeof *ms);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = cfg_node(p, node->data.sequence.items.start[i]);
+        char msg[MSG_SIZE], a[32];
+        cfg_value v;
+        if (item->type != YAML_SCALAR_NODE || cfg_is_null(item)) {
+            cfg_error_at(p, item, "%s: expected a duration, got %s", k->name, cfg_node_kind(item));
+            ok = false;
+        } else if (strlen((const char *)item->data.scalar.value) != item->data.scalar.length) {
+            cfg_error_at(p, item, "%s: must not contain a NUL character", k->name);
+            ok = false;
+        } else if (cfg_parse_duration_value(k, (const char *)item->data.scalar.value, &v, msg) < 0) {
+            cfg_error_at(p, item, "%s: %s", k->name, msg);
+            ok = false;
+        } else {
+            ms[i] = v.i;
+            for (size_t j = 0; j < i; j++)
+                if (ms[j] == v.i) {
+                    cfg_error_at(p, item, "%s: duplicate horizon %s",
+                                 k->name, cfg_format_duration(v.i, a, sizeof a));
+                    ok = false;
+                    break;
+                }
+        }
+    }
+    if (!ok) {
+        free(ms);
+        return false;
+    }
+    qsort(ms, n, sizeof *ms, cfg_int64_cmp);
+    free(p->cfg->forecast.horizons_ms);
+    p->cfg->forecast.horizons_ms = ms;
+    p->cfg->forecast.n_horizons = n;
+    return true;
+}
+
+static const cfg_key *cfg_find_key(const cfg_key *keys, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(keys[i].name, name))
+            return &keys[i];
+    return NULL;
+}
+
+/* The name in KEY, or NULL after reporting a key that is not a plain string. */
+static const char *cfg_pair_key(cfg_parser *p, yaml_node_t *key, const char *section)
+{
+    if (key->type != YAML_SCALAR_NODE) {
+        cfg_error_at(p, key, "%s%skeys must be plain names, got %s",
+                     section, *section ? ": " : "", cfg_node_kind(key));
+        return NULL;
+    }
+    if (strlen((const char *)key->data.scalar.value) != key->data.scalar.length) {
+        cfg_error_at(p, key, "%s%skeys must not contain a NUL character", section, *section ? ": " : "");
+        return NULL;
+    }
+    return (const char *)key->data.scalar.value;
+}
+
+static void cfg_report_unknown(cfg_parser *p, yaml_node_t *key, const char *name, const char *section)
+{
+    char q[96];
+    if (*section)
+        cfg_error_at(p, key, "unknown key %s in %s", cfg_quote(name, q, sizeof q), section);
+    else
+        cfg_error_at(p, key, "unknown top-level key %s", cfg_quote(name, q, sizeof q));
+}
+
+static void cfg_report_duplicate(cfg_parser *p, yaml_node_t *key, const yaml_node_t *first,
+                                 const char *name, const char *section)
+{
+    char q[96];
+    cfg_error_at(p, key, "duplicate key %s%s%s (first at line %zu)", cfg_quote(name, q, sizeof q),
+                 *section ? " in " : "", section, first->start_mark.line + 1);
+}
+
+static void cfg_walk_mapping(cfg_parser *p, const char *section, yaml_node_t *map);
+
+/* One "key: value" of the top level or a section, K being its row. */
+static void cfg_walk_value(cfg_parser *p, const cfg_key *k, yaml_node_t *key, yaml_node_t *value)
+{
+    cfg_seen *seen = &p->seen[k - cfg_keys];
+    seen->key = key;
+    seen->value = value;
+    switch (k->type) {
+    case CFG_T_SECTION:
+        if (value->type == YAML_MAPPING_NODE)
+            cfg_walk_mapping(p, k->name, value);
+        else if (!cfg_is_null(value))   /* "mqtt:" alone: all defaults */
+            cfg_error_at(p, value, "%s: expected a mapping, got %s", k->name, cfg_node_kind(value));
+        break;
+    case CFG_T_LOTS:
+        p->lots_key = key;
+        break;
+    case CFG_T_DURATIONS:
+        seen->bad = !cfg_set_horizons(p, k, value);
+        break;
+    default:
+        seen->bad = !cfg_set_scalar(p, k, k->name, value, p->cfg);
+        break;
+    }
+}
+
+/* SECTION is "" for the top level. */
+static void cfg_walk_mapping(cfg_parser *p, const char *section, yaml_node_t *map)
+{
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = cfg_node(p, pair->key), *value = cfg_node(p, pair->value);
+        const char *name = cfg_pair_key(p, key, section);
+        if (!name)
+            continue;
+        char full[256];
+        snprintf(full, sizeof full, "%s%s%s", section, *section ? "." : "", name);
+        /* A dot in a key would reach into a section from outside it ("tls.ca_file"). */
+        const cfg_key *k = strchr(name, '.') ? NULL : cfg_find_key(cfg_keys, N_KEYS, full);
+        if (!k)
+            cfg_report_unknown(p, key, name, section);
+        else if (p->seen[k - cfg_keys].key)
+            cfg_report_duplicate(p, key, p->seen[k - cfg_keys].key, name, section);
+        else
+            cfg_walk_value(p, k, key, value);
+    }
+}
+
+/* ---- lots ---- */
+
+static const cfg_seen *cfg_seen_key(cfg_parser *p, const char *name)
+{
+    return &p->seen[cfg_find_key(cfg_keys, N_KEYS, name) - cfg_keys];
+}
+
+static const cfg_key *cfg_lot_key(const char *name)
+{
+    return cfg_find_key(cfg_lot_keys, N_LOT_KEYS, name);
+}
+
+static size_t cfg_lot_index(const char *name)
+{
+    return (size_t)(cfg_lot_key(name) - cfg_lot_keys);
+}
+
+/* Reads the keys of one lot mapping into LOT, recording what it saw in SEEN. */
+static void cfg_walk_lot(cfg_parser *p, size_t i, yaml_node_t *map, cfg_lot *lot, cfg_seen *seen)
+{
+    char section[32];
+    snprintf(section, sizeof section, "lots[%zu]", i);
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = cfg_node(p, pair->key), *value = cfg_node(p, pair->value);
+        const char *name = cfg_pair_key(p, key, section);
+        if (!name)
+            continue;
+        const cfg_key *k = cfg_lot_key(name);
+        if (!k) {
+            cfg_report_unknown(p, key, name, section);
+            continue;
+        }
+        cfg_seen *s = &seen[k - cfg_lot_keys];
+        if (s->key) {
+            cfg_report_duplicate(p, key, s->key, name, section);
+            continue;
+        }
+        char full[64];
+        snprintf(full, sizeof full, "%s.%s", section, name);
+        *s = (cfg_seen){key, value, !cfg_set_scalar(p, k, full, value, lot)};
+    }
+}
+
+static void cfg_lot_required(cfg_parser *p, size_t i, yaml_node_t *map, const cfg_seen *seen)
+{
+    for (size_t k = 0; k < N_LOT_KEYS; k++)
+        if ((cfg_lot_keys[k].flags & CFG_F_REQUIRED) && !seen[k].key)
+            cfg_error_at(p, map, "lots[%zu]: missing required key \"%s\"", i, cfg_lot_keys[k].name);
+}
+
+static void cfg_lot_position(cfg_parser *p, size_t i, cfg_lot *lot, const cfg_seen *seen)
+{
+    const cfg_seen *lat = &seen[cfg_lot_index("lat")], *lon = &seen[cfg_lot_index("lon")];
+    if (lat->key && !lon->key)
+        cfg_error_at(p, lat->key, "lots[%zu]: lat given without lon (give both or neither)", i);
+    else if (lon->key && !lat->key)
+        cfg_error_at(p, lon->key, "lots[%zu]: lon given without lat (give both or neither)", i);
+    lot->has_position = lat->key && lon->key;
+}
+
+/* Per-lot overrides fall back to `defaults`; then hysteresis must stay below almost_full, which
+ * is checked here only when this lot set one of them (else the defaults check covers it). */
+static void cfg_lot_thresholds(cfg_parser *p, size_t i, cfg_lot *lot, const cfg_seen *seen)
+{
+    const cfg_seen *af = &seen[cfg_lot_index("almost_full")], *hy = &seen[cfg_lot_index("hysteresis")];
+    if (!seen[cfg_lot_index("stale_after")].key)
+        lot->stale_after_ms = p->cfg->defaults.stale_after_ms;
+    if (!af->key)
+        lot->almost_full = p->cfg->defaults.almost_full;
+    if (!hy->key)
+        lot->hysteresis = p->cfg->defaults.hysteresis;
+    /* A rejected value (here or in defaults) was reported already; comparing with it is noise. */
+    bool af_bad = af->key ? af->bad : cfg_seen_key(p, "defaults.almost_full")->bad;
+    bool hy_bad = hy->key ? hy->bad : cfg_seen_key(p, "defaults.hysteresis")->bad;
+    if ((!af->key && !hy->key) || af_bad || hy_bad || lot->hysteresis < lot->almost_full)
+        return;
+    const cfg_seen *at = hy->key ? hy : af;
+    cfg_error_at(p, at->value, "lots[%zu]: hysteresis %g%s must be below almost_full %g%s", i,
+                 lot->hysteresis, hy->key ? "" : " (from defaults)",
+                 lot->almost_full, af->key ? "" : " (from defaults)");
+}
+
+static void cfg_load_lot(cfg_parser *p, size_t i, yaml_node_t *map, yaml_node_t **id_node)
+{
+    cfg_lot *lot = &p->cfg->lots[i];
+    cfg_seen seen[N_LOT_KEYS] = {{0}};
+    if (map->type != YAML_MAPPING_NODE) {
+        cfg_error_at(p, map, "lots[%zu]: expected a mapping with id, capacity and source, got %s",
+                     i, cfg_node_kind(map));
+        return;
+    }
+    cfg_walk_lot(p, i, map, lot, seen);
+    cfg_lot_required(p, i, map, seen);
+    cfg_lot_position(p, i, lot, seen);
+    cfg_lot_thresholds(p, i, lot, seen);
+    if (!lot->name && lot->id)
+        lot->name = util_xstrdup(lot->id);
+    *id_node = lot->id ? seen[cfg_lot_index("id")].value : NULL;
+}
+
+typedef struct cfg_id_ref {
+    const char *id;
+    size_t index;
+} cfg_id_ref;
+
+static int cfg_id_ref_cmp(const void *a, const void *b)
+{
+    const cfg_id_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Sorting by (id, index) puts each first occurrence before its repeats: O(n log n) for big lists. */
+static void cfg_check_duplicate_ids(cfg_parser *p, yaml_node_t **id_nodes)
+{
+    cfg_config *cfg = p->cfg;
+    cfg_id_ref *refs = util_xcalloc(cfg->n_lots, sizeof *refs);
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_lots; i++)
+        if (cfg->lots[i].id)
+            refs[n++] = (cfg_id_ref){cfg->lots[i].id, i};
+    qsort(refs, n, sizeof *refs, cfg_id_ref_cmp);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(refs[i].id, refs[first].id)) {
+            first = i;
+            continue;
+        }
+        cfg_error_at(p, id_nodes[refs[i].index], "lots[%zu].id: duplicate lot id \"%s\" "
+                     "(first at line %zu)", refs[i].index, refs[i].id,
+                     id_nodes[refs[first].index]->start_mark.line + 1);
+    }
+    free(refs);
+}
+
+static void cfg_load_lots(cfg_parser *p, yaml_node_t *root)
+{
+    if (!p->lots_key) {
+        cfg_error_at(p, root, "missing required key \"lots\" (the car parks to serve)");
+        return;
+    }
+    yaml_node_t *seq = cfg_seen_key(p, "lots")->value;
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, seq, "lots: expected a list of lots, got %s", cfg_node_kind(seq));
+        return;
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0) {
+        cfg_error_at(p, seq, "lots: must not be empty (at least one lot is required)");
+        return;
+    }
+    cfg_config *cfg = p->cfg;
+    cfg->lots = util_xcalloc(n, sizeof *cfg->lots);
+    cfg->n_lots = n;
+    yaml_node_t **id_nodes = util_xcalloc(n, sizeof *id_nodes);
+    for (size_t i = 0; i < n; i++)
+        cfg_load_lot(p, i, cfg_node(p, seq->data.sequence.items.start[i]), &id_nodes[i]);
+    cfg_check_duplicate_ids(p, id_nodes);
+    free(id_nodes);
+}
+
+/* ---- checks across keys ---- */
+
+static void cfg_check_defaults(cfg_parser *p)
+{
+    const cfg_seen *af = cfg_seen_key(p, "defaults.almost_full");
+    const cfg_seen *hy = cfg_seen_key(p, "defaults.hysteresis");
+    const cfg_config *cfg = p->cfg;
+    if (af->bad || hy->bad || cfg->defaults.hysteresis < cfg->defaults.almost_full)
+        return;
+    /* The built-in pair is valid, so at least one of them was set in the file. */
+    cfg_error_at(p, hy->key ? hy->value : af->value,
+                 "defaults: hysteresis %g must be below almost_full %g",
+                 cfg->defaults.hysteresis, cfg->defaults.almost_full);
+}
+
+/* Pairs that libmosquitto only takes together. */
+static void cfg_check_mqtt(cfg_parser *p)
+{
+    const cfg_config *cfg = p->cfg;
+    const cfg_seen *cert = cfg_seen_key(p, "mqtt.tls.cert_file");
+    const cfg_seen *key = cfg_seen_key(p, "mqtt.tls.key_file");
+    const cfg_seen *pw = cfg_seen_key(p, "mqtt.password_file");
+    if (!cfg->mqtt.tls_cert_file != !cfg->mqtt.tls_key_file && !cert->bad && !key->bad)
+        cfg_error_at(p, cfg->mqtt.tls_cert_file ? cert->value : key->value,
+                     "mqtt.tls: cert_file and key_file go together (give both or neither)");
+    if (cfg->mqtt.password_file && !cfg->mqtt.username && !cfg_seen_key(p, "mqtt.username")->bad)
+        cfg_error_at(p, pw->value, "mqtt.password_file: needs mqtt.username (MQTT sends a "
+                     "password only with a user name)");
+}
+
+/* ---- defaults, file, document ---- */
+
+static void cfg_bad_default(const cfg_key *k, const char *msg)
+{
+    fprintf(stderr, "parkd: bad built-in default for %s: %s\n", k->name, msg);
+    abort();
+}
+
+/* K's default is a comma-separated list ("15m,30m,60m"), already ascending. */
+static void cfg_default_horizons(cfg_config *cfg, const cfg_key *k)
+{
+    char msg[MSG_SIZE], *list = util_xstrdup(k->deflt), *save = NULL;
+    size_t n = 1;
+    for (const char *c = list; *c; c++)
+        n += *c == ',';
+    cfg->forecast.horizons_ms = util_xcalloc(n, sizeof(int64_t));
+    cfg->forecast.n_horizons = 0;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        cfg_value v;
+        if (cfg_parse_duration_value(k, t, &v, msg) < 0)
+            cfg_bad_default(k, msg);
+        cfg->forecast.horizons_ms[cfg->forecast.n_horizons++] = v.i;
+    }
+    free(list);
+}
+
+/* Defaults go through the same parsers as the file (as plain scalars), so a default is always a
+ * value the file could say; a table default they refuse aborts on the first test run. */
+static void cfg_apply_defaults(cfg_config *cfg)
+{
+    char msg[MSG_SIZE];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        cfg_value v;
+        if (k->type == CFG_T_DURATIONS) {
+            cfg_default_horizons(cfg, k);
+        } else if (k->deflt) {
+            if (cfg_parse_value(k, k->deflt, true, &v, msg) < 0)
+                cfg_bad_default(k, msg);
+            cfg_store(k, cfg, &v);
+        }
+    }
+}
+
+/* Reads the whole of PATH into a malloc'd NUL-terminated buffer. Returns 0 or an errno. */
+static int cfg_read_file(const char *path, char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno;
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    int err = 0;
+    for (;;) {
+        util_grow((void **)&buf, &cap, n + 4096 + 1, 1);
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            err = ferror(f) ? (errno ? errno : EIO) : 0;
+            break;
+        }
+        if (n > CFG_MAX_FILE) {
+            err = EFBIG;
+            break;
+        }
+    }
+    fclose(f);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+/* Line and column (1-based, in bytes) of byte OFFSET of DATA: libyaml gives reader errors (bad
+ * UTF-8, control characters) only as an offset. */
+static void cfg_offset_position(const char *data, size_t len, size_t offset, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (data[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static void cfg_yaml_error(cfg_parser *p, const yaml_parser_t *y, const char *data, size_t len)
+{
+    size_t line = y->problem_mark.line + 1, col = y->problem_mark.column + 1;
+    const char *problem = y->problem ? y->problem : "unknown error";
+    if (y->error == YAML_READER_ERROR) {
+        cfg_offset_position(data, len, y->problem_offset, &line, &col);
+        cfg_error_mark(p, line, col, "YAML error: %s", problem);
+    } else if (y->context) {
+        cfg_error_mark(p, line, col, "YAML syntax error: %s (%s at line %zu, column %zu)", problem,
+                       y->context, y->context_mark.line + 1, y->context_mark.column + 1);
+    } else {
+        cfg_error_mark(p, line, col, "YAML syntax error: %s", problem);
+    }
+}
+
+/* A second document in the file would be silently ignored by yaml_parser_load; refuse it. */
+static void cfg_check_single_document(cfg_parser *p, yaml_parser_t *y, const char *data, size_t len)
+{
+    yaml_document_t next;
+    if (!yaml_parser_load(y, &next)) {
+        cfg_yaml_error(p, y, data, len);
+        return;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&next);
+    if (root)
+        cfg_error_at(p, root, "only one YAML document is allowed in a configuration file");
+    yaml_document_delete(&next);
+}
+
+static void cfg_load_document(cfg_parser *p, yaml_node_t *root)
+{
+    if (!root) {
+        cfg_error_mark(p, 1, 1, "empty configuration (at least \"lots\" is required)");
+        return;
+    }
+    if (root->type != YAML_MAPPING_NODE) {
+        cfg_error_at(p, root, "the top level must be a mapping of sections, got %s",
+                     cfg_node_kind(root));
+        return;
+    }
+    cfg_walk_mapping(p, "", root);
+    cfg_check_mqtt(p);
+    cfg_check_defaults(p);
+    cfg_load_lots(p, root);
+}
+
+static void cfg_parse_data(cfg_parser *p, const char *data, size_t len)
+{
+    yaml_parser_t y;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&y)) {
+        cfg_error_mark(p, 0, 0, "cannot initialise the YAML parser");
+        return;
+    }
+    yaml_parser_set_input_string(&y, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&y, &doc)) {
+        cfg_yaml_error(p, &y, data, len);
+        yaml_parser_delete(&y);
+        return;
+    }
+    p->doc = &doc;
+    cfg_load_document(p, yaml_document_get_root_node(&doc));
+    if (yaml_document_get_root_node(&doc))
+        cfg_check_single_document(p, &y, data, len);
+    p->doc = NULL;
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&y);
+}
+
+int cfg_load(const char *path, cfg_config **out, char **errors)
+{
+    cfg_parser p = {.path = path};
+    char *data = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (errors)
+        *errors = NULL;
+    int err = cfg_read_file(path, &data, &len);
+    if (err) {
+        if (errors) {
+            *errors = util_xmalloc(strlen(path) + strlen(strerror(err)) + 32);
+            sprintf(*errors, "%s: cannot read: %s\n", path, strerror(err));
+        }
+        return -1;
+    }
+    p.cfg = util_xcalloc(1, sizeof *p.cfg);
+    p.cfg->path = util_xstrdup(path);
+    cfg_apply_defaults(p.cfg);
+    cfg_parse_data(&p, data, len);
+    free(data);
+    if (p.n_errors) {
+        if (errors)
+            *errors = cfg_format_errors(&p);
+        cfg_free_errors(&p);
+        cfg_free(p.cfg);
+        return -1;
+    }
+    *out = p.cfg;
+    return 0;
+}
+
+/* Frees every string field of BASE that KEYS describe. */
+static void cfg_free_strings(const cfg_key *keys, size_t n, void *base)
+{
+    for (size_t i = 0; i < n; i++)
+        switch (keys[i].type) {
+        case CFG_T_STRING: case CFG_T_LISTEN: case CFG_T_TIMEZONE: case CFG_T_ID:
+            free(*(char **)((char *)base + keys[i].offset));
+            break;
+        default:
+            break;
+        }
+}
+
+void cfg_free(cfg_config *cfg)
+{
+    if (!cfg)
+        return;
+    cfg_free_strings(cfg_keys, N_KEYS, cfg);
+    for (size_t i = 0; i < cfg->n_lots; i++) {
+        cfg_free_strings(cfg_lot_keys, N_LOT_KEYS, &cfg->lots[i]);
+    }
+    free(cfg->lots);
+    free(cfg->forecast.horizons_ms);
+    free(cfg->path);
+    free(cfg);
+}
+
+/* Linear in the number of lots: meant for start-up and reload, not for every message. */
+const cfg_lot *cfg_find_lot(const cfg_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->n_lots; i++)
+        if (cfg->lots[i].id && !strcmp(cfg->lots[i].id, id))
+            return &cfg->lots[i];
+    return NULL;
+}

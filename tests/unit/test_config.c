@@ -1,0 +1,863 @@
+/* Unit tests of config: every key, defaults, durations, and each kind of error with its exact
+ * "PATH:LINE:COL:" position. Each test writes its YAML to a mkstemp file in /tmp. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define MS_MIN  (60 * 1000)
+#define MS_HOUR (60 * MS_MIN)
+
+/* One lot, valid, for tests about other sections. */
+#define LOTS "lots:\n  - {id: L1, capacity: 10, source: count}\n"
+/* The same in block style, so a test can append keys to the lot (from line 5 on, column 5). */
+#define LOT_BLOCK "lots:\n  - id: L1\n    capacity: 10\n    source: count\n"
+
+typedef struct loaded {
+    char path[64];
+    int rc;
+    cfg_config *cfg;
+    char *errors;
+} loaded;
+
+static void load_text(loaded *l, const char *text)
+{
+    strcpy(l->path, "/tmp/parkd-test-config-XXXXXX");
+    int fd = mkstemp(l->path);
+    assert_true(fd >= 0);
+    size_t len = strlen(text);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    l->rc = cfg_load(l->path, &l->cfg, &l->errors);
+    unlink(l->path);
+}
+
+static void unload(loaded *l)
+{
+    cfg_free(l->cfg);
+    free(l->errors);
+}
+
+/* Loads TEXT, which must be valid; the caller cfg_free()s the result. */
+static cfg_config *load_ok(const char *text)
+{
+    loaded l;
+    load_text(&l, text);
+    if (l.rc != 0)
+        fail_msg("expected a valid config, got:\n%s", l.errors);
+    assert_null(l.errors);
+    assert_non_null(l.cfg);
+    return l.cfg;
+}
+
+/* Loads TEXT, which must be invalid. */
+static void load_bad(loaded *l, const char *text)
+{
+    load_text(l, text);
+    if (l->rc != -1)
+        fail_msg("expected errors for:\n%s", text);
+    assert_null(l->cfg);
+    assert_non_null(l->errors);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Some line of L's errors starts with "PATH:LINE:COL: " and contains NEEDLE. */
+static void assert_error(const loaded *l, int line, int col, const char *needle)
+{
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s:%d:%d: ", l->path, line, col);
+    for (const char *s = l->errors; *s;) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        char *one = strndup(s, len);
+        bool match = !strncmp(one, prefix, strlen(prefix)) && strstr(one, needle);
+        free(one);
+        if (match)
+            return;
+        s += len + (nl != NULL);
+    }
+    fail_msg("no error \"%s...%s\" in:\n%s", prefix, needle, l->errors);
+}
+
+/* TEXT has exactly one error, at LINE:COL, containing NEEDLE. */
+static void expect_one_error(const char *text, int line, int col, const char *needle)
+{
+    loaded l;
+    load_bad(&l, text);
+    assert_error(&l, line, col, needle);
+    if (count_lines(l.errors) != 1)
+        fail_msg("expected one error, got:\n%s", l.errors);
+    unload(&l);
+}
+
+/* ---- valid configurations ---- */
+
+static const char full_yaml[] =
+    "mqtt:\n"
+    "  host: broker.example\n"
+    "  port: 8883\n"
+    "  client_id: parkd-test\n"
+    "  username: parkd\n"
+    "  password_file: /etc/parkd/mqtt.pw\n"
+    "  tls: {ca_file: /etc/ssl/ca.pem, cert_file: /etc/ssl/c.pem, key_file: \"/etc/ssl/c.key\"}\n"
+    "  keepalive: 1m\n"
+    "  qos: 2\n"
+    "  clean_session: true\n"
+    "  input_prefix: city/parking\n"
+    "  output_prefix: 'city/parking/out'\n"
+    "redis:\n"
+    "  host: redis.example\n"
+    "  port: 6380\n"
+    "  socket: /run/redis/redis.sock\n"
+    "  username: default\n"
+    "  password_file: /etc/parkd/redis.pw\n"
+    "  db: 15\n"
+    "  prefix: \"p:\"\n"
+    "publish: {min_interval: 0, heartbeat: 1h, deadband: 2.5, summary_interval: 500ms}\n"
+    "smoothing: {tau: 90s}\n"
+    "forecast: {horizons: [1h, 15m, 2h, 30m]}\n"
+    "history: {interval: 30s, max_len: 5000}\n"
+    "limits: {max_payload: 1048576, max_future: 0, max_bays_per_lot: 1}\n"
+    "log: {level: debug}\n"
+    "metrics: {listen: \"[::1]:9108\"}\n"
+    "timezone: Europe/London\n"
+    "defaults: {stale_after: 2h, almost_full: 0.8, hysteresis: 0}\n"
+    "lots:\n"
+    "  - {id: BHMBCCMKT01, name: Broad Street, capacity: 577, source: count, lat: 52.4781, lon: -1.9086}\n"
+    "  - id: gates.1\n"
+    "    capacity: 10000000\n"
+    "    source: gates\n"
+    "    stale_after: 10m\n"
+    "    almost_full: 1\n"
+    "    hysteresis: 0.5\n"
+    "  - {id: b-2, capacity: 1, source: bays, lat: -90, lon: 180}\n";
+
+static void test_full_config(void **state)
+{
+    if (access("/usr/share/zoneinfo/Europe/London", R_OK) != 0)
+        skip();
+    cfg_config *c = load_ok(full_yaml);
+    assert_string_equal(c->mqtt.host, "broker.example");
+    assert_int_equal(c->mqtt.port, 8883);
+    assert_string_equal(c->mqtt.client_id, "parkd-test");
+    assert_string_equal(c->mqtt.username, "parkd");
+    assert_string_equal(c->mqtt.password_file, "/etc/parkd/mqtt.pw");
+    assert_string_equal(c->mqtt.tls_ca_file, "/etc/ssl/ca.pem");
+    assert_string_equal(c->mqtt.tls_cert_file, "/etc/ssl/c.pem");
+    assert_string_equal(c->mqtt.tls_key_file, "/etc/ssl/c.key");
+    assert_int_equal(c->mqtt.keepalive_ms, 60000);
+    assert_int_equal(c->mqtt.qos, 2);
+    assert_true(c->mqtt.clean_session);
+    assert_string_equal(c->mqtt.input_prefix, "city/parking");
+    assert_string_equal(c->mqtt.output_prefix, "city/parking/out");
+    assert_string_equal(c->redis.host, "redis.example");
+    assert_int_equal(c->redis.port, 6380);
+    assert_string_equal(c->redis.socket, "/run/redis/redis.sock");
+    assert_string_equal(c->redis.username, "default");
+    assert_string_equal(c->redis.password_file, "/etc/parkd/redis.pw");
+    assert_int_equal(c->redis.db, 15);
+    assert_string_equal(c->redis.prefix, "p:");
+    assert_int_equal(c->publish.min_interval_ms, 0);
+    assert_int_equal(c->publish.heartbeat_ms, MS_HOUR);
+    assert_true(c->publish.deadband == 2.5);
+    assert_int_equal(c->publish.summary_interval_ms, 500);
+    assert_int_equal(c->smoothing.tau_ms, 90000);
+    assert_int_equal(c->forecast.n_horizons, 4);
+    assert_int_equal(c->forecast.horizons_ms[0], 15 * MS_MIN);   /* sorted ascending */
+    assert_int_equal(c->forecast.horizons_ms[1], 30 * MS_MIN);
+    assert_int_equal(c->forecast.horizons_ms[2], 60 * MS_MIN);
+    assert_int_equal(c->forecast.horizons_ms[3], 120 * MS_MIN);
+    assert_int_equal(c->history.interval_ms, 30000);
+    assert_int_equal(c->history.max_len, 5000);
+    assert_int_equal(c->limits.max_payload, 1048576);
+    assert_int_equal(c->limits.max_future_ms, 0);
+    assert_int_equal(c->limits.max_bays_per_lot, 1);
+    assert_int_equal(c->log_level, CFG_LOG_DEBUG);
+    assert_string_equal(c->metrics.listen, "[::1]:9108");
+    assert_string_equal(c->timezone, "Europe/London");
+    assert_int_equal(c->defaults.stale_after_ms, 2 * MS_HOUR);
+    assert_true(c->defaults.almost_full == 0.8);
+    assert_true(c->defaults.hysteresis == 0);
+
+    assert_int_equal(c->n_lots, 3);
+    const cfg_lot *a = &c->lots[0], *g = &c->lots[1], *b = &c->lots[2];
+    assert_string_equal(a->id, "BHMBCCMKT01");
+    assert_string_equal(a->name, "Broad Street");
+    assert_int_equal(a->capacity, 577);
+    assert_int_equal(a->source, CFG_SOURCE_COUNT);
+    assert_true(a->has_position);
+    assert_true(a->lat == 52.4781 && a->lon == -1.9086);
+    assert_string_equal(g->id, "gates.1");
+    assert_string_equal(g->name, "gates.1");
+    assert_int_equal(g->capacity, 10000000);
+    assert_int_equal(g->source, CFG_SOURCE_GATES);
+    assert_false(g->has_position);
+    assert_int_equal(b->source, CFG_SOURCE_BAYS);
+    assert_true(b->has_position && b->lat == -90 && b->lon == 180);
+    cfg_free(c);
+}
+
+static void test_minimal_defaults(void **state)
+{
+    cfg_config *c = load_ok(LOTS);
+    assert_string_equal(c->mqtt.host, "127.0.0.1");
+    assert_int_equal(c->mqtt.port, 1883);
+    assert_string_equal(c->mqtt.client_id, "parkd");
+    assert_null(c->mqtt.username);
+    assert_null(c->mqtt.password_file);
+    assert_null(c->mqtt.tls_ca_file);
+    assert_null(c->mqtt.tls_cert_file);
+    assert_null(c->mqtt.tls_key_file);
+    assert_int_equal(c->mqtt.keepalive_ms, 30000);
+    assert_int_equal(c->mqtt.qos, 1);
+    assert_false(c->mqtt.clean_session);
+    assert_string_equal(c->mqtt.input_prefix, "parking");
+    assert_string_equal(c->mqtt.output_prefix, "parking/out");
+    assert_string_equal(c->redis.host, "127.0.0.1");
+    assert_int_equal(c->redis.port, 6379);
+    assert_null(c->redis.socket);
+    assert_null(c->redis.username);
+    assert_null(c->redis.password_file);
+    assert_int_equal(c->redis.db, 0);
+    assert_string_equal(c->redis.prefix, "parkd:");
+    assert_int_equal(c->publish.min_interval_ms, 2000);
+    assert_int_equal(c->publish.heartbeat_ms, 5 * MS_MIN);
+    assert_true(c->publish.deadband == 1);
+    assert_int_equal(c->publish.summary_interval_ms, 10000);
+    assert_int_equal(c->smoothing.tau_ms, 5 * MS_MIN);
+    assert_int_equal(c->forecast.n_horizons, 3);
+    assert_int_equal(c->forecast.horizons_ms[0], 15 * MS_MIN);
+    assert_int_equal(c->forecast.horizons_ms[1], 30 * MS_MIN);
+    assert_int_equal(c->forecast.horizons_ms[2], 60 * MS_MIN);
+    assert_int_equal(c->history.interval_ms, MS_MIN);
+    assert_int_equal(c->history.max_len, 100000);
+    assert_int_equal(c->limits.max_payload, 1024);
+    assert_int_equal(c->limits.max_future_ms, 5 * MS_MIN);
+    assert_int_equal(c->limits.max_bays_per_lot, 10000);
+    assert_int_equal(c->log_level, CFG_LOG_INFO);
+    assert_null(c->metrics.listen);
+    assert_null(c->timezone);
+    assert_int_equal(c->defaults.stale_after_ms, MS_HOUR);
+    assert_true(c->defaults.almost_full == 0.9);
+    assert_true(c->defaults.hysteresis == 0.05);
+    assert_int_equal(c->n_lots, 1);
+    assert_string_equal(c->lots[0].id, "L1");
+    assert_string_equal(c->lots[0].name, "L1");
+    assert_int_equal(c->lots[0].capacity, 10);
+    assert_int_equal(c->lots[0].source, CFG_SOURCE_COUNT);
+    assert_false(c->lots[0].has_position);
+    assert_int_equal(c->lots[0].stale_after_ms, MS_HOUR);
+    assert_true(c->lots[0].almost_full == 0.9);
+    assert_true(c->lots[0].hysteresis == 0.05);
+    assert_int_equal(strncmp(c->path, "/tmp/parkd-test-config-", 23), 0);
+    cfg_free(c);
+}
+
+/* Sections given as empty or null mean all defaults; nullable keys take ~, null and nothing. */
+static void test_empty_sections_and_nulls(void **state)
+{
+    cfg_config *c = load_ok("mqtt:\nredis: ~\nlog: {}\nmetrics: {listen: null}\ntimezone:\n"
+                            "publish: {}\n" LOTS);
+    assert_int_equal(c->mqtt.port, 1883);
+    assert_int_equal(c->redis.port, 6379);
+    assert_int_equal(c->log_level, CFG_LOG_INFO);
+    assert_null(c->metrics.listen);
+    assert_null(c->timezone);
+    cfg_free(c);
+
+    c = load_ok("mqtt: {username: ~, password_file: Null, tls: {ca_file: NULL}}\n"
+                "redis: {socket: ~}\n" LOTS);
+    assert_null(c->mqtt.username);
+    assert_null(c->mqtt.password_file);
+    assert_null(c->mqtt.tls_ca_file);
+    assert_null(c->redis.socket);
+    cfg_free(c);
+}
+
+/* ---- durations ---- */
+
+static void test_parse_duration(void **state)
+{
+    static const struct { const char *s; int64_t ms; } good[] = {
+        {"500ms", 500}, {"30s", 30000}, {"5m", 300000}, {"1h", 3600000}, {"1d", 86400000},
+        {"0", 0}, {"2", 2000}, {"0.5", 500}, {"1.5", 1500}, {"0.1", 100}, {"1.5h", 5400000},
+        {"0ms", 0}, {"0.25m", 15000}, {"1.0005", 1001}, {"007s", 7000}, {"90s", 90000},
+    };
+    static const char *bad[] = {
+        "", "-1", "-5s", "abc", "5x", "s", "1.", ".5", "1e3", " 5s", "5s ", "5 s", "+5", "5S",
+        "1h30m", "0x10", "inf", "nan", "1..5", "99999999999999999999d", "999999999999999d",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = -1;
+        if (cfg_parse_duration(good[i].s, &ms) != 0 || ms != good[i].ms)
+            fail_msg("\"%s\": expected %lld ms, got %lld", good[i].s, (long long)good[i].ms,
+                     (long long)ms);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 0;
+        if (cfg_parse_duration(bad[i], &ms) == 0)
+            fail_msg("\"%s\" accepted as %lld ms", bad[i], (long long)ms);
+    }
+}
+
+static void test_durations_in_yaml(void **state)
+{
+    cfg_config *c = load_ok("mqtt: {keepalive: 5}\n"
+                            "publish: {min_interval: 0.5, heartbeat: \"1.5\", summary_interval: 2m}\n"
+                            "smoothing: {tau: 500ms}\n"
+                            "forecast: {horizons: [0.5h, 1d, 60]}\n"
+                            "history: {interval: 1d}\n"
+                            "limits: {max_future: 0ms}\n"
+                            "defaults: {stale_after: 1.5h}\n" LOTS);
+    assert_int_equal(c->mqtt.keepalive_ms, 5000);
+    assert_int_equal(c->publish.min_interval_ms, 500);
+    assert_int_equal(c->publish.heartbeat_ms, 1500);
+    assert_int_equal(c->publish.summary_interval_ms, 2 * MS_MIN);
+    assert_int_equal(c->smoothing.tau_ms, 500);
+    assert_int_equal(c->forecast.n_horizons, 3);
+    assert_int_equal(c->forecast.horizons_ms[0], MS_MIN);
+    assert_int_equal(c->forecast.horizons_ms[1], 30 * MS_MIN);
+    assert_int_equal(c->forecast.horizons_ms[2], 24 * MS_HOUR);
+    assert_int_equal(c->history.interval_ms, 24 * MS_HOUR);
+    assert_int_equal(c->limits.max_future_ms, 0);
+    assert_int_equal(c->lots[0].stale_after_ms, 90 * MS_MIN);
+    cfg_free(c);
+}
+
+static void test_duration_errors(void **state)
+{
+    expect_one_error("publish: {heartbeat: -5s}\n" LOTS, 1, 22,
+                     "publish.heartbeat: must not be negative, got \"-5s\"");
+    expect_one_error("publish: {heartbeat: soon}\n" LOTS, 1, 22,
+                     "publish.heartbeat: expected a duration (500ms, 30s, 5m, 1h, 1d or a number of "
+                     "seconds), got \"soon\"");
+    expect_one_error("publish: {heartbeat: 0}\n" LOTS, 1, 22, "publish.heartbeat: must be greater than 0");
+    expect_one_error("publish: {summary_interval: 0s}\n" LOTS, 1, 29,
+                     "publish.summary_interval: must be greater than 0");
+    expect_one_error("smoothing: {tau: 0ms}\n" LOTS, 1, 18, "smoothing.tau: must be greater than 0");
+    expect_one_error("history: {interval: 0}\n" LOTS, 1, 21, "history.interval: must be greater than 0");
+    expect_one_error("defaults: {stale_after: 0}\n" LOTS, 1, 25, "defaults.stale_after: must be greater than 0");
+    expect_one_error("mqtt: {keepalive: 4s}\n" LOTS, 1, 19, "mqtt.keepalive: must be at least 5s, got \"4s\"");
+    expect_one_error("mqtt: {keepalive: 30.5s}\n" LOTS, 1, 19,
+                     "mqtt.keepalive: must be a whole number of seconds");
+    expect_one_error("mqtt: {keepalive: 1d}\n" LOTS, 1, 19, "mqtt.keepalive: must be at most 65535s");
+    expect_one_error("publish: {min_interval: 400d}\n" LOTS, 1, 25,
+                     "publish.min_interval: must be at most 365d");
+    expect_one_error("publish: {min_interval: [1s]}\n" LOTS, 1, 25,
+                     "publish.min_interval: expected a single value, got a list");
+    expect_one_error(LOT_BLOCK "    stale_after: 0\n", 5, 18, "lots[0].stale_after: must be greater than 0");
+}
+
+static void test_horizons(void **state)
+{
+    expect_one_error("forecast: {horizons: []}\n" LOTS, 1, 22, "forecast.horizons: must not be empty");
+    expect_one_error("forecast: {horizons: ~}\n" LOTS, 1, 22,
+                     "forecast.horizons: expected a list of durations, got null");
+    expect_one_error("forecast: {horizons: 15m}\n" LOTS, 1, 22,
+                     "forecast.horizons: expected a list of durations, got a scalar");
+    expect_one_error("forecast: {horizons: [15m, 0]}\n" LOTS, 1, 28,
+                     "forecast.horizons: must be at least 1m, got \"0\"");
+    expect_one_error("forecast: {horizons: [30m, 15m, 0.5h]}\n" LOTS, 1, 33,
+                     "forecast.horizons: duplicate horizon 30m");
+    expect_one_error("forecast: {horizons: [15m, 90s]}\n" LOTS, 1, 28,
+                     "forecast.horizons: must be a whole number of minutes, got \"90s\"");
+    expect_one_error("forecast:\n  horizons:\n    - 15m\n    - -1m\n" LOTS, 4, 7,
+                     "forecast.horizons: must not be negative");
+    expect_one_error("forecast: {horizons: [15m, \"1m\\0\"]}\n" LOTS, 1, 28,
+                     "forecast.horizons: must not contain a NUL character");
+    expect_one_error("forecast: {horizons: [15m, [1]]}\n" LOTS, 1, 28,
+                     "forecast.horizons: expected a duration, got a list");
+}
+
+/* ---- errors ---- */
+
+static void test_cannot_read(void **state)
+{
+    cfg_config *c = (cfg_config *)1;
+    char *errors = NULL;
+    assert_int_equal(cfg_load("/nonexistent/parkd.yaml", &c, &errors), -1);
+    assert_null(c);
+    assert_string_equal(errors, "/nonexistent/parkd.yaml: cannot read: No such file or directory\n");
+    free(errors);
+    assert_int_equal(cfg_load("/tmp", &c, &errors), -1);
+    assert_string_equal(errors, "/tmp: cannot read: Is a directory\n");
+    free(errors);
+    assert_int_equal(cfg_load("/nonexistent", &c, NULL), -1);   /* errors may be NULL */
+}
+
+static void test_syntax_errors(void **state)
+{
+    expect_one_error("mqtt: {port: 1883\n" LOTS, 2, 5, "YAML syntax error: did not find expected ',' or '}'");
+    expect_one_error("mqtt:\n  port: 1883\n host: x\n" LOTS, 3, 2, "YAML syntax error:");
+    expect_one_error("mqtt: \"unterminated\n", 2, 1, "YAML syntax error: found unexpected end of stream");
+    expect_one_error("mqtt: {port: *nowhere}\n" LOTS, 1, 14, "YAML syntax error: found undefined alias");
+    expect_one_error("mqtt:\n  host: \x01\n", 2, 9, "YAML error: control characters are not allowed");
+    expect_one_error(LOTS "---\nmqtt: {}\n", 4, 1, "only one YAML document is allowed");
+    expect_one_error("", 1, 1, "empty configuration");
+    expect_one_error("# nothing but a comment\n", 1, 1, "empty configuration");
+    expect_one_error("- a\n- b\n", 1, 1, "the top level must be a mapping");
+}
+
+static void test_unknown_keys(void **state)
+{
+    expect_one_error("mqtt:\n  prot: 1883\n" LOTS, 2, 3, "unknown key \"prot\" in mqtt");
+    expect_one_error("mqtt: {tls: {ca: x}}\n" LOTS, 1, 14, "unknown key \"ca\" in mqtt.tls");
+    expect_one_error("mqtt: {tls.ca_file: x}\n" LOTS, 1, 8, "unknown key \"tls.ca_file\" in mqtt");
+    expect_one_error("mqtt: {password: hunter2}\n" LOTS, 1, 8, "unknown key \"password\" in mqtt");
+    expect_one_error("loglevel: debug\n" LOTS, 1, 1, "unknown top-level key \"loglevel\"");
+    expect_one_error(LOT_BLOCK "    capcity: 5\n", 5, 5, "unknown key \"capcity\" in lots[0]");
+    expect_one_error("redis: {[a]: 1}\n" LOTS, 1, 9, "redis: keys must be plain names, got a list");
+    expect_one_error("redis: {\"port\\0x\": 1}\n" LOTS, 1, 9, "redis: keys must not contain a NUL character");
+
+    /* A secret put where it does not belong is never echoed. */
+    loaded l;
+    load_bad(&l, "mqtt: {password: hunter2}\n" LOTS);
+    assert_null(strstr(l.errors, "hunter2"));
+    unload(&l);
+}
+
+static void test_wrong_types(void **state)
+{
+    expect_one_error("mqtt:\n  port: abc\n" LOTS, 2, 9, "mqtt.port: expected an integer, got \"abc\"");
+    expect_one_error("mqtt: {port: \"1883\"}\n" LOTS, 1, 14,
+                     "mqtt.port: expected an integer, got \"1883\" (a quoted string)");
+    expect_one_error("mqtt: {port: 1883.0}\n" LOTS, 1, 14, "mqtt.port: expected an integer, got \"1883.0\"");
+    expect_one_error("mqtt: {port: 0x50}\n" LOTS, 1, 14, "mqtt.port: expected an integer");
+    expect_one_error("mqtt: {clean_session: yes}\n" LOTS, 1, 23,
+                     "mqtt.clean_session: expected true or false, got \"yes\"");
+    expect_one_error("mqtt: {clean_session: \"true\"}\n" LOTS, 1, 23,
+                     "mqtt.clean_session: expected true or false, got \"true\" (a quoted string)");
+    expect_one_error("mqtt: {clean_session: True}\n" LOTS, 1, 23, "expected true or false");
+    expect_one_error("mqtt: 1883\n" LOTS, 1, 7, "mqtt: expected a mapping, got a scalar");
+    expect_one_error("mqtt: [a]\n" LOTS, 1, 7, "mqtt: expected a mapping, got a list");
+    expect_one_error("mqtt: {host: {a: b}}\n" LOTS, 1, 14, "mqtt.host: expected a single value, got a mapping");
+    expect_one_error("mqtt: {host: ~}\n" LOTS, 1, 14, "mqtt.host: must not be null");
+    expect_one_error("mqtt:\n  host:\n" LOTS, 2, 8, "mqtt.host: must not be null");
+    expect_one_error("mqtt: {host: \"\"}\n" LOTS, 1, 14, "mqtt.host: must not be empty");
+    expect_one_error("mqtt: {username: ''}\n" LOTS, 1, 18, "mqtt.username: must not be empty (use ~ for none)");
+    expect_one_error("mqtt: {host: \"a\\0b\"}\n" LOTS, 1, 14, "mqtt.host: must not contain a NUL character");
+    expect_one_error("publish: {deadband: lots}\n" LOTS, 1, 21, "publish.deadband: expected a number, got \"lots\"");
+    expect_one_error("publish: {deadband: .nan}\n" LOTS, 1, 21, "publish.deadband: expected a number");
+    expect_one_error("log: {level: verbose}\n" LOTS, 1, 14,
+                     "log.level: expected one of error, warning, info, debug, got \"verbose\"");
+    expect_one_error("log: {level: ~}\n" LOTS, 1, 14, "log.level: must not be null");
+    expect_one_error("lots:\n  - id: L1\n    source: count\n    capacity: 1.5\n", 4, 15,
+                     "lots[0].capacity: expected an integer, got \"1.5\"");
+    expect_one_error("lots:\n  - {id: A, capacity: ten, source: count}\n", 2, 23,
+                     "lots[0].capacity: expected an integer, got \"ten\"");
+}
+
+static void test_out_of_range(void **state)
+{
+    expect_one_error("mqtt: {port: 0}\n" LOTS, 1, 14, "mqtt.port: must be between 1 and 65535, got 0");
+    expect_one_error("redis: {port: 65536}\n" LOTS, 1, 15, "redis.port: must be between 1 and 65535, got 65536");
+    expect_one_error("mqtt: {qos: 3}\n" LOTS, 1, 13, "mqtt.qos: must be between 0 and 2, got 3");
+    expect_one_error("mqtt: {qos: -1}\n" LOTS, 1, 13, "mqtt.qos: must be between 0 and 2, got -1");
+    expect_one_error("redis: {db: 16}\n" LOTS, 1, 13, "redis.db: must be between 0 and 15, got 16");
+    expect_one_error("publish: {deadband: -1}\n" LOTS, 1, 21, "publish.deadband: must be in [0, 10000000], got -1");
+    expect_one_error("limits: {max_payload: 1048577}\n" LOTS, 1, 23,
+                     "limits.max_payload: must be between 1 and 1048576, got 1048577");
+    expect_one_error("limits: {max_payload: 0}\n" LOTS, 1, 23, "limits.max_payload: must be between 1 and");
+    expect_one_error("limits: {max_bays_per_lot: 0}\n" LOTS, 1, 28, "limits.max_bays_per_lot: must be between 1 and");
+    expect_one_error("history: {max_len: 0}\n" LOTS, 1, 20, "history.max_len: must be between 1 and");
+    expect_one_error("defaults: {almost_full: 0}\n" LOTS, 1, 25, "defaults.almost_full: must be in (0, 1], got 0");
+    expect_one_error("defaults: {almost_full: 1.01}\n" LOTS, 1, 25, "defaults.almost_full: must be in (0, 1]");
+    expect_one_error("defaults: {hysteresis: -0.1}\n" LOTS, 1, 24, "defaults.hysteresis: must be in [0, 1), got -0.1");
+    expect_one_error("defaults: {almost_full: 0.5, hysteresis: 0.5}\n" LOTS, 1, 42,
+                     "defaults: hysteresis 0.5 must be below almost_full 0.5");
+    /* Only almost_full set: the error points at it. */
+    expect_one_error("defaults: {almost_full: 0.04}\n" LOTS, 1, 25,
+                     "defaults: hysteresis 0.05 must be below almost_full 0.04");
+    expect_one_error("lots:\n  - {id: A, capacity: 0, source: count}\n", 2, 23,
+                     "lots[0].capacity: must be between 1 and 10000000, got 0");
+    expect_one_error("lots:\n  - {id: A, capacity: 10000001, source: count}\n", 2, 23,
+                     "lots[0].capacity: must be between 1 and 10000000");
+    expect_one_error(LOT_BLOCK "    lat: 90.5\n    lon: 0\n", 5, 10, "lots[0].lat: must be in [-90, 90], got 90.5");
+    expect_one_error(LOT_BLOCK "    lat: 0\n    lon: -180.01\n", 6, 10, "lots[0].lon: must be in [-180, 180]");
+}
+
+static void test_duplicate_keys(void **state)
+{
+    expect_one_error("mqtt:\n  port: 1\n  host: h\n  port: 2\n" LOTS, 4, 3,
+                     "duplicate key \"port\" in mqtt (first at line 2)");
+    expect_one_error("log: {level: info}\n" LOTS "log: {level: debug}\n", 4, 1,
+                     "duplicate key \"log\" (first at line 1)");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: count, capacity: 2}\n", 2, 41,
+                     "duplicate key \"capacity\" in lots[0] (first at line 2)");
+}
+
+static void test_duplicate_lot_id(void **state)
+{
+    loaded l;
+    load_bad(&l, "lots:\n"
+                 "  - {id: A, capacity: 1, source: count}\n"
+                 "  - {id: B, capacity: 1, source: count}\n"
+                 "  - id: A\n"
+                 "    capacity: 2\n"
+                 "    source: bays\n"
+                 "  - {id: A, capacity: 1, source: count}\n");
+    assert_error(&l, 4, 9, "lots[2].id: duplicate lot id \"A\" (first at line 2)");
+    assert_error(&l, 7, 10, "lots[3].id: duplicate lot id \"A\" (first at line 2)");
+    assert_int_equal(count_lines(l.errors), 2);
+    unload(&l);
+}
+
+static void test_missing_required(void **state)
+{
+    expect_one_error("mqtt: {port: 1883}\n", 1, 1, "missing required key \"lots\"");
+    expect_one_error("\n\nmqtt: {port: 1883}\n", 3, 1, "missing required key \"lots\"");
+    expect_one_error("lots:\n  - {capacity: 1, source: count}\n", 2, 5, "lots[0]: missing required key \"id\"");
+    expect_one_error("lots:\n  - {id: A, source: count}\n", 2, 5, "lots[0]: missing required key \"capacity\"");
+    expect_one_error("lots:\n  - name: x\n    id: A\n    capacity: 3\n", 2, 5,
+                     "lots[0]: missing required key \"source\"");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: count}\n  - x\n", 3, 5,
+                     "lots[1]: expected a mapping with id, capacity and source, got a scalar");
+}
+
+static void test_empty_lots(void **state)
+{
+    expect_one_error("lots: []\n", 1, 7, "lots: must not be empty");
+    expect_one_error("lots:\n", 1, 6, "lots: expected a list of lots, got null");
+    expect_one_error("lots: ~\n", 1, 7, "lots: expected a list of lots, got null");
+    expect_one_error("lots: {id: A}\n", 1, 7, "lots: expected a list of lots, got a mapping");
+}
+
+static void test_bad_id_and_source(void **state)
+{
+    static const char *bad_ids[] = {
+        "\"NIA North\"", "Others/1", ".hidden", "\"..\"", "_x", "-x", "\"\"", "a+b", "caf\xc3\xa9",
+        "a1234567890123456789012345678901234567890123456789012345678901234", /* 65 characters */
+    };
+    char yaml[256];
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        snprintf(yaml, sizeof yaml, "lots:\n  - {id: %s, capacity: 1, source: count}\n", bad_ids[i]);
+        expect_one_error(yaml, 2, 10, "is not a valid id (ids match [A-Za-z0-9][A-Za-z0-9_.-]{0,63})");
+    }
+    expect_one_error("lots:\n  - {id: \"NIA North\", capacity: 1, source: count}\n", 2, 10,
+                     "lots[0].id: \"NIA North\" is not a valid id");
+    /* 64 characters, digits first, dots and dashes: all fine. */
+    cfg_config *c = load_ok("lots:\n  - {id: 0123456789012345678901234567890123456789012345678901234567890123, "
+                            "capacity: 1, source: count}\n  - {id: 1.a-b_c, capacity: 1, source: count}\n");
+    assert_int_equal(strlen(c->lots[0].id), 64);
+    assert_string_equal(c->lots[1].id, "1.a-b_c");
+    cfg_free(c);
+
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: sensors}\n", 2, 34,
+                     "lots[0].source: expected one of bays, gates, count, got \"sensors\"");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: Count}\n", 2, 34, "lots[0].source: expected one of");
+}
+
+static void test_lat_lon(void **state)
+{
+    expect_one_error(LOT_BLOCK "    lat: 52.4\n", 5, 5, "lots[0]: lat given without lon (give both or neither)");
+    expect_one_error(LOT_BLOCK "    lon: -1.9\n", 5, 5, "lots[0]: lon given without lat (give both or neither)");
+    expect_one_error(LOT_BLOCK "    lat: north\n    lon: 1\n", 5, 10, "lots[0].lat: expected a number, got \"north\"");
+    cfg_config *c = load_ok(LOT_BLOCK "    lat: 0\n    lon: 0\n");
+    assert_true(c->lots[0].has_position);
+    cfg_free(c);
+}
+
+static void test_timezone(void **state)
+{
+    if (access("/usr/share/zoneinfo/Europe/London", R_OK) != 0)
+        skip();
+    cfg_config *c = load_ok("timezone: \"America/Argentina/Buenos_Aires\"\n" LOTS);
+    assert_string_equal(c->timezone, "America/Argentina/Buenos_Aires");
+    cfg_free(c);
+    c = load_ok("timezone: UTC\n" LOTS);
+    assert_string_equal(c->timezone, "UTC");
+    cfg_free(c);
+
+    expect_one_error("timezone: Mars/Olympus_Mons\n" LOTS, 1, 11,
+                     "timezone: unknown time zone \"Mars/Olympus_Mons\" (no such zone under /usr/share/zoneinfo)");
+    expect_one_error("timezone: Europe\n" LOTS, 1, 11, "timezone: unknown time zone \"Europe\"");
+    expect_one_error("timezone: zone.tab\n" LOTS, 1, 11, "timezone: unknown time zone \"zone.tab\"");
+    expect_one_error("timezone: ../../../etc/passwd\n" LOTS, 1, 11,
+                     "timezone: \"../../../etc/passwd\" is not a valid time zone name");
+    expect_one_error("timezone: Europe/../Europe/London\n" LOTS, 1, 11, "is not a valid time zone name");
+    expect_one_error("timezone: /usr/share/zoneinfo/UTC\n" LOTS, 1, 11, "is not a valid time zone name");
+    expect_one_error("timezone: ./UTC\n" LOTS, 1, 11, "is not a valid time zone name");
+    expect_one_error("timezone: Europe//London\n" LOTS, 1, 11, "is not a valid time zone name");
+    expect_one_error("timezone: \"Europe/London \"\n" LOTS, 1, 11, "is not a valid time zone name");
+    expect_one_error("timezone: \"\"\n" LOTS, 1, 11, "timezone: must not be empty (use ~ for none)");
+}
+
+static void test_metrics_listen(void **state)
+{
+    static const char *good[] = {"127.0.0.1:9108", "localhost:1", "\"[::1]:65535\"", "\"0.0.0.0:9108\""};
+    static const char *bad[] = {"localhost", "\":9108\"", "\"host:\"", "\"host:0\"", "\"host:65536\"",
+                                "\"::1:9108\"", "\"[::1]9108\"", "\"[]:9108\"", "\"a b:1\"", "\"h:1x\""};
+    char yaml[128];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        snprintf(yaml, sizeof yaml, "metrics: {listen: %s}\n" LOTS, good[i]);
+        cfg_config *c = load_ok(yaml);
+        assert_non_null(c->metrics.listen);
+        cfg_free(c);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(yaml, sizeof yaml, "metrics: {listen: %s}\n" LOTS, bad[i]);
+        expect_one_error(yaml, 1, 19, "metrics.listen: expected HOST:PORT");
+    }
+}
+
+static void test_mqtt_rules(void **state)
+{
+    expect_one_error("mqtt: {tls: {cert_file: /c.pem}}\n" LOTS, 1, 25,
+                     "mqtt.tls: cert_file and key_file go together");
+    expect_one_error("mqtt: {tls: {key_file: /c.key}}\n" LOTS, 1, 24,
+                     "mqtt.tls: cert_file and key_file go together");
+    expect_one_error("mqtt: {password_file: /etc/parkd/pw}\n" LOTS, 1, 23,
+                     "mqtt.password_file: needs mqtt.username");
+    expect_one_error("mqtt: {password_file: /etc/parkd/pw, username: \"\"}\n" LOTS, 1, 48,
+                     "mqtt.username: must not be empty");
+    expect_one_error("mqtt: {input_prefix: parking/+}\n" LOTS, 1, 22,
+                     "mqtt.input_prefix: must not contain the MQTT wildcards");
+    expect_one_error("mqtt: {output_prefix: \"out/#\"}\n" LOTS, 1, 23,
+                     "mqtt.output_prefix: must not contain the MQTT wildcards");
+    expect_one_error("mqtt: {output_prefix: out/}\n" LOTS, 1, 23, "mqtt.output_prefix: must not end with '/'");
+    /* A redis password without a user name is the default user's: fine. */
+    cfg_config *c = load_ok("redis: {password_file: /etc/parkd/redis.pw, prefix: \"\"}\n" LOTS);
+    assert_string_equal(c->redis.password_file, "/etc/parkd/redis.pw");
+    assert_string_equal(c->redis.prefix, "");
+    cfg_free(c);
+}
+
+static void test_multiple_errors(void **state)
+{
+    loaded l;
+    load_bad(&l, "mqtt:\n"
+                 "  port: abc\n"
+                 "  qos: 5\n"
+                 "  bogus: 1\n"
+                 "log: {level: loud}\n"
+                 "lots:\n"
+                 "  - {id: A, capacity: 0, source: count}\n"
+                 "  - {id: \"b c\", capacity: 1, source: pigeons}\n"
+                 "  - {id: A, capacity: 1, source: count}\n"
+                 "defaults: {almost_full: 2}\n");
+    assert_error(&l, 2, 9, "mqtt.port: expected an integer");
+    assert_error(&l, 3, 8, "mqtt.qos: must be between 0 and 2");
+    assert_error(&l, 4, 3, "unknown key \"bogus\" in mqtt");
+    assert_error(&l, 5, 14, "log.level: expected one of");
+    assert_error(&l, 7, 23, "lots[0].capacity: must be between 1");
+    assert_error(&l, 8, 10, "lots[1].id: \"b c\" is not a valid id");
+    assert_error(&l, 8, 38, "lots[1].source: expected one of");
+    assert_error(&l, 9, 10, "lots[2].id: duplicate lot id \"A\" (first at line 7)");
+    assert_error(&l, 10, 25, "defaults.almost_full: must be in (0, 1]");
+    assert_int_equal(count_lines(l.errors), 9);
+    /* In file order, whatever order they were found in. */
+    char prefix[80];
+    snprintf(prefix, sizeof prefix, "%s:2:9: ", l.path);
+    assert_int_equal(strncmp(l.errors, prefix, strlen(prefix)), 0);
+    snprintf(prefix, sizeof prefix, "%s:10:25: ", l.path);
+    assert_non_null(strstr(l.errors, prefix));
+    assert_null(strstr(strstr(l.errors, prefix), "lots["));
+    unload(&l);
+}
+
+static void test_many_errors_capped(void **state)
+{
+    char *yaml = malloc(200 * 40 + 64), *at = yaml;
+    at += sprintf(at, "lots:\n");
+    for (int i = 0; i < 150; i++)
+        at += sprintf(at, "  - {id: L%d, capacity: 0, source: count}\n", i);
+    loaded l;
+    load_bad(&l, yaml);
+    assert_int_equal(count_lines(l.errors), 101);
+    char last[96];
+    snprintf(last, sizeof last, "%s: 50 more errors not shown\n", l.path);
+    assert_string_equal(l.errors + strlen(l.errors) - strlen(last), last);
+    unload(&l);
+    free(yaml);
+}
+
+static void test_per_lot_overrides(void **state)
+{
+    cfg_config *c = load_ok("lots:\n"
+                            "  - {id: plain, capacity: 100, source: count}\n"
+                            "  - {id: own, capacity: 100, source: bays, stale_after: 10m, almost_full: 0.5,"
+                            " hysteresis: 0.1}\n"
+                            "  - {id: half, capacity: 100, source: gates, almost_full: 0.95}\n"
+                            "defaults: {stale_after: 30m, almost_full: 0.8, hysteresis: 0.02}\n");
+    const cfg_lot *plain = cfg_find_lot(c, "plain"), *own = cfg_find_lot(c, "own");
+    const cfg_lot *half = cfg_find_lot(c, "half");
+    assert_non_null(plain);
+    assert_int_equal(plain->stale_after_ms, 30 * MS_MIN);
+    assert_true(plain->almost_full == 0.8 && plain->hysteresis == 0.02);
+    assert_int_equal(own->stale_after_ms, 10 * MS_MIN);
+    assert_true(own->almost_full == 0.5 && own->hysteresis == 0.1);
+    assert_int_equal(half->stale_after_ms, 30 * MS_MIN);
+    assert_true(half->almost_full == 0.95 && half->hysteresis == 0.02);
+    cfg_free(c);
+
+    /* The lot's own almost_full against the inherited hysteresis. */
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: count, almost_full: 0.04}\n", 2, 54,
+                     "lots[0]: hysteresis 0.05 (from defaults) must be below almost_full 0.04");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: count, hysteresis: 0.9}\n", 2, 53,
+                     "lots[0]: hysteresis 0.9 must be below almost_full 0.9 (from defaults)");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: count, almost_full: 0}\n", 2, 54,
+                     "lots[0].almost_full: must be in (0, 1]");
+}
+
+static void test_find_lot_and_source_name(void **state)
+{
+    cfg_config *c = load_ok("lots:\n  - {id: a, capacity: 1, source: bays}\n  - {id: b, capacity: 2, source: gates}\n");
+    assert_ptr_equal(cfg_find_lot(c, "b"), &c->lots[1]);
+    assert_null(cfg_find_lot(c, "B"));
+    assert_null(cfg_find_lot(c, ""));
+    cfg_free(c);
+    assert_string_equal(cfg_source_name(CFG_SOURCE_BAYS), "bays");
+    assert_string_equal(cfg_source_name(CFG_SOURCE_GATES), "gates");
+    assert_string_equal(cfg_source_name(CFG_SOURCE_COUNT), "count");
+    cfg_free(NULL);
+}
+
+/* Anchors and aliases are plain YAML and work; merge keys ("<<") are not supported. */
+static void test_yaml_features(void **state)
+{
+    cfg_config *c = load_ok("defaults: {almost_full: &af 0.7}\n"
+                            "lots:\n  - {id: a, capacity: 1, source: count, almost_full: *af}\n");
+    assert_true(c->lots[0].almost_full == 0.7);
+    cfg_free(c);
+    expect_one_error("<<: {log: {level: debug}}\n" LOTS, 1, 1, "unknown top-level key \"<<\"");
+}
+
+/* The shipped examples, found from PARKD_TOP (set by tests/run.sh) or else the current
+ * directory; skipped only when neither is a source tree. */
+static cfg_config *load_shipped(const char *name)
+{
+    const char *top = getenv("PARKD_TOP");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config/%s", top ? top : ".", name);
+    if (!top && access(path, R_OK) != 0)
+        skip();
+    cfg_config *c = NULL;
+    char *errors = NULL;
+    if (cfg_load(path, &c, &errors) != 0)
+        fail_msg("%s", errors);
+    return c;
+}
+
+static void assert_same_string(const char *a, const char *b)
+{
+    if (a || b)
+        assert_true(a && b && !strcmp(a, b));
+}
+
+/* parkd.yaml says each value in it is the built-in default, except timezone. */
+static void assert_same_settings(const cfg_config *a, const cfg_config *b)
+{
+    assert_same_string(a->mqtt.host, b->mqtt.host);
+    assert_int_equal(a->mqtt.port, b->mqtt.port);
+    assert_same_string(a->mqtt.client_id, b->mqtt.client_id);
+    assert_same_string(a->mqtt.username, b->mqtt.username);
+    assert_same_string(a->mqtt.password_file, b->mqtt.password_file);
+    assert_same_string(a->mqtt.tls_ca_file, b->mqtt.tls_ca_file);
+    assert_same_string(a->mqtt.tls_cert_file, b->mqtt.tls_cert_file);
+    assert_same_string(a->mqtt.tls_key_file, b->mqtt.tls_key_file);
+    assert_int_equal(a->mqtt.keepalive_ms, b->mqtt.keepalive_ms);
+    assert_int_equal(a->mqtt.qos, b->mqtt.qos);
+    assert_int_equal(a->mqtt.clean_session, b->mqtt.clean_session);
+    assert_same_string(a->mqtt.input_prefix, b->mqtt.input_prefix);
+    assert_same_string(a->mqtt.output_prefix, b->mqtt.output_prefix);
+    assert_same_string(a->redis.host, b->redis.host);
+    assert_int_equal(a->redis.port, b->redis.port);
+    assert_same_string(a->redis.socket, b->redis.socket);
+    assert_same_string(a->redis.username, b->redis.username);
+    assert_same_string(a->redis.password_file, b->redis.password_file);
+    assert_int_equal(a->redis.db, b->redis.db);
+    assert_same_string(a->redis.prefix, b->redis.prefix);
+    assert_int_equal(a->publish.min_interval_ms, b->publish.min_interval_ms);
+    assert_int_equal(a->publish.heartbeat_ms, b->publish.heartbeat_ms);
+    assert_true(a->publish.deadband == b->publish.deadband);
+    assert_int_equal(a->publish.summary_interval_ms, b->publish.summary_interval_ms);
+    assert_int_equal(a->smoothing.tau_ms, b->smoothing.tau_ms);
+    assert_int_equal(a->forecast.n_horizons, b->forecast.n_horizons);
+    for (size_t i = 0; i < a->forecast.n_horizons; i++)
+        assert_int_equal(a->forecast.horizons_ms[i], b->forecast.horizons_ms[i]);
+    assert_int_equal(a->history.interval_ms, b->history.interval_ms);
+    assert_int_equal(a->history.max_len, b->history.max_len);
+    assert_int_equal(a->limits.max_payload, b->limits.max_payload);
+    assert_int_equal(a->limits.max_future_ms, b->limits.max_future_ms);
+    assert_int_equal(a->limits.max_bays_per_lot, b->limits.max_bays_per_lot);
+    assert_int_equal(a->log_level, b->log_level);
+    assert_same_string(a->metrics.listen, b->metrics.listen);
+    assert_int_equal(a->defaults.stale_after_ms, b->defaults.stale_after_ms);
+    assert_true(a->defaults.almost_full == b->defaults.almost_full);
+    assert_true(a->defaults.hysteresis == b->defaults.hysteresis);
+}
+
+static void test_shipped_configs(void **state)
+{
+    cfg_config *min = load_shipped("minimal.yaml");
+    cfg_config *full = load_shipped("parkd.yaml");
+    assert_int_equal(min->n_lots, 1);
+    assert_null(min->timezone);
+    assert_same_settings(min, full);
+    assert_string_equal(full->timezone, "Europe/London");
+    assert_int_equal(full->n_lots, 30);
+    const cfg_lot *bs = cfg_find_lot(full, "BHMBCCMKT01");
+    assert_non_null(bs);
+    assert_string_equal(bs->name, "Broad Street");
+    assert_int_equal(bs->capacity, 577);
+    assert_true(bs->has_position && bs->lat == 52.4781 && bs->lon == -1.9086);
+    const cfg_lot *nia = cfg_find_lot(full, "NIA_North");
+    assert_non_null(nia);
+    assert_string_equal(nia->name, "NIA_North");
+    assert_int_equal(nia->capacity, 480);
+    assert_false(nia->has_position);
+    assert_non_null(cfg_find_lot(full, "Others-CCCPS133"));
+    for (size_t i = 0; i < full->n_lots; i++)
+        assert_int_equal(full->lots[i].source, CFG_SOURCE_COUNT);
+    cfg_free(min);
+    cfg_free(full);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_minimal_defaults),
+        cmocka_unit_test(test_empty_sections_and_nulls),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_durations_in_yaml),
+        cmocka_unit_test(test_duration_errors),
+        cmocka_unit_test(test_horizons),
+        cmocka_unit_test(test_cannot_read),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_duplicate_lot_id),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_empty_lots),
+        cmocka_unit_test(test_bad_id_and_source),
+        cmocka_unit_test(test_lat_lon),
+        cmocka_unit_test(test_timezone),
+        cmocka_unit_test(test_metrics_listen),
+        cmocka_unit_test(test_mqtt_rules),
+        cmocka_unit_test(test_multiple_errors),
+        cmocka_unit_test(test_many_errors_capped),
+        cmocka_unit_test(test_per_lot_overrides),
+        cmocka_unit_test(test_find_lot_and_source_name),
+        cmocka_unit_test(test_yaml_features),
+        cmocka_unit_test(test_shipped_configs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
