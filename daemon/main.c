@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lot.h"
 #include "map.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "notify.h"
 #include "payload.h"
@@ -78,6 +79,12 @@ typedef struct parkd {
     store *st;
     pub *pub;
     fc_engine *fc;
+    metrics *metrics;
+    uint64_t latency_counts[METRICS_LATENCY_BUCKETS];   /* cumulative */
+    uint64_t latency_count;
+    double latency_sum;
+    int64_t turn_first_read_ms;     /* wall time of the first unstored message, or 0 */
+    uint64_t batched_upto;          /* messages whose effects are in a sent batch */
 
     uv_check_t flush_check;
     uv_timer_t tick;
@@ -200,6 +207,8 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
     if (parkd_is_own_output(d, topic))
         return;     /* our retained outputs live under the input prefix by default */
     d->counters[C_MESSAGES_IN]++;
+    if (!d->turn_first_read_ms)
+        d->turn_first_read_ms = util_wall_ms();
     if ((int64_t)len > d->cfg->limits.max_payload) {
         parkd_reject(d, PL_OVERSIZE, topic, "payload larger than limits.max_payload");
         return;
@@ -240,13 +249,40 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
 
 /* ---- the storage barrier ---- */
 
-static void parkd_on_batch_done(void *ctx, uint64_t upto, bool ok)
+typedef struct parkd_batch {
+    parkd *d;
+    uint64_t upto;              /* messages read when the batch was sent */
+    uint64_t messages;          /* of which this batch stores the effect */
+    int64_t first_read_ms;
+} parkd_batch;
+
+/* Input-to-Redis latency, from the first message of the batch's turn: an upper bound for
+ * every message in it. */
+static void parkd_observe_latency(parkd *d, const parkd_batch *b)
 {
-    parkd *d = ctx;
-    if (!ok)
-        return;     /* the connection is lost: the reconnect writes everything again */
-    if (d->mq)
-        mq_mark_stored(d->mq, upto);
+    if (!b->messages || !b->first_read_ms)
+        return;
+    double seconds = (double)(util_wall_ms() - b->first_read_ms) / 1000.0;
+    const double *bounds = metrics_latency_bounds();
+    for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+        if (seconds <= bounds[i])
+            d->latency_counts[i] += b->messages;
+    }
+    d->latency_count += b->messages;
+    d->latency_sum += seconds * (double)b->messages;
+}
+
+static void parkd_on_batch_done(void *ctx, uint64_t token, bool ok)
+{
+    parkd_batch *b = (parkd_batch *)(uintptr_t)token;
+    parkd *d = b->d;
+    if (ok) {
+        parkd_observe_latency(d, b);
+        if (d->mq)
+            mq_mark_stored(d->mq, b->upto);
+    }
+    /* on failure the connection is lost, and the reconnect writes everything again */
+    free(b);
 }
 
 static void parkd_batch_queued(parkd *d, int64_t wall)
@@ -281,7 +317,15 @@ static void parkd_flush(parkd *d)
     d->resync_due = false;
     d->lot_ids_changed = false;
     uint64_t upto = d->mq ? mq_messages_read(d->mq) : 0;
-    int rc = store_batch_commit(d->st, upto, parkd_on_batch_done, d);
+    parkd_batch *b = util_xmalloc(sizeof *b);
+    *b = (parkd_batch){ d, upto, upto - d->batched_upto, d->turn_first_read_ms };
+    int rc = store_batch_commit(d->st, (uint64_t)(uintptr_t)b, parkd_on_batch_done, d);
+    if (rc != 0)
+        free(b);
+    if (rc == 0 || rc == -ENODATA) {
+        d->batched_upto = upto;
+        d->turn_first_read_ms = 0;
+    }
     if (rc == 0) {
         d->counters[C_REDIS_BATCHES]++;
     } else if (rc == -ENODATA && store_batches_in_flight(d->st) == 0 && d->mq) {
@@ -429,6 +473,42 @@ static void parkd_update_status(parkd *d)
     notify_status(status);
 }
 
+static void parkd_update_metrics(parkd *d)
+{
+    if (!d->metrics)
+        return;
+    metrics_snapshot snap = {
+        .counter_names = counter_names,
+        .counters = d->counters,
+        .n_counters = C_COUNT,
+        .mqtt_up = d->mq && mq_is_connected(d->mq),
+        .redis_up = store_is_connected(d->st),
+        .mqtt_reconnects = d->mq ? mq_reconnects(d->mq) : 0,
+        .redis_reconnects = store_reconnects(d->st),
+        .lots = d->lots,
+        .n_lots = d->n_lots,
+        .latency_bounds = metrics_latency_bounds(),
+        .latency_counts = d->latency_counts,
+        .latency_count = d->latency_count,
+        .latency_sum_seconds = d->latency_sum,
+    };
+    metrics_update(d->metrics, &snap);
+}
+
+static void parkd_start_metrics(parkd *d)
+{
+    if (!d->cfg->metrics.listen)
+        return;
+    char *err = NULL;
+    if (metrics_start(d->cfg->metrics.listen, &d->metrics, &err) < 0) {
+        log_error("%s", err);
+        free(err);
+        return;
+    }
+    log_info("metrics: serving http://%s/metrics", d->cfg->metrics.listen);
+    parkd_update_metrics(d);
+}
+
 static void parkd_on_tick(uv_timer_t *timer)
 {
     parkd *d = timer->data;
@@ -437,6 +517,7 @@ static void parkd_on_tick(uv_timer_t *timer)
         parkd_flush(d);
     }
     parkd_write_counters(d);
+    parkd_update_metrics(d);
     parkd_update_status(d);
 }
 
@@ -762,6 +843,7 @@ static void parkd_free(parkd *d)
         lot_free(d->lots[i]);
     }
     fc_free(d->fc);
+    metrics_stop(d->metrics);
     free(d->lots);
     free(d->queued);
     map_free(d->lots_by_id);
@@ -809,6 +891,7 @@ int main(int argc, char **argv)
     d.fc = fc_new(d.cfg);
     pub_set_extra(d.pub, parkd_publish_forecast, &d);
     parkd_init_handles(&d);
+    parkd_start_metrics(&d);
     if (pub_start(d.pub) < 0 || store_start(d.st) < 0) {
         log_error("cannot start timers");
         d.exit_code = 1;
