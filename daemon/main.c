@@ -649,13 +649,13 @@ static void parkd_reload(parkd *d)
     job->d = d;
     parkd_apply_lots(d, next, job);
     log_set_level(next->log_level);
-    cfg_free(d->cfg);
-    d->cfg = next;
     pub_set_config(d->pub, next);
     fc_set_config(d->fc, next);
     if (d->mq)
         mq_set_config(d->mq, next);
     store_set_config(d->st, next);
+    cfg_free(d->cfg);   /* only once no module holds it */
+    d->cfg = next;
     if (job->n_added && store_is_connected(d->st)) {
         /* added lots may have been configured before: restore them before any input */
         if (d->mq)

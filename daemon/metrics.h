@@ -14,7 +14,10 @@
 
 typedef struct metrics metrics;
 
-/* Everything the endpoint shows, as the loop sees it at one moment. */
+/* Everything the endpoint shows, as the loop sees it at one moment. Counters are mapped to
+ * metric families by name (see metrics.c): "messages_in", the message results "applied",
+ * "unchanged", "ignored_old", "ignored_duplicate", "rejected_<reason>", "anomaly_<kind>",
+ * "input_<kind>" (messages per input kind); any other name N becomes parkd_N_total. */
 typedef struct metrics_snapshot {
     const char *const *counter_names;   /* parkd:daemon counter names, e.g. "rejected_malformed" */
     const uint64_t *counters;
@@ -28,23 +31,29 @@ typedef struct metrics_snapshot {
     const uint64_t *latency_counts;     /* cumulative, same length */
     uint64_t latency_count;
     double latency_sum_seconds;
+    int64_t started_ms;                 /* wall time of the start; 0: not shown */
 } metrics_snapshot;
 
 /* Upper bounds in seconds of the latency histogram buckets (static array). */
 const double *metrics_latency_bounds(void);
 
-/* Starts serving on LISTEN ("HOST:PORT"). Returns 0 and *out, or a negative errno and *err
- * (malloc'd, caller frees). */
+/* Starts serving GET /metrics on LISTEN ("HOST:PORT", "[IPv6]:PORT"; HOST may be a name, the
+ * first address it resolves to is used; port 0 picks a free port, see metrics_port), bound to
+ * that address only, from a thread of its own. Returns 0 and *out, or a negative errno and
+ * *err (malloc'd, caller frees). */
 int metrics_start(const char *listen, metrics **out, char **err);
 
-/* Renders SNAP into the text served from now on. */
+/* The port the endpoint listens on. */
+int metrics_port(const metrics *m);
+
+/* Renders SNAP into the text served from now on. Called from the loop thread only. */
 void metrics_update(metrics *m, const metrics_snapshot *snap);
 
-/* Renders SNAP in the Prometheus text exposition format into a malloc'd string (caller frees);
- * *len gets its length. Exposed for tests. */
+/* Renders SNAP in the Prometheus text exposition format (version 0.0.4) into a malloc'd string
+ * (caller frees); *len gets its length. Pure: exposed for tests. */
 char *metrics_render(const metrics_snapshot *snap, size_t *len);
 
-/* Stops the server and frees M; NULL is fine. */
+/* Stops the server (waits for its thread) and frees M; NULL is fine. */
 void metrics_stop(metrics *m);
 
 #endif

@@ -44,8 +44,6 @@ struct mq_client {
     uint64_t reconnects;
     size_t unacked;
 
-    int offline_mid;
-    bool offline_acked;
     uv_timer_t close_timer;
     uint64_t close_deadline;
     int handles_to_close;
@@ -305,8 +303,6 @@ static void mq_on_publish(struct mosquitto *mosq, void *obj, int mid)
     mq_client *c = obj;
     if (c->unacked)
         c->unacked--;
-    if (mid == c->offline_mid)
-        c->offline_acked = true;
 }
 
 static void mq_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
@@ -392,7 +388,6 @@ mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb
     c->cb = cb;
     c->ctx = ctx;
     c->poll_fd = -1;
-    c->offline_mid = -1;
     c->backoff_ms = MQ_BACKOFF_MIN_MS;
     c->mosq = mosquitto_new(cfg->mqtt.client_id, cfg->mqtt.clean_session, c);
     if (!c->mosq) {
@@ -494,7 +489,9 @@ static void mq_on_handle_closed(uv_handle_t *handle)
 static void mq_finish_close(mq_client *c)
 {
     uv_timer_stop(&c->close_timer);
-    if (c->poll_open && mosquitto_socket(c->mosq) == c->poll_fd) {
+    /* A DISCONNECT would also flush PUBACKs of unstored input; without it the socket just
+     * closes (at mq_free) and the broker publishes the will, "offline", by itself. */
+    if (c->poll_open && mosquitto_socket(c->mosq) == c->poll_fd && mq_writes_allowed(c)) {
         mosquitto_disconnect(c->mosq);
         mosquitto_loop_write(c->mosq, 1);
     }
@@ -509,10 +506,13 @@ static void mq_finish_close(mq_client *c)
         c->handles_to_close--;
 }
 
+/* The broker acts on PUBLISH packets as they arrive, so once everything is written (TCP keeps
+ * the order) the retained outputs and "offline" are in place without waiting for PUBACKs;
+ * reading them would mean reading new input that could then not be stored. */
 static void mq_on_close_tick(uv_timer_t *timer)
 {
     mq_client *c = timer->data;
-    if (!c->connected || (c->offline_acked && c->unacked == 0) ||
+    if (!c->connected || !c->poll_open || !mosquitto_want_write(c->mosq) ||
         uv_now(c->loop) >= c->close_deadline) {
         mq_finish_close(c);
         return;
@@ -527,20 +527,15 @@ void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *
     c->close_ctx = ctx;
     c->input_stopped = true;
     uv_timer_stop(&c->reconnect_timer);
-    if (!c->connected) {
+    if (!c->connected || !mq_writes_allowed(c)) {
         mq_finish_close(c);
         return;
     }
-    int rc = mosquitto_publish(c->mosq, &c->offline_mid, c->topic_status, 7, "offline", 1, true);
-    if (rc == MOSQ_ERR_SUCCESS)
-        c->unacked++;
-    else
-        c->offline_acked = true;
-    c->messages_stored = c->messages_read;
-    mq_flush_writes(c);
-    mq_update_poll(c);
+    mosquitto_publish(c->mosq, NULL, c->topic_status, 7, "offline", 1, true);
     c->close_deadline = uv_now(c->loop) + timeout_ms;
-    uv_timer_start(&c->close_timer, mq_on_close_tick, 10, 10);
+    if (mq_flush_writes(c))
+        mq_update_poll(c);
+    uv_timer_start(&c->close_timer, mq_on_close_tick, 0, 10);
 }
 
 void mq_free(mq_client *c)

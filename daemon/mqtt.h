@@ -66,8 +66,9 @@ size_t mq_publishes_unacked(const mq_client *c);
 /* Number of reconnects so far (for metrics and status). */
 uint64_t mq_reconnects(const mq_client *c);
 
-/* Graceful end: publishes <out>/status "offline", waits (at most TIMEOUT_MS) for outstanding
- * publishes to be acknowledged, disconnects and closes all handles, then calls DONE(CTX).
+/* Graceful end: publishes <out>/status "offline", writes everything queued (for at most
+ * TIMEOUT_MS), disconnects and closes all handles, then calls DONE(CTX). With unstored input it
+ * sends nothing (that would acknowledge it) and lets the broker publish the will instead.
  * The client may then be freed with mq_free. */
 void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx);
 void mq_free(mq_client *c);
