@@ -17,7 +17,7 @@ DESTDIR   ?=
 
 BUILD     ?= build
 CC        ?= cc
-PKGS      := libuv libmosquitto hiredis yaml-0.1 libsystemd jansson
+PKGS      := libuv libmosquitto hiredis yaml-0.1 libsystemd jansson libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
 

@@ -98,6 +98,8 @@ typedef struct parkd {
     bool ready_sent;
     bool resync_due;            /* write every lot in full (after a Redis reconnect) */
     bool stopping;
+    bool switching_mqtt;        /* a reload replaces the MQTT client */
+    uint64_t mq_generation;     /* counts MQTT clients, so old batches never ack new input */
     int open_parts;             /* modules still closing at shutdown */
     int exit_code;
 
@@ -251,6 +253,7 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
 
 typedef struct parkd_batch {
     parkd *d;
+    uint64_t mq_generation;     /* whose messages: a reload may have replaced the client */
     uint64_t upto;              /* messages read when the batch was sent */
     uint64_t messages;          /* of which this batch stores the effect */
     int64_t first_read_ms;
@@ -278,7 +281,7 @@ static void parkd_on_batch_done(void *ctx, uint64_t token, bool ok)
     parkd *d = b->d;
     if (ok) {
         parkd_observe_latency(d, b);
-        if (d->mq)
+        if (d->mq && d->mq_generation == b->mq_generation)
             mq_mark_stored(d->mq, b->upto);
     }
     /* on failure the connection is lost, and the reconnect writes everything again */
@@ -318,7 +321,7 @@ static void parkd_flush(parkd *d)
     d->lot_ids_changed = false;
     uint64_t upto = d->mq ? mq_messages_read(d->mq) : 0;
     parkd_batch *b = util_xmalloc(sizeof *b);
-    *b = (parkd_batch){ d, upto, upto - d->batched_upto, d->turn_first_read_ms };
+    *b = (parkd_batch){ d, d->mq_generation, upto, upto - d->batched_upto, d->turn_first_read_ms };
     int rc = store_batch_commit(d->st, (uint64_t)(uintptr_t)b, parkd_on_batch_done, d);
     if (rc != 0)
         free(b);
@@ -548,6 +551,11 @@ static void parkd_remove_lot(parkd *d, size_t index)
     d->n_lots--;
 }
 
+typedef struct parkd_mq_switch {
+    parkd *d;
+    mq_client *old;
+} parkd_mq_switch;
+
 typedef struct parkd_reload_job {
     parkd *d;
     bool fc_done;
@@ -604,27 +612,89 @@ static void parkd_apply_lots(parkd *d, const cfg_config *cfg, parkd_reload_job *
     parkd_rebuild_index(d);
 }
 
-/* Connection settings are kept from the running configuration: the clients hold them. */
-static void parkd_keep_connection_settings(cfg_config *old, cfg_config *next)
+static bool parkd_str_differs(const char *a, const char *b)
 {
-    bool mqtt_same = strcmp(old->mqtt.host, next->mqtt.host) == 0 &&
-                     old->mqtt.port == next->mqtt.port &&
-                     strcmp(old->mqtt.input_prefix, next->mqtt.input_prefix) == 0 &&
-                     strcmp(old->mqtt.output_prefix, next->mqtt.output_prefix) == 0 &&
-                     strcmp(old->mqtt.client_id, next->mqtt.client_id) == 0 &&
-                     old->mqtt.qos == next->mqtt.qos;
-    bool redis_same = strcmp(old->redis.prefix, next->redis.prefix) == 0 &&
-                      old->redis.port == next->redis.port && old->redis.db == next->redis.db;
-    if (!mqtt_same)
-        log_warning("reload: changes to the mqtt section take effect at the next restart");
-    if (!redis_same)
-        log_warning("reload: changes to the redis section take effect at the next restart");
-    __typeof__(old->mqtt) m = old->mqtt;
-    old->mqtt = next->mqtt;
-    next->mqtt = m;
-    __typeof__(old->redis) r = old->redis;
-    old->redis = next->redis;
-    next->redis = r;
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool parkd_mqtt_changed(const cfg_config *a, const cfg_config *b)
+{
+    return parkd_str_differs(a->mqtt.host, b->mqtt.host) || a->mqtt.port != b->mqtt.port ||
+           parkd_str_differs(a->mqtt.client_id, b->mqtt.client_id) ||
+           parkd_str_differs(a->mqtt.username, b->mqtt.username) ||
+           parkd_str_differs(a->mqtt.password_file, b->mqtt.password_file) ||
+           parkd_str_differs(a->mqtt.tls_ca_file, b->mqtt.tls_ca_file) ||
+           parkd_str_differs(a->mqtt.tls_cert_file, b->mqtt.tls_cert_file) ||
+           parkd_str_differs(a->mqtt.tls_key_file, b->mqtt.tls_key_file) ||
+           a->mqtt.keepalive_ms != b->mqtt.keepalive_ms || a->mqtt.qos != b->mqtt.qos ||
+           a->mqtt.clean_session != b->mqtt.clean_session ||
+           parkd_str_differs(a->mqtt.input_prefix, b->mqtt.input_prefix) ||
+           parkd_str_differs(a->mqtt.output_prefix, b->mqtt.output_prefix);
+}
+
+static bool parkd_redis_changed(const cfg_config *a, const cfg_config *b)
+{
+    return parkd_str_differs(a->redis.host, b->redis.host) || a->redis.port != b->redis.port ||
+           parkd_str_differs(a->redis.socket, b->redis.socket) ||
+           parkd_str_differs(a->redis.username, b->redis.username) ||
+           parkd_str_differs(a->redis.password_file, b->redis.password_file) ||
+           a->redis.db != b->redis.db || parkd_str_differs(a->redis.prefix, b->redis.prefix);
+}
+
+/* The old client says offline and goes; the new one starts only then, since both would use
+ * the same client id and session. */
+static void parkd_on_old_mqtt_closed(void *ctx)
+{
+    parkd_mq_switch *sw = ctx;
+    parkd *d = sw->d;
+    mq_free(sw->old);
+    if (d->stopping) {
+        mq_free(d->mq);     /* never started */
+        d->mq = NULL;
+    } else {
+        pub_set_mqtt(d->pub, d->mq);
+        int rc = mq_start(d->mq);
+        if (rc < 0)
+            log_error("mqtt: cannot start: %s", uv_strerror(rc));
+    }
+    d->switching_mqtt = false;
+    free(sw);
+}
+
+/* Creates the client for NEXT's mqtt section before anything is applied, so a reload with
+ * bad MQTT settings is rejected whole. */
+static int parkd_prepare_mqtt(parkd *d, const cfg_config *next, mq_client **out)
+{
+    *out = NULL;
+    if (!d->mq || !parkd_mqtt_changed(d->cfg, next))
+        return 0;
+    if (d->switching_mqtt) {
+        log_error("reload: the previous mqtt change is still in progress");
+        return -EBUSY;
+    }
+    char *err = NULL;
+    *out = mq_new(d->loop, next, &parkd_mq_callbacks, d, &err);
+    if (!*out) {
+        log_error("reload: configuration rejected, keeping the running one: %s", err);
+        free(err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void parkd_switch_mqtt(parkd *d, mq_client *next_mq, const cfg_config *next)
+{
+    log_info("reload: mqtt settings changed, reconnecting");
+    parkd_mq_switch *sw = util_xmalloc(sizeof *sw);
+    sw->d = d;
+    sw->old = d->mq;
+    mq_set_config(sw->old, next);
+    d->mq = next_mq;
+    d->switching_mqtt = true;
+    d->mq_generation++;
+    d->batched_upto = 0;
+    pub_set_mqtt(d->pub, NULL);
+    mq_close(sw->old, 2000, parkd_on_old_mqtt_closed, sw);
 }
 
 static void parkd_reload(parkd *d)
@@ -644,18 +714,30 @@ static void parkd_reload(parkd *d)
         notify_ready();
         return;
     }
-    parkd_keep_connection_settings(d->cfg, next);
+    mq_client *next_mq;
+    if (parkd_prepare_mqtt(d, next, &next_mq) < 0) {
+        cfg_free(next);
+        notify_ready();
+        return;
+    }
+    bool redis_changed = parkd_redis_changed(d->cfg, next);
     parkd_reload_job *job = util_xcalloc(1, sizeof *job);
     job->d = d;
     parkd_apply_lots(d, next, job);
     log_set_level(next->log_level);
     pub_set_config(d->pub, next);
     fc_set_config(d->fc, next);
-    if (d->mq)
+    if (next_mq)
+        parkd_switch_mqtt(d, next_mq, next);
+    else if (d->mq)
         mq_set_config(d->mq, next);
     store_set_config(d->st, next);
     cfg_free(d->cfg);   /* only once no module holds it */
     d->cfg = next;
+    if (redis_changed) {
+        log_info("reload: redis settings changed, reconnecting");
+        store_reconnect(d->st);     /* the reconnect writes every lot in full */
+    }
     if (job->n_added && store_is_connected(d->st)) {
         /* added lots may have been configured before: restore them before any input */
         if (d->mq)

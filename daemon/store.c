@@ -201,6 +201,21 @@ void store_set_config(store *s, const cfg_config *cfg)
     s->cfg = cfg;
 }
 
+void store_reconnect(store *s)
+{
+    s->backoff_ms = STORE_BACKOFF_MIN_MS;
+    if (s->ac && (s->ac->c.flags & REDIS_CONNECTED)) {
+        redisAsyncDisconnect(s->ac);    /* the disconnect callback schedules the reconnect */
+        return;
+    }
+    if (s->ac) {
+        redisAsyncFree(s->ac);
+        s->ac = NULL;
+    }
+    uv_timer_stop(&s->reconnect_timer);
+    store_connect(s);
+}
+
 int store_start(store *s)
 {
     store_connect(s);

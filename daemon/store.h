@@ -36,6 +36,9 @@ store *store_new(uv_loop_t *loop, const cfg_config *cfg, const store_callbacks *
 /* Swaps in a reloaded configuration whose redis section is identical (the caller keeps it so). */
 void store_set_config(store *s, const cfg_config *cfg);
 
+/* Drops the connection and connects again with the current configuration (reload). */
+void store_reconnect(store *s);
+
 /* Starts connecting (retried with backoff). Returns 0 or a negative errno. */
 int store_start(store *s);
 bool store_is_connected(const store *s);
