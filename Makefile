@@ -44,7 +44,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard scripts/*.c) $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRCS)))
 
-.PHONY: all clean check check-asan unit bench demo install uninstall deps
+.PHONY: all clean check check-asan unit bench demo fuzz install uninstall deps
 all: $(BUILD)/parkd $(TOOL_BINS)
 
 $(BUILD)/daemon/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)/daemon
@@ -84,6 +84,10 @@ bench:
 	sh scripts/deps.sh
 	$(MAKE) all
 	BUILD=$(BUILD) sh tests/bench/run.sh
+
+fuzz:
+	sh scripts/deps.sh
+	sh tests/fuzz/run.sh
 
 demo:
 	sh scripts/deps.sh
