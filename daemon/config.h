@@ -83,6 +83,16 @@ const cfg_lot *cfg_find_lot(const cfg_config *cfg, const char *id);
  * milliseconds. Returns 0, or -1 when S is not a non-negative duration. */
 int cfg_parse_duration(const char *s, int64_t *ms);
 
+/* Looks at the files CFG reads at start-up without opening them for long: each secret file
+ * (mqtt.password_file, redis.password_file, mqtt.tls.key_file) must be a non-empty regular file
+ * readable by this process and by neither group nor others; the other *_file paths
+ * (mqtt.tls.ca_file, mqtt.tls.cert_file) must be readable. Nothing is read from the files, so no
+ * secret can end up in a warning. Returns the number of warnings; when there are any, *WARNINGS
+ * is a malloc'd text of lines "PATH: warning: message\n" (PATH being CFG's file; caller frees),
+ * else NULL. Meant for --check and start-up: the result describes this process's user, which
+ * for a --check run by hand may differ from the service's. */
+int cfg_check_secret_files(const cfg_config *cfg, char **warnings);
+
 /* "bays", "gates", "count". */
 const char *cfg_source_name(enum cfg_source source);
 

@@ -283,8 +283,13 @@ static void parkd_on_batch_done(void *ctx, uint64_t token, bool ok)
         parkd_observe_latency(d, b);
         if (d->mq && d->mq_generation == b->mq_generation)
             mq_mark_stored(d->mq, b->upto);
+    } else if (store_is_connected(d->st) && !d->stopping) {
+        /* Redis refused part of it (out of memory, a replica, a rename…): reconnect with
+         * backoff, and the reconnect writes every lot in full; input stays unacknowledged. */
+        log_error("redis: a batch failed; reconnecting to write the full state again");
+        store_reconnect(d->st);
     }
-    /* on failure the connection is lost, and the reconnect writes everything again */
+    /* a lost connection needs nothing here: the reconnect writes everything again */
     free(b);
 }
 

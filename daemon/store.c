@@ -203,7 +203,6 @@ void store_set_config(store *s, const cfg_config *cfg)
 
 void store_reconnect(store *s)
 {
-    s->backoff_ms = STORE_BACKOFF_MIN_MS;
     if (s->ac && (s->ac->c.flags & REDIS_CONNECTED)) {
         redisAsyncDisconnect(s->ac);    /* the disconnect callback schedules the reconnect */
         return;
