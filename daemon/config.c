@@ -1312,3 +1312,85 @@ const cfg_lot *cfg_find_lot(const cfg_config *cfg, const char *id)
             return &cfg->lots[i];
     return NULL;
 }
+
+/* ---- secret files (--check) ---- */
+
+typedef struct cfg_file_rule {
+    const char *name;
+    size_t offset;          /* of the char * path in cfg_config */
+    bool secret;            /* mode and size matter, not just readability */
+} cfg_file_rule;
+
+static const cfg_file_rule cfg_file_rules[] = {
+    {"mqtt.password_file", offsetof(cfg_config, mqtt.password_file), true},
+    {"mqtt.tls.key_file", offsetof(cfg_config, mqtt.tls_key_file), true},
+    {"redis.password_file", offsetof(cfg_config, redis.password_file), true},
+    {"mqtt.tls.ca_file", offsetof(cfg_config, mqtt.tls_ca_file), false},
+    {"mqtt.tls.cert_file", offsetof(cfg_config, mqtt.tls_cert_file), false},
+};
+
+/* Appends "CFGPATH: warning: KEY "FILE" MESSAGE\n" to *TEXT (of *LEN bytes, *CAP allocated). */
+__attribute__((format(printf, 6, 7)))
+static void cfg_warn_file(char **text, size_t *len, size_t *cap, const cfg_config *cfg,
+                          const cfg_file_rule *r, const char *fmt, ...)
+{
+    char q[320], msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *file = *(char *const *)((const char *)cfg + r->offset);
+    const char *path = cfg->path ? cfg->path : "parkd";
+    size_t need = strlen(path) + strlen(r->name) + sizeof q + sizeof msg + 32;
+    util_grow((void **)text, cap, *len + need, 1);
+    *len += (size_t)snprintf(*text + *len, *cap - *len, "%s: warning: %s %s %s\n", path, r->name,
+                             cfg_quote(file, q, sizeof q), msg);
+}
+
+int cfg_check_secret_files(const cfg_config *cfg, char **warnings)
+{
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int n = 0;
+    *warnings = NULL;
+    for (size_t i = 0; i < sizeof cfg_file_rules / sizeof cfg_file_rules[0]; i++) {
+        const cfg_file_rule *r = &cfg_file_rules[i];
+        const char *file = *(char *const *)((const char *)cfg + r->offset);
+        if (!file)
+            continue;
+        /* O_NONBLOCK: a FIFO or device named by mistake must not hang --check. */
+        int fd = open(file, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            int err = errno;
+            cfg_warn_file(&text, &len, &cap, cfg, r, "cannot be read: %s", strerror(err));
+            n++;
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        close(fd);
+        if (!S_ISREG(st.st_mode)) {
+            cfg_warn_file(&text, &len, &cap, cfg, r, "is not a regular file");
+            n++;
+            continue;
+        }
+        if (!r->secret)
+            continue;
+        if (st.st_size == 0) {
+            cfg_warn_file(&text, &len, &cap, cfg, r, "is empty");
+            n++;
+        }
+        if (st.st_mode & (S_IRGRP | S_IROTH)) {
+            bool grp = st.st_mode & S_IRGRP, oth = st.st_mode & S_IROTH;
+            cfg_warn_file(&text, &len, &cap, cfg, r,
+                          "is readable by %s (mode %04o): it holds a secret, make it 0600 or "
+                          "0400 and owned by the user parkd runs as",
+                          grp && oth ? "group and others" : grp ? "its group" : "others",
+                          (unsigned)(st.st_mode & 07777));
+            n++;
+        }
+    }
+    *warnings = text;
+    return n;
+}

@@ -75,6 +75,7 @@ typedef struct lot {
     bool dirty;                 /* lot-level state changed since lot_clear_dirty */
 
     bool queued;                /* in the daemon's list of lots to write this turn */
+    bool observed;              /* forecaster and publisher have seen the latest state */
     void *pub_data;             /* the publisher's per-lot state (not owned) */
     void *fc_data;              /* the forecaster's per-lot state (not owned) */
 } lot;

@@ -119,6 +119,7 @@ static lot *parkd_find_lot(const parkd *d, const char *id)
 
 static void parkd_queue_lot(parkd *d, lot *l)
 {
+    l->observed = false;
     if (l->queued)
         return;
     l->queued = true;
@@ -247,6 +248,13 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
     }
     if (l->dirty || l->n_dirty_bays || l->n_dirty_gates)
         parkd_queue_lot(d, l);
+    /* min_interval 0 asks for every change: observe each one, not just a turn's last state.
+     * The history entries and publishes join this turn's batch in order. */
+    if (o.result == LOT_APPLIED && d->cfg->publish.min_interval_ms == 0 && d->restored) {
+        fc_lot_changed(d->fc, l, d->st);
+        pub_lot_changed(d->pub, l);
+        l->observed = true;
+    }
 }
 
 /* ---- the storage barrier ---- */
@@ -298,9 +306,11 @@ static void parkd_batch_queued(parkd *d, int64_t wall)
     for (size_t i = 0; i < d->n_queued; i++) {
         lot *l = d->queued[i];
         store_batch_lot(d->st, l, d->resync_due, wall);
-        fc_lot_changed(d->fc, l, d->st);
-        if (d->pub)
+        if (!l->observed) {
+            fc_lot_changed(d->fc, l, d->st);
             pub_lot_changed(d->pub, l);
+        }
+        l->observed = false;
         lot_clear_dirty(l);
         l->queued = false;
     }

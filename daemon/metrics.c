@@ -468,12 +468,12 @@ static int metrics_resolve(const char *listen, struct sockaddr_storage *ss, sock
     char host[256];
     const char *port;
     if (listen[0] == '[') {
-        const char *end = strchr(listen, ']');
-        if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof host)
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':' || (size_t)(close - listen - 1) >= sizeof host)
             goto bad;
-        memcpy(host, listen + 1, (size_t)(end - listen - 1));
-        host[end - listen - 1] = '\0';
-        port = end + 2;
+        memcpy(host, listen + 1, (size_t)(close - listen - 1));
+        host[close - listen - 1] = '\0';
+        port = close + 2;
     } else {
         const char *colon = strrchr(listen, ':');
         if (!colon || (size_t)(colon - listen) >= sizeof host)
@@ -482,7 +482,11 @@ static int metrics_resolve(const char *listen, struct sockaddr_storage *ss, sock
         host[colon - listen] = '\0';
         port = colon + 1;
     }
-    if (!host[0] || !port[0])
+    char *end;
+    errno = 0;
+    long port_number = strtol(port, &end, 10);
+    if (!host[0] || !port[0] || *end || errno || port_number < 0 || port_number > 65535 ||
+        port[0] == '-' || port[0] == '+' || port[0] == ' ')
         goto bad;
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
     struct addrinfo *res = NULL;
@@ -548,8 +552,9 @@ int metrics_start(const char *listen, metrics **out, char **err)
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!m->mhd) {
-        const char *msg = m->start_error[0] ? m->start_error
-                          : saved           ? strerror(saved) : "cannot start the HTTP server";
+        /* errno says it best ("Address already in use"); MHD's own message otherwise */
+        const char *msg = saved                ? strerror(saved)
+                          : m->start_error[0] ? m->start_error : "cannot start the HTTP server";
         snprintf(why, sizeof why, "%s", msg);
         return metrics_fail(m, err, listen, why, saved ? -saved : -EIO);
     }

@@ -19,8 +19,9 @@
 typedef struct mq_client mq_client;
 
 typedef struct mq_callbacks {
-    /* A message arrived; TOPIC and PAYLOAD are valid during the call only. Must not call mq_*
-     * functions other than mq_messages_read. */
+    /* A message arrived; TOPIC and PAYLOAD are valid during the call only. May call
+     * mq_publish (it only queues: input just read is unstored, so nothing is written) and
+     * mq_messages_read, no other mq_* function. */
     void (*on_message)(void *ctx, const char *topic, const void *payload, size_t len);
     /* Connected and subscribed to <input_prefix>/# (after every reconnect too). */
     void (*on_connected)(void *ctx);
