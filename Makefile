@@ -2,6 +2,7 @@
 #   make               build build/parkd and the tools
 #   make check         -Werror build, unit + integration tests against real servers
 #   make check-asan    the same under AddressSanitizer + UBSan (separate build dir)
+#   make ci            check + check-asan + fuzz smoke + unit-file checks (what CI runs)
 #   make bench         benchmarks (not part of check)
 #   make demo          local broker + Redis + parkd + a replay of the Birmingham data
 #   make install PREFIX=/usr/local DESTDIR=
@@ -44,7 +45,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard scripts/*.c) $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRCS)))
 
-.PHONY: all clean check check-asan unit bench demo fuzz install uninstall deps
+.PHONY: all clean check check-asan ci unit bench demo fuzz install uninstall deps
 all: $(BUILD)/parkd $(TOOL_BINS)
 
 $(BUILD)/daemon/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)/daemon
@@ -79,6 +80,11 @@ check-asan:
 	sh scripts/deps.sh
 	$(MAKE) BUILD=build-asan SANITIZE=1 WERROR=1 OPT='-O1 -g' all unit
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+
+# Everything CI runs: check, check-asan, a fuzz smoke and the unit-file checks.
+ci:
+	sh scripts/deps.sh
+	sh tests/ci.sh
 
 bench:
 	sh scripts/deps.sh

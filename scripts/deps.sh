@@ -5,8 +5,11 @@
 set -u
 
 PKGS="build-essential pkg-config libuv1-dev libmosquitto-dev libhiredis-dev libyaml-dev
-libsystemd-dev libjansson-dev libcmocka-dev mosquitto mosquitto-clients redis-server
-redis-tools valgrind curl openssl procps python3"   # python3: JSON checks in tests/integration
+libsystemd-dev libjansson-dev libmicrohttpd-dev libcmocka-dev mosquitto mosquitto-clients
+redis-server redis-tools valgrind curl openssl procps python3 systemd
+clang-14 libclang-rt-14-dev"
+# python3: JSON checks in tests/integration; systemd: systemd-analyze for the unit checks;
+# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`
 
 # Prints the packages of $PKGS that are not fully installed, space-separated.
 missing_pkgs() {
