@@ -60,24 +60,36 @@ static const char *log_level_name(enum cfg_log_level level)
 
 static void log_vwrite(enum cfg_log_level level, const char *fmt, va_list ap)
 {
-    char line[1024];
-    int n;
+    char prefix[64], msg[4096], out[8192];
     if (log_to_journal) {
-        n = snprintf(line, sizeof line, "<%d>", (int)level);
+        snprintf(prefix, sizeof prefix, "<%d>", (int)level);
     } else {
         struct timespec ts;
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, log_level_name(level));
+        snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec, ts.tv_nsec / 1000000, log_level_name(level));
     }
-    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    size_t len = strlen(line);
-    line[len++] = '\n';
-    /* one write per line so concurrent writers never interleave within a line */
-    fwrite(line, 1, len, stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* A message of several lines (a list of config errors) becomes several lines that each
+     * carry the prefix: the journal makes an entry of every line, and an entry without <N>
+     * would get the default priority. */
+    size_t len = 0;
+    for (char *line = msg, *next; line && len < sizeof out; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (!*line)
+            continue;
+        int n = snprintf(out + len, sizeof out - len, "%s%s\n", prefix, line);
+        len = n < 0 ? len : len + (size_t)n >= sizeof out ? sizeof out - 1 : len + (size_t)n;
+    }
+    if (len && out[len - 1] != '\n')
+        out[len - 1] = '\n';     /* cut: still end with a newline */
+    /* one write per message so concurrent writers never interleave within a line */
+    fwrite(out, 1, len, stderr);
     fflush(stderr);
 }
 

@@ -39,8 +39,10 @@ enum counter {
     C_RECALIBRATIONS,
     C_PUBLISHED,
     C_REDIS_BATCHES,
-    C_COUNT
+    C_INPUT_FIRST,      /* + enum pl_kind: messages with a valid topic, per kind */
+    C_COUNT = C_INPUT_FIRST + PL_KIND_COUNT + 1
 };
+_Static_assert(PL_KIND_BAY == 0 && PL_KIND_GATE == 1 && PL_KIND_COUNT == 2, "pl_kind order");
 
 static const char *const counter_names[C_COUNT] = {
     [C_MESSAGES_IN] = "messages_in",
@@ -62,6 +64,9 @@ static const char *const counter_names[C_COUNT] = {
     [C_RECALIBRATIONS] = "recalibrations",
     [C_PUBLISHED] = "published",
     [C_REDIS_BATCHES] = "redis_batches",
+    [C_INPUT_FIRST + PL_KIND_BAY] = "input_bay",
+    [C_INPUT_FIRST + PL_KIND_GATE] = "input_gate",
+    [C_INPUT_FIRST + PL_KIND_COUNT] = "input_count",
 };
 
 typedef struct parkd {
@@ -222,6 +227,7 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
         parkd_reject(d, r, topic, r == PL_BAD_ID ? "invalid id" : "unexpected topic");
         return;
     }
+    d->counters[C_INPUT_FIRST + t.kind]++;
     lot *l = parkd_find_lot(d, t.lot);
     if (!l) {
         parkd_reject(d, PL_UNKNOWN_LOT, topic, "lot not configured");
@@ -509,6 +515,7 @@ static void parkd_update_metrics(parkd *d)
         .latency_counts = d->latency_counts,
         .latency_count = d->latency_count,
         .latency_sum_seconds = d->latency_sum,
+        .started_ms = d->started_ms,
     };
     metrics_update(d->metrics, &snap);
 }
@@ -954,7 +961,14 @@ static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
 {
     char *errors = NULL;
     if (cfg_load(a->config, cfg, &errors) < 0) {
-        fputs(errors, stderr);
+        if (a->check) {
+            fputs(errors, stderr);
+        } else {
+            /* log lines: under systemd each error becomes a journal entry of priority error */
+            log_init(CFG_LOG_INFO);
+            log_error("%s", errors);
+            log_error("configuration rejected: not starting");
+        }
         free(errors);
         return EXIT_CONFIG;
     }

@@ -24,16 +24,6 @@
 #include "log.h"
 #include "util.h"
 
-/* Weak references: a build that does not link libmicrohttpd still links, and metrics_start
- * reports the endpoint unavailable instead of the whole daemon failing to build. */
-#pragma weak MHD_start_daemon
-#pragma weak MHD_stop_daemon
-#pragma weak MHD_get_daemon_info
-#pragma weak MHD_create_response_from_buffer
-#pragma weak MHD_add_response_header
-#pragma weak MHD_queue_response
-#pragma weak MHD_destroy_response
-
 #ifndef PARKD_VERSION
 #define PARKD_VERSION "unknown"
 #endif
@@ -176,8 +166,9 @@ static const metrics_family metrics_families[FAM_COUNT] = {
     [FAM_ANOMALY] = { "parkd_anomalies_total",
                       "Accepted input that needed correcting (clamped, capacity mismatch).",
                       "kind", "anomaly_", NULL },
-    [FAM_INPUT] = { "parkd_input_messages_total", "Input messages by kind (bay, gate, count).",
-                    "kind", "input_", NULL },
+    [FAM_INPUT] = { "parkd_input_messages_total",
+                    "Input messages with a valid topic, by kind (bay, gate, count).", "kind",
+                    "input_", NULL },
 };
 
 /* The family of counter NAME and its label value (a pointer into NAME), or FAM_NONE. */
@@ -257,7 +248,8 @@ static void metrics_render_services(mbuf *b, const metrics_snapshot *s)
     mbuf_header(b, "parkd_up", "gauge", "1 when the connection to the service is up.");
     mbuf_sample_u64(b, "parkd_up", "service", "mqtt", s->mqtt_up);
     mbuf_sample_u64(b, "parkd_up", "service", "redis", s->redis_up);
-    mbuf_header(b, "parkd_reconnects_total", "counter", "Reconnections to the service.");
+    mbuf_header(b, "parkd_reconnects_total", "counter",
+                "Reconnection attempts to the service (after the first connect).");
     mbuf_sample_u64(b, "parkd_reconnects_total", "service", "mqtt", s->mqtt_reconnects);
     mbuf_sample_u64(b, "parkd_reconnects_total", "service", "redis", s->redis_reconnects);
 }
@@ -396,7 +388,15 @@ struct metrics {
     atomic_bool starting;       /* MHD messages go to start_error, not the log */
     char start_error[256];
     int port;
+    /* MHD's messages after the start (about clients, so a scraper could flood the log): a
+     * burst per window. Touched by MHD's one polling thread only. */
+    int64_t log_window_ms;
+    unsigned log_lines;
+    unsigned long log_suppressed;
 };
+
+#define METRICS_LOG_BURST 5
+#define METRICS_LOG_WINDOW_MS 60000
 
 static void metrics_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -406,10 +406,25 @@ static void metrics_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    if (atomic_load(&m->starting))
+    if (atomic_load(&m->starting)) {
         snprintf(m->start_error, sizeof m->start_error, "%s", msg);
+        return;
+    }
+    int64_t now = util_wall_ms();
+    if (now - m->log_window_ms >= METRICS_LOG_WINDOW_MS) {
+        m->log_window_ms = now;
+        m->log_lines = 0;
+    }
+    if (m->log_lines >= METRICS_LOG_BURST) {
+        m->log_suppressed++;
+        return;
+    }
+    m->log_lines++;
+    if (m->log_suppressed)
+        log_warning("metrics: %s (%lu similar suppressed)", msg, m->log_suppressed);
     else
         log_warning("metrics: %s", msg);
+    m->log_suppressed = 0;
 }
 
 static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status,
@@ -520,11 +535,6 @@ int metrics_start(const char *listen, metrics **out, char **err)
 {
     *out = NULL;
     *err = NULL;
-    if (!MHD_start_daemon) {
-        *err = util_xstrdup("metrics: endpoint not available: parkd was built without "
-                            "libmicrohttpd");
-        return -ENOTSUP;
-    }
     struct sockaddr_storage ss;
     socklen_t sslen;
     char why[256];

@@ -87,6 +87,8 @@ static void mq_on_poll_closed(uv_handle_t *handle)
  * socket could reuse the fd number, and libuv would then unregister the wrong file. */
 static void mq_drop_socket(mq_client *c, const char *why)
 {
+    if (c->poll_open && uv_is_closing((uv_handle_t *)&c->poll))
+        return;     /* already being dropped: its close callback schedules the reconnect */
     bool was_connected = c->connected;
     c->connected = false;
     c->connecting = false;

@@ -1,7 +1,6 @@
 #include "store.h"
 
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -48,6 +47,75 @@ typedef struct store_args {
 } store_args;
 
 static void store_connect(store *s);
+
+/* ---- hiredis on libuv ----
+ * Our own copy of the hiredis libuv adapter: the one of hiredis 0.14 (Debian 12) drops poll
+ * errors, and libuv reports a refused connect as one (UV_EBADF, with the watcher stopped), so a
+ * connect to a Redis that is down never completed nor failed and parkd never retried. Here an
+ * error is handed to hiredis as the events it waits for, so it reads the socket error itself
+ * (as hiredis >= 1.0 does). */
+
+typedef struct store_uv {
+    redisAsyncContext *ac;      /* NULL once hiredis cleaned up */
+    uv_poll_t poll;
+    int events;
+} store_uv;
+
+static void store_uv_on_poll(uv_poll_t *handle, int status, int events)
+{
+    store_uv *p = handle->data;
+    int ev = status < 0 ? p->events : events;
+    if (p->ac && (ev & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void store_uv_update(store_uv *p, int add, int del)
+{
+    p->events = (p->events | add) & ~del;
+    if (p->events)
+        uv_poll_start(&p->poll, p->events, store_uv_on_poll);
+    else
+        uv_poll_stop(&p->poll);
+}
+
+static void store_uv_add_read(void *data) { store_uv_update(data, UV_READABLE, 0); }
+static void store_uv_del_read(void *data) { store_uv_update(data, 0, UV_READABLE); }
+static void store_uv_add_write(void *data) { store_uv_update(data, UV_WRITABLE, 0); }
+static void store_uv_del_write(void *data) { store_uv_update(data, 0, UV_WRITABLE); }
+
+static void store_uv_on_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void store_uv_cleanup(void *data)
+{
+    store_uv *p = data;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, store_uv_on_closed);
+}
+
+static int store_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data)
+        return REDIS_ERR;
+    store_uv *p = util_xcalloc(1, sizeof *p);
+    if (uv_poll_init(loop, &p->poll, ac->c.fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->poll.data = p;
+    p->ac = ac;
+    ac->ev.data = p;
+    ac->ev.addRead = store_uv_add_read;
+    ac->ev.delRead = store_uv_del_read;
+    ac->ev.addWrite = store_uv_add_write;
+    ac->ev.delWrite = store_uv_del_write;
+    ac->ev.cleanup = store_uv_cleanup;
+    return REDIS_OK;
+}
 
 /* ---- connection ---- */
 
@@ -172,7 +240,7 @@ static void store_connect(store *s)
         return;
     }
     s->ac->data = s;
-    if (redisLibuvAttach(s->ac, s->loop) != REDIS_OK) {
+    if (store_uv_attach(s->ac, s->loop) != REDIS_OK) {
         log_error("redis: cannot attach to the event loop");
         redisAsyncFree(s->ac);
         s->ac = NULL;
