@@ -1,0 +1,370 @@
+#!/bin/sh
+# parkd benchmark (make bench): throughput against the broker's own ceiling, latency, memory,
+# restart time and CPU cost per event, in one run, on a mosquitto and a redis-server of its own
+# (free loopback ports, a temporary directory, always cleaned up). Prints a table and writes the
+# same figures to tests/bench/results.md. See docs/bench.md for what each figure means.
+#
+# Environment (defaults in brackets):
+#   BUILD [build]              where parkd was built; the bench programs go to $BUILD/bench
+#   BENCH_LOTS [1000] BENCH_BAYS [100] BENCH_EVENTS [1000000]
+#                              the throughput load: EVENTS bay events over LOTS x BAYS
+#   BENCH_LAT_RATE [10000] BENCH_LAT_SECONDS [10]
+#                              the latency load: a steady RATE events/s for SECONDS
+#   BENCH_INFLIGHT [1000] BENCH_QUEUED [100000]
+#                              the broker's max_inflight_messages / max_queued_messages
+#   BENCH_LEAD [80000]         how far the generator may run ahead of the consumer: below
+#                              QUEUED, with room for parkd's own outputs, which come back to it
+#   BENCH_QUICK=1              a tenth of the events (and of the latency run), for a quick look
+#   BENCH_RESULTS [tests/bench/results.md]   where the figures are written ("-": nowhere)
+#   BENCH_PERF=1               also profile parkd in the QoS 1 run (perf, to $BUILD/bench/perf-qos1.txt)
+set -u
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) BDIR=$BUILD ;; *) BDIR=$TOP/$BUILD ;; esac
+PARKD=$BDIR/parkd
+BB=$BDIR/bench
+LOTS=${BENCH_LOTS:-1000}
+BAYS=${BENCH_BAYS:-100}
+EVENTS=${BENCH_EVENTS:-1000000}
+LAT_RATE=${BENCH_LAT_RATE:-10000}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
+INFLIGHT=${BENCH_INFLIGHT:-1000}
+QUEUED=${BENCH_QUEUED:-100000}
+LEAD=${BENCH_LEAD:-80000}
+RESULTS=${BENCH_RESULTS:-$TOP/tests/bench/results.md}
+if [ "${BENCH_QUICK:-}" = 1 ]; then
+    EVENTS=$((EVENTS / 10))
+    LAT_SECONDS=$(( (LAT_SECONDS + 9) / 10 ))
+fi
+[ "$LEAD" -lt "$QUEUED" ] || LEAD=$((QUEUED * 9 / 10))
+SMALL_LOTS=$(( LOTS / 10 > 0 ? LOTS / 10 : 1 ))
+SMALL_EVENTS=$(( EVENTS / 10 ))
+LAT_EVENTS=$((LAT_RATE * LAT_SECONDS))
+HZ=$(getconf CLK_TCK)
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+for tool in cc pkg-config mosquitto mosquitto_sub redis-server redis-cli python3; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (make deps / scripts/deps.sh)"
+done
+[ -x "$PARKD" ] || die "no $PARKD (make first)"
+
+# ---- the bench programs ----------------------------------------------------------------------
+
+mkdir -p "$BB" || exit 1
+BCFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter"
+BLIBS=$(pkg-config --cflags --libs libmosquitto hiredis) || die "pkg-config libmosquitto hiredis"
+for prog in loadgen sink landed latency notifywait; do
+    src=$TOP/tests/bench/$prog.c
+    if [ ! -x "$BB/$prog" ] || [ "$src" -nt "$BB/$prog" ] || [ "$TOP/tests/bench/pattern.h" -nt "$BB/$prog" ]; then
+        # shellcheck disable=SC2086  # flags are word lists
+        cc $BCFLAGS -o "$BB/$prog" "$src" $BLIBS -lpthread || die "cannot build $prog"
+    fi
+done
+
+# ---- servers and cleanup ---------------------------------------------------------------------
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/parkd-bench.XXXXXX") || die "mktemp -d"
+MOSQ_PID=
+REDIS_PID=
+NW_PID=
+PARKD_PID=
+BG_PIDS=
+
+cleanup() {
+    set +e
+    [ -n "$NW_PID" ] && kill -TERM "$NW_PID" 2>/dev/null
+    [ -n "$PARKD_PID" ] && kill -TERM "$PARKD_PID" 2>/dev/null
+    for p in $BG_PIDS; do kill "$p" 2>/dev/null; done
+    [ -n "$MOSQ_PID" ] && kill "$MOSQ_PID" 2>/dev/null
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap 'rc=$?; cleanup; exit $rc' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_file FILE PATTERN TIMEOUT_S — until a line of FILE matches PATTERN
+wait_file() {
+    i=0
+    while ! grep -q "$2" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt $(($3 * 20)) ] && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
+kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }      # kv FILE KEY
+calc() { python3 -c "print($1)"; }                  # calc EXPR — arithmetic with floats
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+start_redis() {
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T" --save '' --appendonly no \
+        --logfile "$T/redis.log" --daemonize no >/dev/null 2>&1 &
+    REDIS_PID=$!
+    i=0
+    until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
+        i=$((i + 1)); [ $i -gt 100 ] && die "redis-server did not start"; sleep 0.05
+    done
+}
+
+start_mosquitto() {
+    MQTT_PORT=$(free_port)
+    {
+        echo "listener $MQTT_PORT 127.0.0.1"
+        echo "allow_anonymous true"
+        echo "persistence false"
+        echo "max_inflight_messages $INFLIGHT"
+        echo "max_queued_messages $QUEUED"
+        echo "log_dest file $T/mosquitto.log"
+        echo "log_type error"
+        echo "log_type warning"
+        echo "log_type notice"
+        [ "$(id -u)" = 0 ] && echo "user root"
+    } >"$T/mosquitto.conf"
+    mosquitto -c "$T/mosquitto.conf" >"$T/mosquitto.stderr" 2>&1 &
+    MOSQ_PID=$!
+    i=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $MQTT_PORT), 1)" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 100 ] && die "mosquitto did not start: $(cat "$T/mosquitto.stderr")"
+        sleep 0.05
+    done
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }          # user+sys, clock ticks
+vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # vm_kb PID VmHWM
+
+# ---- parkd -----------------------------------------------------------------------------------
+
+# write_config FILE LOTS QOS MIN_INTERVAL RUN — LOTS lots of BAYS bays, plus the sentinel lot
+write_config() {
+    {
+        echo "mqtt: {host: 127.0.0.1, port: $MQTT_PORT, client_id: parkd-bench-$5, qos: $3, clean_session: false}"
+        echo "redis: {host: 127.0.0.1, port: $REDIS_PORT}"
+        [ -n "$4" ] && echo "publish: {min_interval: $4}"
+        echo "log: {level: warning}"
+        echo "lots:"
+        i=0
+        while [ $i -lt "$2" ]; do
+            printf '  - {id: L%04d, capacity: %d, source: bays}\n' $i "$BAYS"
+            i=$((i + 1))
+        done
+        echo "  - {id: END, capacity: 1, source: bays}"
+    } >"$1"
+}
+
+# start_parkd NAME CONFIG — starts parkd under notifywait; sets PARKD_PID, READY_MS
+start_parkd() {
+    "$BB/notifywait" "$T/$1.nw" "$PARKD" -c "$2" 2>"$T/$1.log" &
+    NW_PID=$!
+    wait_file "$T/$1.nw" '^ready_ms=' 30 || die "parkd ($1) not ready in 30 s: $(tail -n 5 "$T/$1.log")"
+    PARKD_PID=$(kv "$T/$1.nw" pid)
+    READY_MS=$(kv "$T/$1.nw" ready_ms)
+}
+
+# stop_parkd NAME — stops parkd, then ends its MQTT session (clean_session: false keeps it):
+# otherwise the broker would queue every later run's load for it, and work for a client that
+# is gone.
+stop_parkd() {
+    kill -TERM "$PARKD_PID" 2>/dev/null
+    wait "$NW_PID" 2>/dev/null
+    NW_PID=
+    PARKD_PID=
+    mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i "parkd-bench-$1" -t bench/none -E 2>/dev/null ||
+        echo "bench: warning: cannot end the MQTT session parkd-bench-$1" >&2
+}
+
+# ---- runs ------------------------------------------------------------------------------------
+
+# ceiling QOS — the bare subscriber's rate for the load; sets CEIL_RATE, CEIL_LOST
+ceiling() {
+    rcli del bench:sink >/dev/null
+    "$BB/sink" -p "$MQTT_PORT" -q "$1" -R "127.0.0.1:$REDIS_PORT" -K bench:sink \
+        >"$T/sink$1.out" 2>"$T/sink$1.err" &
+    sink_pid=$!
+    BG_PIDS="$BG_PIDS $sink_pid"
+    wait_file "$T/sink$1.out" '^subscribed' 10 || die "sink did not subscribe"
+    m0=$(cpu_ticks "$MOSQ_PID"); w0=$(date +%s%N)
+    "$BB/loadgen" -p "$MQTT_PORT" -q "$1" -n "$EVENTS" -L "$LOTS" -B "$BAYS" -w "$(window "$1")" \
+        -F "127.0.0.1:$REDIS_PORT" -K bench:sink -f count -Q "$LEAD" >"$T/lg-ceil$1.out" ||
+        die "loadgen failed (ceiling, QoS $1)"
+    wait "$sink_pid"
+    m1=$(cpu_ticks "$MOSQ_PID"); w1=$(date +%s%N)
+    CEIL_UTIL="mosquitto $(calc "round(($m1 - $m0) / $HZ / (($w1 - $w0) / 1e9), 2)")"
+    count=$(kv "$T/sink$1.out" count)
+    CEIL_RATE=$(calc "round($count * 1e9 / ($(kv "$T/sink$1.out" last_ns) - $(kv "$T/lg-ceil$1.out" start_ns)))")
+    CEIL_LOST=$((EVENTS + 1 - count))
+}
+
+# Messages a QoS 1 publisher keeps unacknowledged: libmosquitto looks acknowledgements up in a
+# list, so a large window costs the generator more CPU than it gains.
+window() { if [ "$1" = 0 ]; then echo 1000; else echo 100; fi; }
+
+# throughput NAME QOS LOTS EVENTS — parkd until Redis holds the final state; sets RATE, CPU_K
+# (CPU ms per 1,000 events), HWM_KB, BATCHES, OK
+throughput() {
+    rcli flushall >/dev/null
+    write_config "$T/$1.yaml" "$3" "$2" "" "$1"
+    start_parkd "$1" "$T/$1.yaml"
+    c0=$(cpu_ticks "$PARKD_PID")
+    if [ "${BENCH_PERF:-}" = 1 ] && [ "$1" = qos1 ] && command -v perf >/dev/null 2>&1; then
+        perf record -e cpu-clock -F 499 -g -o "$T/perf.data" -p "$PARKD_PID" >/dev/null 2>&1 &
+        perf_pid=$!
+    else
+        perf_pid=
+    fi
+    "$BB/landed" -p "$REDIS_PORT" -n "$4" -L "$3" -B "$BAYS" -t 300 >"$T/$1.landed" 2>"$T/$1.landed.err" &
+    landed_pid=$!
+    BG_PIDS="$BG_PIDS $landed_pid"
+    lead=$(( $3 * BAYS * 8 / 10 < LEAD ? $3 * BAYS * 8 / 10 : LEAD ))
+    m0=$(cpu_ticks "$MOSQ_PID"); r0=$(cpu_ticks "$REDIS_PID"); w0=$(date +%s%N)
+    "$BB/loadgen" -p "$MQTT_PORT" -q "$2" -n "$4" -L "$3" -B "$BAYS" -w "$(window "$2")" \
+        -F "127.0.0.1:$REDIS_PORT" -S parkd: -Q "$lead" >"$T/lg-$1.out" ||
+        die "loadgen failed ($1)"
+    if wait "$landed_pid"; then OK=yes; else OK="no: $(head -n 3 "$T/$1.landed.err" | tr '\n' ' ')"; fi
+    c1=$(cpu_ticks "$PARKD_PID")
+    m1=$(cpu_ticks "$MOSQ_PID"); r1=$(cpu_ticks "$REDIS_PID"); w1=$(date +%s%N)
+    HWM_KB=$(vm_kb "$PARKD_PID" VmHWM)
+    # share of one core each used while the load ran
+    UTIL="parkd $(calc "round(($c1 - $c0) / $HZ / (($w1 - $w0) / 1e9), 2)"), mosquitto $(calc "round(($m1 - $m0) / $HZ / (($w1 - $w0) / 1e9), 2)"), redis $(calc "round(($r1 - $r0) / $HZ / (($w1 - $w0) / 1e9), 2)")"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait "$perf_pid"
+        perf report -i "$T/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
+            grep '%' | head -n 40 >"$BB/perf-qos1.txt"
+    fi
+    landed_ns=$(kv "$T/$1.landed" landed_ns)
+    RATE=$(calc "round(($4 + 1) * 1e9 / ($landed_ns - $(kv "$T/lg-$1.out" start_ns)))")
+    CPU_K=$(calc "round(($c1 - $c0) * 1000.0 / $HZ / $4 * 1000, 2)")
+    BATCHES=$(rcli hget parkd:daemon redis_batches)
+    stop_parkd "$1"
+}
+
+# restore — parkd on the state the last run left (LOTS x BAYS bays): READY time, memory
+restore() {
+    write_config "$T/restore.yaml" "$LOTS" 1 "" restore
+    start_parkd restore "$T/restore.yaml"
+    sleep 1     # anything the restore allocates lazily
+    RESTORE_READY_MS=$READY_MS
+    RESTORE_HWM_KB=$(vm_kb "$PARKD_PID" VmHWM)
+    RESTORE_RSS_KB=$(vm_kb "$PARKD_PID" VmRSS)
+    stop_parkd restore
+}
+
+# latency — a steady LAT_RATE events/s at QoS 1 with min_interval 0
+latency() {
+    rcli flushall >/dev/null
+    write_config "$T/latency.yaml" "$LOTS" 1 0 latency
+    start_parkd latency "$T/latency.yaml"
+    "$BB/latency" -p "$MQTT_PORT" -R "$REDIS_PORT" -T "$T/times" -n "$LAT_EVENTS" -L "$LOTS" \
+        -B "$BAYS" -t $((LAT_SECONDS + 60)) >"$T/latency.out" 2>"$T/latency.err" &
+    lat_pid=$!
+    BG_PIDS="$BG_PIDS $lat_pid"
+    wait_file "$T/latency.out" '^subscribed' 10 || die "latency observer did not subscribe"
+    c0=$(cpu_ticks "$PARKD_PID")
+    "$BB/loadgen" -p "$MQTT_PORT" -q 1 -n "$LAT_EVENTS" -L "$LOTS" -B "$BAYS" -w 100 \
+        -r "$LAT_RATE" -T "$T/times" >"$T/lg-latency.out" || die "loadgen failed (latency)"
+    wait "$lat_pid" || echo "bench: latency observer: $(cat "$T/latency.err")" >&2
+    LAT_CPU_K=$(calc "round(($(cpu_ticks "$PARKD_PID") - $c0) * 1000.0 / $HZ / $LAT_EVENTS * 1000, 2)")
+    LAT_SENT_RATE=$(kv "$T/lg-latency.out" rate)
+    stop_parkd latency
+}
+
+# ---- main ------------------------------------------------------------------------------------
+
+CORES=$(nproc)
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+T0=$(date +%s)
+echo "bench: $CORES cores, $CPU_MODEL; load average $LOAD0"
+echo "bench: $EVENTS events over $LOTS lots x $BAYS bays; latency at $LAT_RATE/s for $LAT_SECONDS s"
+
+start_redis
+start_mosquitto
+MOSQ_VERSION=$(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p' | head -n 1)
+REDIS_VERSION=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+
+echo "bench: ceiling, QoS 0 ..."; ceiling 0; CEIL0=$CEIL_RATE; CEIL0_LOST=$CEIL_LOST; CU0=$CEIL_UTIL
+echo "bench: ceiling, QoS 1 ..."; ceiling 1; CEIL1=$CEIL_RATE; CEIL1_LOST=$CEIL_LOST; CU1=$CEIL_UTIL
+echo "bench: parkd, QoS 0 ..."
+throughput qos0 0 "$LOTS" "$EVENTS"
+R0=$RATE; CPU0=$CPU_K; OK0=$OK; B0=$BATCHES; U0=$UTIL
+echo "bench: parkd, QoS 1, $SMALL_LOTS lots, $SMALL_EVENTS events ..."
+throughput small 1 "$SMALL_LOTS" "$SMALL_EVENTS"
+RS=$RATE; CPUS=$CPU_K; OKS=$OK
+echo "bench: parkd, QoS 1 ..."
+throughput qos1 1 "$LOTS" "$EVENTS"
+R1=$RATE; CPU1=$CPU_K; OK1=$OK; HWM1=$HWM_KB; B1=$BATCHES; U1=$UTIL
+BAYS_STORED=$(( $(rcli eval "local n = 0 for _, k in ipairs(redis.call('keys', 'parkd:lot:*:bays')) do n = n + redis.call('hlen', k) end return n" 0) - 1 ))
+echo "bench: restart with $BAYS_STORED bays to restore ..."
+restore
+echo "bench: latency at $LAT_RATE events/s ..."
+latency
+ELAPSED=$(( $(date +%s) - T0 ))
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- report ----------------------------------------------------------------------------------
+
+yes_no() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo "not met"; fi; }
+RATIO0=$(calc "round($R0 / $CEIL0, 2)")
+RATIO1=$(calc "round($R1 / $CEIL1, 2)")
+LR50=$(kv "$T/latency.out" redis_p50_ms); LR99=$(kv "$T/latency.out" redis_p99_ms); LRMAX=$(kv "$T/latency.out" redis_max_ms)
+LM50=$(kv "$T/latency.out" mqtt_p50_ms); LM99=$(kv "$T/latency.out" mqtt_p99_ms); LMMAX=$(kv "$T/latency.out" mqtt_max_ms)
+LRN=$(kv "$T/latency.out" redis_n); LMN=$(kv "$T/latency.out" mqtt_n)
+HWM1_MB=$(calc "round($HWM1 / 1024, 1)")
+RHWM_MB=$(calc "round($RESTORE_HWM_KB / 1024, 1)")
+RRSS_MB=$(calc "round($RESTORE_RSS_KB / 1024, 1)")
+FLAT=$(calc "round($CPU1 / $CPUS, 2)")
+
+report() {
+    cat <<EOF
+## Results
+
+Machine: $CORES cores, $CPU_MODEL; $(uname -sr); date $DATE.
+Load average before / after the run: $LOAD0 / $LOAD1 (the bench uses every core; other load
+skews every figure). Whole run: ${ELAPSED} s.
+Broker: mosquitto $MOSQ_VERSION, \`max_inflight_messages $INFLIGHT\`, \`max_queued_messages $QUEUED\`,
+no persistence. Redis $REDIS_VERSION, no persistence (\`save ''\`, no AOF). All on loopback.
+Load: $EVENTS bay events over $LOTS lots x $BAYS bays (JSON payloads with \`ts\`), every event a
+change; the generator stays at most $LEAD messages ahead of the consumer (closed loop; see
+docs/bench.md).
+
+| figure | value | target | |
+|---|---|---|---|
+| ceiling QoS 0 (bare subscriber) | $CEIL0 msg/s (lost $CEIL0_LOST; cores used: $CU0) | | |
+| ceiling QoS 1 (bare subscriber) | $CEIL1 msg/s (lost $CEIL1_LOST; cores used: $CU1) | | |
+| parkd QoS 0, until Redis holds the final state | $R0 events/s = $RATIO0 x ceiling ($B0 Redis batches; state exact: $OK0; cores used: $U0) | >= 0.9 x ceiling | $(yes_no "$RATIO0 >= 0.9") |
+| parkd QoS 1, until Redis holds the final state | $R1 events/s = $RATIO1 x ceiling ($B1 Redis batches; state exact: $OK1; cores used: $U1) | >= 0.9 x ceiling | $(yes_no "$RATIO1 >= 0.9") |
+| latency publish -> Redis state, at $LAT_SENT_RATE events/s | p50 $LR50 ms, p99 $LR99 ms, max $LRMAX ms ($LRN samples) | p99 < 5 ms | $(yes_no "$LR99 < 5") |
+| latency publish -> retained output, at $LAT_SENT_RATE events/s | p50 $LM50 ms, p99 $LM99 ms, max $LMMAX ms ($LMN samples) | p99 < 5 ms | $(yes_no "$LM99 < 5") |
+| peak RSS (VmHWM), $LOTS lots x $BAYS bays, during the QoS 1 run | $HWM1_MB MB | < 32 MB | $(yes_no "$HWM1 < 32768") |
+| RSS after restoring $BAYS_STORED bays (VmHWM / VmRSS) | $RHWM_MB MB / $RRSS_MB MB | < 32 MB | $(yes_no "$RESTORE_HWM_KB < 32768") |
+| start to READY=1, restoring $BAYS_STORED bays | $RESTORE_READY_MS ms | < 1000 ms | $(yes_no "$RESTORE_READY_MS < 1000") |
+| CPU per 1,000 events, QoS 1, $SMALL_LOTS lots, $SMALL_EVENTS events | $CPUS ms ($RS events/s; state exact: $OKS) | flat | |
+| CPU per 1,000 events, QoS 1, $LOTS lots, $EVENTS events | $CPU1 ms ($FLAT x the small run) | flat | $(yes_no "$FLAT < 1.25") |
+| CPU per 1,000 events, QoS 0, $LOTS lots, $EVENTS events | $CPU0 ms | | |
+| CPU per 1,000 events, latency run ($LAT_RATE/s, min_interval 0) | $LAT_CPU_K ms | | |
+EOF
+}
+
+echo
+report
+if [ "$RESULTS" != - ]; then
+    {
+        echo "# parkd benchmark results"
+        echo
+        echo "Written by \`make bench\` (tests/bench/run.sh); docs/bench.md explains the figures."
+        echo
+        report
+    } >"$RESULTS"
+    echo
+    echo "bench: written to $RESULTS"
+fi
