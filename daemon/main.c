@@ -26,6 +26,7 @@
 #define EXIT_CONFIG 78
 #define TICK_MS 1000
 #define SHUTDOWN_TIMEOUT_MS 5000
+#define MAX_BATCHES_IN_FLIGHT 8     /* QoS 0 only: with QoS > 0 the barrier keeps it at one */
 
 enum counter {
     C_MESSAGES_IN,
@@ -101,7 +102,8 @@ typedef struct parkd {
     bool restored;              /* state loaded from Redis */
     bool restoring;
     bool ready_sent;
-    bool resync_due;            /* write every lot in full (after a Redis reconnect) */
+    bool resync_due;            /* write every lot's configuration too (start, reload) */
+    bool resync_sensors;        /* and every bay and gate (after a Redis reconnect) */
     bool stopping;
     bool switching_mqtt;        /* a reload replaces the MQTT client */
     uint64_t mq_generation;     /* counts MQTT clients, so old batches never ack new input */
@@ -289,6 +291,13 @@ static void parkd_observe_latency(parkd *d, const parkd_batch *b)
     d->latency_sum += seconds * (double)b->messages;
 }
 
+/* Without the acknowledgement barrier (QoS 0) input would outrun Redis; this bounds it. */
+static void parkd_update_backpressure(parkd *d)
+{
+    if (d->mq)
+        mq_set_backpressure(d->mq, store_batches_in_flight(d->st) >= MAX_BATCHES_IN_FLIGHT);
+}
+
 static void parkd_on_batch_done(void *ctx, uint64_t token, bool ok)
 {
     parkd_batch *b = (parkd_batch *)(uintptr_t)token;
@@ -305,13 +314,17 @@ static void parkd_on_batch_done(void *ctx, uint64_t token, bool ok)
     }
     /* a lost connection needs nothing here: the reconnect writes everything again */
     free(b);
+    parkd_update_backpressure(d);
 }
 
 static void parkd_batch_queued(parkd *d, int64_t wall)
 {
     for (size_t i = 0; i < d->n_queued; i++) {
         lot *l = d->queued[i];
-        store_batch_lot(d->st, l, d->resync_due, wall);
+        unsigned what = 0;
+        if (d->resync_due)
+            what |= STORE_LOT_STATIC | (d->resync_sensors ? STORE_LOT_ALL_SENSORS : 0);
+        store_batch_lot(d->st, l, what, wall);
         if (!l->observed) {
             fc_lot_changed(d->fc, l, d->st);
             pub_lot_changed(d->pub, l);
@@ -339,6 +352,7 @@ static void parkd_flush(parkd *d)
         store_batch_lot_ids(d->st, d->lots, d->n_lots);
     parkd_batch_queued(d, wall);
     d->resync_due = false;
+    d->resync_sensors = false;
     d->lot_ids_changed = false;
     uint64_t upto = d->mq ? mq_messages_read(d->mq) : 0;
     parkd_batch *b = util_xmalloc(sizeof *b);
@@ -352,10 +366,11 @@ static void parkd_flush(parkd *d)
     }
     if (rc == 0) {
         d->counters[C_REDIS_BATCHES]++;
+        parkd_update_backpressure(d);
     } else if (rc == -ENODATA && store_batches_in_flight(d->st) == 0 && d->mq) {
         mq_mark_stored(d->mq, upto);    /* nothing to store: rejected or repeated input */
     } else if (rc == -ENOTCONN) {
-        d->resync_due = true;
+        d->resync_due = d->resync_sensors = true;
     }
 }
 
@@ -450,7 +465,8 @@ static void parkd_on_redis_connected(void *ctx)
 {
     parkd *d = ctx;
     if (d->restored) {
-        d->resync_due = true;   /* whatever failed in flight, and whatever Redis lost */
+        /* whatever failed in flight, and whatever Redis lost (a restart without persistence) */
+        d->resync_due = d->resync_sensors = true;
         parkd_flush(d);
         return;
     }
@@ -467,7 +483,7 @@ static void parkd_on_redis_connected(void *ctx)
 static void parkd_on_redis_disconnected(void *ctx)
 {
     parkd *d = ctx;
-    d->resync_due = true;
+    d->resync_due = d->resync_sensors = true;
 }
 
 static const store_callbacks parkd_store_callbacks = {
@@ -746,6 +762,7 @@ static void parkd_reload(parkd *d)
     parkd_reload_job *job = util_xcalloc(1, sizeof *job);
     job->d = d;
     parkd_apply_lots(d, next, job);
+    d->resync_due = true;       /* names, capacities and positions into every lot hash */
     log_set_level(next->log_level);
     pub_set_config(d->pub, next);
     fc_set_config(d->fc, next);

@@ -10,7 +10,9 @@
 #include "log.h"
 #include "util.h"
 
-#define MQ_READ_BURST 1024          /* packets read per wake-up before storing them */
+#define MQ_READ_BURST 1024          /* messages read per wake-up before storing them */
+#define MQ_SEND_WINDOW 100          /* our QoS 1 publishes in flight: libmosquitto walks its
+                                     * queue on every PUBACK, so a long one costs per ack */
 #define MQ_MISC_INTERVAL_MS 1000    /* keepalive and retry bookkeeping */
 #define MQ_BACKOFF_MIN_MS 250
 #define MQ_BACKOFF_MAX_MS 30000
@@ -38,6 +40,8 @@ struct mq_client {
     bool announce_connected;    /* on_connected is due once libmosquitto has returned */
     bool input_stopped;
     bool paused;
+    bool backpressure;          /* the caller has too much in flight to take more input */
+    bool barrier;               /* QoS > 0: acknowledge only stored input (see mqtt.h) */
     bool closing;
     uint64_t messages_read;
     uint64_t messages_stored;
@@ -53,6 +57,7 @@ struct mq_client {
 
 static void mq_on_poll(uv_poll_t *handle, int status, int events);
 static void mq_schedule_reconnect(mq_client *c);
+static void mq_watch_library_log(mq_client *c, bool connecting);
 
 static const char *mq_strerror(int rc)
 {
@@ -63,12 +68,15 @@ static const char *mq_strerror(int rc)
 
 static bool mq_input_blocked(const mq_client *c)
 {
-    return c->input_stopped || c->paused || c->messages_read > c->messages_stored;
+    return c->input_stopped || c->paused || c->backpressure ||
+           (c->barrier && c->messages_read > c->messages_stored);
 }
 
+/* At QoS 0 there is nothing to acknowledge and nothing will be redelivered, so the barrier
+ * would only slow input down. */
 static bool mq_writes_allowed(const mq_client *c)
 {
-    return c->messages_read == c->messages_stored;
+    return !c->barrier || c->messages_read == c->messages_stored;
 }
 
 static void mq_on_poll_closed(uv_handle_t *handle)
@@ -92,6 +100,7 @@ static void mq_drop_socket(mq_client *c, const char *why)
     bool was_connected = c->connected;
     c->connected = false;
     c->connecting = false;
+    mq_watch_library_log(c, true);
     /* Messages read but unacknowledged will be redelivered on the new session; their effects
      * are applied already and are idempotent, so nothing waits for them any more. */
     c->messages_stored = c->messages_read;
@@ -151,9 +160,12 @@ static bool mq_socket_has_data(int fd)
     return ioctl(fd, FIONREAD, &avail) == 0 && avail > 0;
 }
 
+/* One loop_read call may read many packets (libmosquitto sizes it by its queues), so the
+ * burst is counted in messages. */
 static void mq_read_burst(mq_client *c)
 {
-    for (int i = 0; i < MQ_READ_BURST && !c->input_stopped && !c->paused; i++) {
+    uint64_t first = c->messages_read;
+    while (c->messages_read - first < MQ_READ_BURST && !c->input_stopped && !c->paused) {
         int rc = mosquitto_loop_read(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
             mq_drop_socket(c, rc == MOSQ_ERR_CONN_LOST ? "closed by the broker" : mq_strerror(rc));
@@ -286,6 +298,7 @@ static void mq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, c
     }
     c->connected = true;
     c->backoff_ms = MQ_BACKOFF_MIN_MS;
+    mq_watch_library_log(c, false);
     log_info("mqtt: connected to %s:%d, subscribed to %s (QoS %d)", c->cfg->mqtt.host,
              c->cfg->mqtt.port, c->topic_sub, granted[0]);
     mosquitto_publish(mosq, NULL, c->topic_status, 6, "online", 1, true);
@@ -316,6 +329,15 @@ static void mq_on_log(struct mosquitto *mosq, void *obj, int level, const char *
 {
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
         log_warning("mqtt: %s", str);
+}
+
+/* libmosquitto formats a line for every packet once a log callback is set (15 % of the
+ * instructions under load), so it is set only while connecting — where its TLS and socket
+ * errors matter — and at log level debug. */
+static void mq_watch_library_log(mq_client *c, bool connecting)
+{
+    bool want = connecting || c->cfg->log_level >= CFG_LOG_DEBUG;
+    mosquitto_log_callback_set(c->mosq, want ? mq_on_log : NULL);
 }
 
 static char *mq_error(const char *what, const char *detail)
@@ -366,7 +388,7 @@ static int mq_configure(mq_client *c, char **err)
     /* threaded mode: packets are only queued, and written when we call loop_write (see .h) */
     mosquitto_threaded_set(c->mosq, true);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    mosquitto_max_inflight_messages_set(c->mosq, 1000);
+    mosquitto_max_inflight_messages_set(c->mosq, MQ_SEND_WINDOW);
     int rc = mosquitto_will_set(c->mosq, c->topic_status, 7, "offline", 1, true);
     if (rc != MOSQ_ERR_SUCCESS) {
         *err = mq_error("will", mosquitto_strerror(rc));
@@ -377,7 +399,7 @@ static int mq_configure(mq_client *c, char **err)
     mosquitto_message_callback_set(c->mosq, mq_on_message);
     mosquitto_publish_callback_set(c->mosq, mq_on_publish);
     mosquitto_disconnect_callback_set(c->mosq, mq_on_disconnect);
-    mosquitto_log_callback_set(c->mosq, mq_on_log);
+    mq_watch_library_log(c, true);
     return mq_configure_auth(c, err);
 }
 
@@ -391,6 +413,7 @@ mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb
     c->ctx = ctx;
     c->poll_fd = -1;
     c->backoff_ms = MQ_BACKOFF_MIN_MS;
+    c->barrier = cfg->mqtt.qos > 0;
     c->mosq = mosquitto_new(cfg->mqtt.client_id, cfg->mqtt.clean_session, c);
     if (!c->mosq) {
         *err = mq_error("cannot create client", strerror(errno));
@@ -457,6 +480,14 @@ void mq_mark_stored(mq_client *c, uint64_t upto)
 void mq_set_paused(mq_client *c, bool paused)
 {
     c->paused = paused;
+    mq_update_poll(c);
+}
+
+void mq_set_backpressure(mq_client *c, bool on)
+{
+    if (c->backpressure == on)
+        return;
+    c->backpressure = on;
     mq_update_poll(c);
 }
 

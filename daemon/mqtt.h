@@ -5,7 +5,8 @@
  * Acknowledge only what is stored: the client runs libmosquitto in "threaded" mode so that every
  * outgoing packet (QoS 1 PUBACKs included) is only queued, and it writes the queue only once the
  * caller has marked every message read so far as stored (mq_mark_stored). While input is
- * unstored it also stops reading, so unstored input is bounded by one read burst. */
+ * unstored it also stops reading, so unstored input is bounded by one read burst. At QoS 0
+ * (nothing to acknowledge, nothing redelivered) this barrier is off. */
 #ifndef PARKD_MQTT_H
 #define PARKD_MQTT_H
 
@@ -55,6 +56,10 @@ void mq_mark_stored(mq_client *c, uint64_t upto);
 
 /* Pauses or resumes reading input (e.g. while a reload restores added lots). */
 void mq_set_paused(mq_client *c, bool paused);
+
+/* Stops or resumes reading while the caller has too much in flight (QoS 0, where the
+ * storage barrier does not hold input back). */
+void mq_set_backpressure(mq_client *c, bool on);
 
 /* Stops reading input for good (shutdown). */
 void mq_stop_input(mq_client *c);

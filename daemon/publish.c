@@ -14,6 +14,8 @@
 #define PUB_TICK_MS 1000
 #define PUB_JSON_MAX 2048
 #define PUB_TOPIC_MAX 512
+#define PUB_MAX_BACKLOG 200         /* unacknowledged QoS 1 publishes before lots wait */
+#define PUB_BACKLOG_RETRY_MS 5
 
 typedef struct pub_lot {
     pub *p;
@@ -137,11 +139,28 @@ static bool pub_change_matters(const pub *p, const pub_lot *pl)
     return delta >= p->cfg->publish.deadband;
 }
 
+static void pub_try_send(pub_lot *pl);
+
 static void pub_on_interval_end(uv_timer_t *timer)
 {
     pub_lot *pl = timer->data;
     if (pl->pending)
-        pub_send(pl);
+        pub_try_send(pl);
+}
+
+/* When the broker is slow to acknowledge, a lot waits with its latest state pending instead of
+ * queueing one more message: the backlog stays bounded and a later change replaces an earlier
+ * one rather than queueing behind it. */
+static void pub_try_send(pub_lot *pl)
+{
+    pub *p = pl->p;
+    if (p->mq && mq_publishes_unacked(p->mq) >= PUB_MAX_BACKLOG) {
+        pl->pending = true;
+        uv_timer_start(&pl->timer, pub_on_interval_end, PUB_BACKLOG_RETRY_MS, 0);
+        return;
+    }
+    uv_timer_stop(&pl->timer);
+    pub_send(pl);
 }
 
 static void pub_consider(pub_lot *pl, bool force)
@@ -152,8 +171,7 @@ static void pub_consider(pub_lot *pl, bool force)
     uint64_t now = uv_now(p->loop);
     uint64_t interval = (uint64_t)p->cfg->publish.min_interval_ms;
     if (!pl->published || interval == 0 || now - pl->last_publish_ms >= interval) {
-        uv_timer_stop(&pl->timer);
-        pub_send(pl);
+        pub_try_send(pl);
         return;
     }
     if (!pl->pending) {
@@ -235,7 +253,7 @@ static void pub_on_tick(uv_timer_t *timer)
     for (size_t i = 0; i < p->n_lots; i++) {
         pub_lot *pl = p->lots[i];
         if (pl->published && !pl->pending && now - pl->last_publish_ms >= heartbeat)
-            pub_send(pl);
+            pub_try_send(pl);
     }
 }
 

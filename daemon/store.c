@@ -33,6 +33,8 @@ struct store {
     uint64_t reconnects;
     bool batch_open;
     size_t batch_commands;
+    struct store_bay_writer *bay_writer;    /* scratch argv space, reused every batch */
+    struct store_gate_writer *gate_writer;
     size_t in_flight;
     void (*close_done)(void *ctx);
     void *close_ctx;
@@ -354,16 +356,30 @@ static void store_send(store *s, store_args *a)
 
 /* ---- lot writes ---- */
 
-static void store_lot_hash(store *s, const lot *l, int64_t wall_ms)
+/* Configuration fields change only on start and reload; the rest with every input. Both go in
+ * one HSET when both are due, and inside the batch's MULTI either way. */
+static void store_lot_hash_static(store_args *a, const lot *l)
+{
+    store_arg_str(a, "name");
+    store_arg_str(a, l->name);
+    store_arg_str(a, "capacity");
+    store_arg_i64(a, l->capacity);
+    store_arg_str(a, "source");
+    store_arg_str(a, cfg_source_name(l->source));
+    store_arg_str(a, "lat");
+    if (l->has_position) store_arg_fmt(a, "%.6f", l->lat); else store_arg_str(a, "");
+    store_arg_str(a, "lon");
+    if (l->has_position) store_arg_fmt(a, "%.6f", l->lon); else store_arg_str(a, "");
+}
+
+static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wall_ms)
 {
     store_args a;
     a.argc = 0;
     store_arg_str(&a, "HSET");
     store_arg_key(&a, s, l->id, "");
-    store_arg_str(&a, "name");
-    store_arg_str(&a, l->name);
-    store_arg_str(&a, "capacity");
-    store_arg_i64(&a, l->capacity);
+    if (with_static)
+        store_lot_hash_static(&a, l);
     store_arg_str(&a, "occupied");
     if (l->has_data) store_arg_i64(&a, l->occupied); else store_arg_str(&a, "");
     store_arg_str(&a, "free");
@@ -385,12 +401,6 @@ static void store_lot_hash(store *s, const lot *l, int64_t wall_ms)
     } else {
         store_arg_str(&a, "");
     }
-    store_arg_str(&a, "source");
-    store_arg_str(&a, cfg_source_name(l->source));
-    store_arg_str(&a, "lat");
-    if (l->has_position) store_arg_fmt(&a, "%.6f", l->lat); else store_arg_str(&a, "");
-    store_arg_str(&a, "lon");
-    if (l->has_position) store_arg_fmt(&a, "%.6f", l->lon); else store_arg_str(&a, "");
     store_arg_str(&a, "updated_ms");
     store_arg_i64(&a, wall_ms);
     store_send(s, &a);
@@ -466,7 +476,9 @@ static void store_bay_writer_add(void *ctx, void *value)
 
 static void store_lot_bays(store *s, const lot *l, bool full)
 {
-    store_bay_writer *w = util_xmalloc(sizeof *w);
+    if (!s->bay_writer)
+        s->bay_writer = util_xmalloc(sizeof *s->bay_writer);
+    store_bay_writer *w = s->bay_writer;
     w->s = s;
     w->l = l;
     store_bay_writer_reset(w);
@@ -477,7 +489,6 @@ static void store_lot_bays(store *s, const lot *l, bool full)
             store_bay_writer_add(w, l->dirty_bays[i]);
     }
     store_bay_writer_flush(w);
-    free(w);
 }
 
 typedef struct store_gate_writer {
@@ -517,7 +528,9 @@ static void store_gate_full_add(void *ctx, void *value)
 
 static void store_lot_gates(store *s, const lot *l, bool full)
 {
-    store_gate_writer *w = util_xmalloc(sizeof *w);
+    if (!s->gate_writer)
+        s->gate_writer = util_xmalloc(sizeof *s->gate_writer);
+    store_gate_writer *w = s->gate_writer;
     w->s = s;
     w->a.argc = 0;
     store_gate_writer_flush(w, l);
@@ -529,17 +542,16 @@ static void store_lot_gates(store *s, const lot *l, bool full)
             store_gate_writer_add(w, l, l->dirty_gates[i]);
     }
     store_gate_writer_flush(w, l);
-    free(w);
 }
 
-void store_batch_lot(store *s, const lot *l, bool full, int64_t wall_ms)
+void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms)
 {
     if (!s->ac)
         return;
-    store_lot_hash(s, l, wall_ms);
+    store_lot_hash(s, l, what & STORE_LOT_STATIC, wall_ms);
     store_lot_state(s, l);
-    store_lot_bays(s, l, full);
-    store_lot_gates(s, l, full);
+    store_lot_bays(s, l, what & STORE_LOT_ALL_SENSORS);
+    store_lot_gates(s, l, what & STORE_LOT_ALL_SENSORS);
 }
 
 void store_batch_lot_ids(store *s, lot *const *lots, size_t n)
@@ -902,5 +914,9 @@ void store_close(store *s, void (*done)(void *ctx), void *ctx)
 
 void store_free(store *s)
 {
+    if (!s)
+        return;
+    free(s->bay_writer);
+    free(s->gate_writer);
     free(s);
 }

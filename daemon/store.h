@@ -53,9 +53,13 @@ int store_restore(store *s, lot *const *lots, size_t n, void (*done)(void *ctx, 
 /* Batch building. Every call appends to the batch of this loop turn, which must be committed
  * with store_batch_commit before returning to the loop. */
 
-/* The lot's SPEC §5 hash (one HSET), its restore state, and its dirty bays and gates, or all of
- * them when FULL (after a reconnect). WALL_MS is written as updated_ms. */
-void store_batch_lot(store *s, const lot *l, bool full, int64_t wall_ms);
+/* What store_batch_lot writes beyond the lot's state and its dirty bays and gates. */
+#define STORE_LOT_STATIC 1u         /* name, capacity, source, lat, lon (start, reload) */
+#define STORE_LOT_ALL_SENSORS 2u    /* every bay and gate, dirty or not (Redis reconnect) */
+
+/* The lot's SPEC §5 hash (one HSET), its restore state, and its dirty bays and gates, plus
+ * WHAT (STORE_LOT_* flags). WALL_MS is written as updated_ms. */
+void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms);
 /* Replaces the set of configured lot ids. */
 void store_batch_lot_ids(store *s, lot *const *lots, size_t n);
 /* PUBLISH of an availability JSON on the <prefix>updates channel. */
