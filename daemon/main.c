@@ -989,6 +989,16 @@ static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
         free(errors);
         return EXIT_CONFIG;
     }
+    char *warnings = NULL;
+    if (cfg_check_secret_files(*cfg, &warnings) > 0) {
+        if (a->check) {
+            fputs(warnings, stderr);
+        } else {
+            log_init((*cfg)->log_level);
+            log_warning("%s", warnings);
+        }
+        free(warnings);
+    }
     if (a->check) {
         printf("%s: ok\n", a->config);
         cfg_free(*cfg);

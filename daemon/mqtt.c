@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -180,11 +182,22 @@ static void mq_read_burst(mq_client *c)
     }
 }
 
+/* libuv reports any socket error as UV_EBADF; the socket itself knows what happened (a
+ * refused connect, a reset). */
+static const char *mq_socket_error(const mq_client *c, int status)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->poll_fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        return strerror(err);
+    return status == UV_EBADF ? "closed by the broker" : uv_strerror(status);
+}
+
 static void mq_on_poll(uv_poll_t *handle, int status, int events)
 {
     mq_client *c = handle->data;
     if (status < 0) {
-        mq_drop_socket(c, uv_strerror(status));
+        mq_drop_socket(c, mq_socket_error(c, status));
         return;
     }
     if ((events & UV_READABLE) && !mq_input_blocked(c)) {
@@ -347,6 +360,17 @@ static char *mq_error(const char *what, const char *detail)
     return util_xstrdup(buf);
 }
 
+/* libmosquitto answers a missing file with "Invalid function arguments"; say which. */
+static int mq_check_tls_file(char **err, const char *key, const char *path)
+{
+    if (!path || access(path, R_OK) == 0)
+        return 0;
+    char buf[600];
+    snprintf(buf, sizeof buf, "mqtt: TLS: cannot read %s %s: %s", key, path, strerror(errno));
+    *err = util_xstrdup(buf);
+    return -1;
+}
+
 static int mq_configure_auth(mq_client *c, char **err)
 {
     const cfg_config *cfg = c->cfg;
@@ -370,6 +394,10 @@ static int mq_configure_auth(mq_client *c, char **err)
         return -1;
     }
     if (cfg->mqtt.tls_ca_file || cfg->mqtt.tls_cert_file) {
+        if (mq_check_tls_file(err, "mqtt.tls.ca_file", cfg->mqtt.tls_ca_file) < 0 ||
+            mq_check_tls_file(err, "mqtt.tls.cert_file", cfg->mqtt.tls_cert_file) < 0 ||
+            mq_check_tls_file(err, "mqtt.tls.key_file", cfg->mqtt.tls_key_file) < 0)
+            return -1;
         rc = mosquitto_tls_set(c->mosq, cfg->mqtt.tls_ca_file, NULL, cfg->mqtt.tls_cert_file,
                                cfg->mqtt.tls_key_file, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
