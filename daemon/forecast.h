@@ -1,6 +1,9 @@
 /* forecast: learns each lot's behaviour online from its event-time stream and forecasts free
  * spaces at the configured horizons with an 80 % interval, full_at and online MAE (SPEC §4);
- * also appends the lot's history stream (SPEC §5). Per-lot state hangs off lot->fc_data. */
+ * also appends the lot's history stream (SPEC §5, history.h). What it learned lives in
+ * <prefix>lot:<id>:model (profile.h, learn.h). Per-lot state hangs off lot->fc_data. The
+ * process time zone (TZ) is set from the configured timezone: local time is what profiles
+ * learn by. */
 #ifndef PARKD_FORECAST_H
 #define PARKD_FORECAST_H
 
@@ -13,7 +16,8 @@
 
 typedef struct fc_engine fc_engine;
 
-/* CFG must outlive the engine (fc_set_config swaps it). Never NULL. */
+/* CFG must outlive the engine (fc_set_config swaps it; its horizons may change, and what was
+ * learned for a horizon still configured is kept). Never NULL. */
 fc_engine *fc_new(const cfg_config *cfg);
 void fc_set_config(fc_engine *fc, const cfg_config *cfg);
 void fc_free(fc_engine *fc);
@@ -29,7 +33,13 @@ void fc_lot_changed(fc_engine *fc, lot *l, store *st);
  * NULL before MQTT is up) and write the :forecast hash into ST (joins an open batch). */
 void fc_publish(fc_engine *fc, lot *l, mq_client *mq, store *st);
 
-/* Loads the learned state of LOTS[0..N) from ST, then DONE(CTX, 0 or -EIO). */
+/* L's current forecast as the SPEC §4 JSON, malloc'd (caller frees), its length in *LEN; NULL
+ * when L has no data yet. The same text fc_publish sends. */
+char *fc_format_forecast(fc_engine *fc, lot *l, size_t *len);
+
+/* Loads the learned state of LOTS[0..N) from ST (after their lot state: the lot's event time
+ * and occupancy are the last observation), then DONE(CTX, 0 or -EIO). Returns 0, or a negative
+ * errno when nothing could be requested (DONE is then not called). No batch may be open. */
 int fc_restore(fc_engine *fc, store *st, lot *const *lots, size_t n,
                void (*done)(void *ctx, int status), void *ctx);
 

@@ -1,25 +1,45 @@
-/* smooth: exact exponential smoothing of a piecewise-constant signal. Between updates the signal
- * holds `value`, so the smoothed value relaxes towards it in closed form; irregular, bursty or
- * sparse updates therefore give the same result as a fine regular sampling would. */
+/* smooth: exact exponential smoothing of a piecewise-constant signal, and its rate of change.
+ *
+ * Between updates the signal holds `value`, so everything relaxes towards it in closed form;
+ * irregular, bursty or sparse updates therefore give exactly the result a fine regular sampling
+ * of the same signal would (splitting a step in two changes nothing).
+ *
+ * The trend is Brown's double exponential smoothing in continuous time: s1 is the smoothed
+ * value (an EMA of the signal with time constant tau) and s2 an EMA of s1 with the same tau.
+ * For a signal rising at r per ms, s1 trails it by r*tau and s2 by 2*r*tau, so (s1 - s2) / tau
+ * is a smoothed estimate of r that needs no differencing of noisy neighbouring samples. The
+ * state keeps (smoothed, trend_per_ms); s2 = smoothed - tau * trend is derived from it, so the
+ * stored state stays the same five fields. */
 #include "smooth.h"
 
 #include <math.h>
 
 #define SM_MS_PER_HOUR 3600000.0
 
-/* Weight left on the old state after DT_MS: exp(-dt/tau). A non-positive tau means no smoothing
- * (the old state is forgotten at once). */
+/* Weight left on the old state after DT_MS: exp(-dt/tau). */
 static double sm_decay(int64_t dt_ms, int64_t tau_ms)
 {
-    if (tau_ms <= 0)
-        return 0.0;
     return exp(-(double)dt_ms / (double)tau_ms);
 }
 
 /* The smoothed value DT_MS after ts_ms, with the held value unchanged. */
 static double sm_relax(const sm_state *s, int64_t dt_ms, int64_t tau_ms)
 {
+    if (tau_ms <= 0)
+        return s->value;
     return s->value + (s->smoothed - s->value) * sm_decay(dt_ms, tau_ms);
+}
+
+/* The trend DT_MS after ts_ms with the held value unchanged. With e = exp(-dt/tau) and v the
+ * held value, the closed-form cascade gives
+ *     s1' = v + (s1 - v) e
+ *     s2' = v + (s2 - v) e + (s1 - v) (dt/tau) e
+ * so (s1' - s2') / tau = e * (trend - (s1 - v) dt / tau^2). */
+static double sm_trend_after(const sm_state *s, int64_t dt_ms, int64_t tau_ms)
+{
+    double tau = (double)tau_ms;
+    double dt = (double)dt_ms;
+    return sm_decay(dt_ms, tau_ms) * (s->trend_per_ms - (s->smoothed - s->value) * dt / (tau * tau));
 }
 
 void sm_update(sm_state *s, int64_t ts_ms, double x, int64_t tau_ms)
@@ -39,13 +59,14 @@ void sm_update(sm_state *s, int64_t ts_ms, double x, int64_t tau_ms)
         return;
     }
     int64_t dt = ts_ms - s->ts_ms;
-    double smoothed = sm_relax(s, dt, tau_ms);
-    double slope = (smoothed - s->smoothed) / (double)dt;
-    /* The trend is itself smoothed with the same time constant, so a burst of closely spaced
-     * updates (tiny dt, noisy slope) moves it little and a long gap moves it a lot. */
-    double blend = 1.0 - sm_decay(dt, tau_ms);
-    s->trend_per_ms += (slope - s->trend_per_ms) * blend;
-    s->smoothed = smoothed;
+    if (tau_ms <= 0) {
+        /* No smoothing: the value is the signal and the trend the raw rate of the last step. */
+        s->trend_per_ms = (x - s->value) / (double)dt;
+        s->smoothed = x;
+    } else {
+        s->trend_per_ms = sm_trend_after(s, dt, tau_ms);
+        s->smoothed = sm_relax(s, dt, tau_ms);
+    }
     s->value = x;
     s->ts_ms = ts_ms;
 }

@@ -1,0 +1,44 @@
+/* history: the lot's SPEC §5 history stream (<prefix>lot:<id>:history), so dashboards can draw
+ * the last days with XRANGE. Entry ids are the event time in ms ("<ms>-<seq>"); Redis rejects
+ * an id not above the stream's last one, and a rejected command fails the whole MULTI batch,
+ * so the last id is tracked (and stored) here and every new id is strictly greater. */
+#ifndef PARKD_HISTORY_H
+#define PARKD_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lot.h"
+#include "store.h"
+
+typedef struct hist_state {
+    int64_t last_ms;        /* the last entry's id is last_ms-last_seq; INT64_MIN: none yet */
+    uint64_t last_seq;
+    int last_status;        /* enum lot_status of the last entry; -1: none */
+    bool seq_unknown;       /* only a lower bound of the last id is known (see hist_restore) */
+} hist_state;
+
+void hist_init(hist_state *h);
+
+/* Whether a lot at event time TS_MS with STATUS gets an entry: at most one per INTERVAL_MS of
+ * event time, plus one on each status change. An event not newer than the last entry never
+ * reuses its id: a status change then takes last_ms-(last_seq+1), anything else is skipped.
+ * When true, *MS and *SEQ are the new id, which becomes the state's last id. */
+bool hist_next_id(hist_state *h, int64_t ts_ms, int status, int64_t interval_ms, int64_t *ms,
+                  uint64_t *seq);
+
+/* Appends L's entry to ST's batch if hist_next_id says so (XADD with MAXLEN ~ MAX_LEN, fields
+ * occupied free free_smoothed). Returns true when it did (the state changed). */
+bool hist_append(hist_state *h, const lot *l, store *st, int64_t interval_ms, int64_t max_len);
+
+/* The state as text "last_ms last_seq last_status" and back (false when it does not parse). */
+int hist_encode(const hist_state *h, char *buf, size_t size);
+bool hist_decode(hist_state *h, const char *text);
+
+/* After a restore without a stored state (e.g. it was deleted): every entry ever written has an
+ * id at or below the lot's restored event time LOT_TS_MS (written in the same batch as each
+ * entry), so new ids start strictly above it. */
+void hist_bound(hist_state *h, int64_t lot_ts_ms);
+
+#endif

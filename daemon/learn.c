@@ -1,0 +1,266 @@
+/* learn: forgetting ridge regression and error rings (see learn.h). */
+#include "learn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- regression ---- */
+
+void ln_reg_init(ln_reg *r, const double prior[LN_FEATURES])
+{
+    memset(r, 0, sizeof *r);
+    memcpy(r->prior, prior, sizeof r->prior);
+    r->last_ms = INT64_MIN;
+}
+
+void ln_reg_add(ln_reg *r, const double x[LN_FEATURES], double y, int64_t t_ms, int64_t tau_ms)
+{
+    double keep = 1.0;
+    if (r->last_ms != INT64_MIN && t_ms > r->last_ms && tau_ms > 0)
+        keep = exp(-(double)(t_ms - r->last_ms) / (double)tau_ms);
+    if (r->last_ms == INT64_MIN || t_ms > r->last_ms)
+        r->last_ms = t_ms;
+    for (int i = 0; i < LN_FEATURES; i++) {
+        r->b[i] = keep * r->b[i] + x[i] * y;
+        for (int j = 0; j < LN_FEATURES; j++)
+            r->a[i][j] = keep * r->a[i][j] + x[i] * x[j];
+    }
+    r->coef_valid = false;
+}
+
+/* Solves M c = V in place by Gaussian elimination with partial pivoting; false if singular. */
+static bool ln_solve(double m[LN_FEATURES][LN_FEATURES], double v[LN_FEATURES],
+                     double c[LN_FEATURES])
+{
+    for (int col = 0; col < LN_FEATURES; col++) {
+        int piv = col;
+        for (int row = col + 1; row < LN_FEATURES; row++)
+            if (fabs(m[row][col]) > fabs(m[piv][col]))
+                piv = row;
+        if (fabs(m[piv][col]) < 1e-12)
+            return false;
+        for (int j = 0; j < LN_FEATURES; j++) {
+            double t = m[col][j];
+            m[col][j] = m[piv][j];
+            m[piv][j] = t;
+        }
+        double t = v[col];
+        v[col] = v[piv];
+        v[piv] = t;
+        for (int row = col + 1; row < LN_FEATURES; row++) {
+            double f = m[row][col] / m[col][col];
+            for (int j = col; j < LN_FEATURES; j++)
+                m[row][j] -= f * m[col][j];
+            v[row] -= f * v[col];
+        }
+    }
+    for (int i = LN_FEATURES - 1; i >= 0; i--) {
+        double s = v[i];
+        for (int j = i + 1; j < LN_FEATURES; j++)
+            s -= m[i][j] * c[j];
+        c[i] = s / m[i][i];
+    }
+    return true;
+}
+
+const double *ln_reg_coef(ln_reg *r, double ridge)
+{
+    if (r->coef_valid)
+        return r->coef;
+    double m[LN_FEATURES][LN_FEATURES], v[LN_FEATURES], c[LN_FEATURES];
+    for (int i = 0; i < LN_FEATURES; i++) {
+        for (int j = 0; j < LN_FEATURES; j++)
+            m[i][j] = r->a[i][j] + (i == j ? ridge : 0.0);
+        v[i] = r->b[i] + ridge * r->prior[i];
+    }
+    if (!ln_solve(m, v, c))
+        memcpy(c, r->prior, sizeof c);
+    for (int i = 0; i < LN_FEATURES; i++) {
+        /* bounded, so one corrupt sample cannot make forecasts absurd (they are clamped too) */
+        double b = isfinite(c[i]) ? c[i] : r->prior[i];
+        r->coef[i] = b > LN_COEF_MAX ? LN_COEF_MAX : b < -LN_COEF_MAX ? -LN_COEF_MAX : b;
+    }
+    r->coef_valid = true;
+    return r->coef;
+}
+
+int ln_reg_encode(const ln_reg *r, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%" PRId64, r->last_ms);
+    for (int i = 0; i < LN_FEATURES; i++)
+        for (int j = i; j < LN_FEATURES; j++)
+            n += snprintf(buf + n, size > (size_t)n ? size - (size_t)n : 0, " %.9g", r->a[i][j]);
+    for (int i = 0; i < LN_FEATURES; i++)
+        n += snprintf(buf + n, size > (size_t)n ? size - (size_t)n : 0, " %.9g", r->b[i]);
+    return n;
+}
+
+bool ln_reg_decode(ln_reg *r, const char *text)
+{
+    char *e;
+    errno = 0;
+    long long last = strtoll(text, &e, 10);
+    if (errno || e == text)
+        return false;
+    double v[LN_FEATURES * (LN_FEATURES + 1) / 2 + LN_FEATURES];
+    const char *s = e;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        v[i] = strtod(s, &e);
+        if (e == s || !isfinite(v[i]))
+            return false;
+        s = e;
+    }
+    while (*s == ' ')
+        s++;
+    if (*s)
+        return false;
+    size_t k = 0;
+    for (int i = 0; i < LN_FEATURES; i++)
+        for (int j = i; j < LN_FEATURES; j++, k++)
+            r->a[i][j] = r->a[j][i] = v[k];
+    for (int i = 0; i < LN_FEATURES; i++)
+        r->b[i] = v[k++];
+    r->last_ms = (int64_t)last;
+    r->coef_valid = false;
+    return true;
+}
+
+/* ---- error rings ---- */
+
+void ln_errors_init(ln_errors *e)
+{
+    memset(e, 0, sizeof *e);
+}
+
+void ln_errors_add(ln_errors *e, double err)
+{
+    if (!isfinite(err))
+        return;
+    e->e[e->next] = (float)err;
+    e->dirty[e->next / LN_ERROR_CHUNK] = true;
+    e->next = (e->next + 1) % LN_ERRORS;
+    if (e->count < LN_ERRORS)
+        e->count++;
+    e->meta_dirty = true;
+    e->stats_valid = false;
+}
+
+double ln_quantile(const float *v, size_t n, double q)
+{
+    double pos = q * (double)(n - 1);
+    if (pos <= 0.0)
+        return v[0];
+    if (pos >= (double)(n - 1))
+        return v[n - 1];
+    size_t i = (size_t)pos;
+    double f = pos - (double)i;
+    return v[i] + (v[i + 1] - v[i]) * f;
+}
+
+static int ln_cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+void ln_errors_stats(ln_errors *e, double low, double high, double *q_low, double *q_high,
+                     double *mae)
+{
+    if (!e->stats_valid && e->count > 0) {
+        float sorted[LN_ERRORS];
+        double sum = 0.0;
+        for (uint32_t i = 0; i < e->count; i++) {
+            sorted[i] = e->e[i];
+            sum += fabs(e->e[i]);
+        }
+        qsort(sorted, e->count, sizeof sorted[0], ln_cmp_float);
+        e->q_low = ln_quantile(sorted, e->count, low);
+        e->q_high = ln_quantile(sorted, e->count, high);
+        e->mae = sum / e->count;
+        e->stats_valid = true;
+    }
+    *q_low = e->q_low;
+    *q_high = e->q_high;
+    *mae = e->mae;
+}
+
+void ln_errors_flush(ln_errors *e, const char *name,
+                     void (*emit)(void *ctx, const char *field, const char *value), void *ctx)
+{
+    char field[64], value[LN_ERROR_CHUNK * 16];
+    for (int c = 0; c < LN_ERRORS / LN_ERROR_CHUNK; c++) {
+        if (!e->dirty[c])
+            continue;
+        e->dirty[c] = false;
+        size_t n = 0;
+        for (int i = 0; i < LN_ERROR_CHUNK; i++)
+            n += (size_t)snprintf(value + n, sizeof value - n, "%s%.4g", i ? " " : "",
+                                  (double)e->e[c * LN_ERROR_CHUNK + i]);
+        snprintf(field, sizeof field, "%s.%d", name, c);
+        emit(ctx, field, value);
+    }
+    if (e->meta_dirty) {
+        e->meta_dirty = false;
+        snprintf(value, sizeof value, "%" PRIu32 " %" PRIu32, e->next, e->count);
+        emit(ctx, name, value);
+    }
+}
+
+void ln_errors_mark_all_dirty(ln_errors *e)
+{
+    for (int c = 0; c < LN_ERRORS / LN_ERROR_CHUNK; c++)
+        e->dirty[c] = true;
+    e->meta_dirty = true;
+}
+
+static bool ln_errors_restore_meta(ln_errors *e, const char *value)
+{
+    unsigned long next, count;
+    char tail;
+    /* until the ring is full, errors fill it from index 0: next == count */
+    if (sscanf(value, "%lu %lu %c", &next, &count, &tail) != 2 || next >= LN_ERRORS ||
+        count > LN_ERRORS || (count < LN_ERRORS && next != count))
+        return false;
+    e->next = (uint32_t)next;
+    e->count = (uint32_t)count;
+    e->stats_valid = false;
+    return true;
+}
+
+static bool ln_errors_restore_chunk(ln_errors *e, const char *index, const char *value)
+{
+    char *end;
+    errno = 0;
+    long c = strtol(index, &end, 10);
+    if (errno || end == index || *end || c < 0 || c >= LN_ERRORS / LN_ERROR_CHUNK)
+        return false;
+    float v[LN_ERROR_CHUNK];
+    const char *s = value;
+    for (int i = 0; i < LN_ERROR_CHUNK; i++) {
+        double d = strtod(s, &end);
+        if (end == s || !isfinite(d) || fabs(d) > 1.0)
+            return false;
+        v[i] = (float)d;
+        s = end;
+    }
+    while (*s == ' ')
+        s++;
+    if (*s)
+        return false;
+    memcpy(&e->e[c * LN_ERROR_CHUNK], v, sizeof v);
+    e->stats_valid = false;
+    return true;
+}
+
+bool ln_errors_restore_field(ln_errors *e, const char *suffix, const char *value)
+{
+    if (*suffix == '\0')
+        return ln_errors_restore_meta(e, value);
+    if (*suffix == '.')
+        return ln_errors_restore_chunk(e, suffix + 1, value);
+    return false;
+}
