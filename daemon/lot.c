@@ -297,6 +297,13 @@ static lot_outcome lot_apply_bay(lot *l, const char *id, const pl_event *ev, int
         return out;
     } else if (b->occupied == ev->occupied) {
         out.result = LOT_UNCHANGED;
+        if (ts_ms > b->ts_ms) {
+            /* A newer confirmation of the state: an event older than it must now be ignored
+             * (else a redelivered repeat could flip the bay back), after a restart too, so the
+             * bay's time advances and is stored. */
+            b->ts_ms = ts_ms;
+            lot_mark_bay_dirty(l, b);
+        }
         lot_after_unchanged(l, ts_ms);
         return out;
     } else {

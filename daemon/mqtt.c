@@ -561,10 +561,11 @@ static void mq_finish_close(mq_client *c)
     uv_close((uv_handle_t *)&c->misc_timer, mq_on_handle_closed);
     uv_close((uv_handle_t *)&c->reconnect_timer, mq_on_handle_closed);
     uv_close((uv_handle_t *)&c->close_timer, mq_on_handle_closed);
-    if (c->poll_open)
+    if (c->poll_open && !uv_is_closing((uv_handle_t *)&c->poll))
         uv_close((uv_handle_t *)&c->poll, mq_on_poll_closed);
-    else
+    else if (!c->poll_open)
         c->handles_to_close--;
+    /* else a drop is already closing it; mq_on_poll_closed, seeing c->closing, counts it */
 }
 
 /* The broker acts on PUBLISH packets as they arrive, so once everything is written (TCP keeps

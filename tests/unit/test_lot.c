@@ -165,23 +165,29 @@ static void test_bay_repeat_unchanged(void **state)
     lot *l = make_lot(10, CFG_SOURCE_BAYS);
     bay(l, "a", true, 1000);
     lot_clear_dirty(l);
-    /* A repeat with a newer ts: the bay keeps its applied ts, but the lot is alive at 5000. */
+    /* A repeat with a newer ts: the state stays, the bay's time advances (and is written, so
+     * a restart keeps it), and the lot is alive at 5000. */
     lot_outcome o = bay(l, "a", true, 5000);
     assert_int_equal(o.result, LOT_UNCHANGED);
     assert_false(o.clamped);
     lot_bay *b = find_bay(l, "a");
-    assert_int_equal(b->ts_ms, 1000);
-    assert_false(b->dirty);
-    assert_int_equal(l->n_dirty_bays, 0);
+    assert_int_equal(b->ts_ms, 5000);
+    assert_true(b->dirty);
+    assert_int_equal(l->n_dirty_bays, 1);
     assert_int_equal(l->occupied, 1);
     assert_int_equal(l->ts_ms, 5000);
     assert_true(l->dirty);
     /* An exact redelivery changes nothing at all. */
     lot_clear_dirty(l);
     assert_int_equal(bay(l, "a", true, 5000).result, LOT_UNCHANGED);
-    assert_int_equal(bay(l, "a", true, 1000).result, LOT_UNCHANGED);
+    assert_int_equal(bay(l, "a", true, 1000).result, LOT_IGNORED_OLD);    /* older than 5000 */
     assert_false(l->dirty);
     assert_int_equal(l->ts_ms, 5000);
+    /* An event older than the repeat is ignored; so the repeat's redelivery cannot flip it. */
+    assert_int_equal(bay(l, "a", false, 3000).result, LOT_IGNORED_OLD);
+    assert_int_equal(bay(l, "a", true, 5000).result, LOT_UNCHANGED);
+    assert_true(b->occupied);
+    assert_false(l->dirty);
     lot_free(l);
 }
 
@@ -715,8 +721,9 @@ static void test_restore_then_apply(void **state)
     assert_int_equal(bay(l, "b", false, 950).result, LOT_UNCHANGED);
     assert_int_equal(bay(l, "b", true, 2000).result, LOT_APPLIED);
     assert_int_equal(l->occupied, 2);
-    assert_int_equal(l->n_dirty_bays, 1);
-    assert_ptr_equal(l->dirty_bays[0], find_bay(l, "b"));
+    assert_int_equal(l->n_dirty_bays, 2);     /* a's newer time, b's state */
+    assert_ptr_equal(l->dirty_bays[0], find_bay(l, "a"));
+    assert_ptr_equal(l->dirty_bays[1], find_bay(l, "b"));
     lot_free(l);
 }
 
