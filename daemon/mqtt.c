@@ -68,6 +68,13 @@ static const char *mq_strerror(int rc)
     return mosquitto_strerror(rc);
 }
 
+/* The poll handle is open and not on its way out: uv_close must run once per handle, and a
+ * closing handle must not be started again. */
+static bool mq_poll_live(const mq_client *c)
+{
+    return c->poll_open && !uv_is_closing((const uv_handle_t *)&c->poll);
+}
+
 static bool mq_input_blocked(const mq_client *c)
 {
     return c->input_stopped || c->paused || c->backpressure ||
@@ -122,7 +129,7 @@ static void mq_drop_socket(mq_client *c, const char *why)
 
 static void mq_update_poll(mq_client *c)
 {
-    if (!c->poll_open || c->closing)
+    if (!mq_poll_live(c) || c->closing)
         return;
     int fd = mosquitto_socket(c->mosq);
     if (fd != c->poll_fd) {
@@ -146,7 +153,7 @@ static void mq_update_poll(mq_client *c)
  * connection was dropped. */
 static bool mq_flush_writes(mq_client *c)
 {
-    if (!c->poll_open || !mq_writes_allowed(c) || !mosquitto_want_write(c->mosq))
+    if (!mq_poll_live(c) || !mq_writes_allowed(c) || !mosquitto_want_write(c->mosq))
         return true;
     int rc = mosquitto_loop_write(c->mosq, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -202,13 +209,13 @@ static void mq_on_poll(uv_poll_t *handle, int status, int events)
     }
     if ((events & UV_READABLE) && !mq_input_blocked(c)) {
         mq_read_burst(c);
-        if (!c->poll_open)
+        if (!mq_poll_live(c))
             return;
         if (c->announce_connected) {
             /* outside libmosquitto now, so the caller may publish */
             c->announce_connected = false;
             c->cb->on_connected(c->ctx);
-            if (!c->poll_open)
+            if (!mq_poll_live(c))
                 return;
         }
     }
@@ -277,7 +284,7 @@ static void mq_schedule_reconnect(mq_client *c)
 static void mq_on_misc_timer(uv_timer_t *timer)
 {
     mq_client *c = timer->data;
-    if (!c->poll_open)
+    if (!mq_poll_live(c))
         return;
     int rc = mosquitto_loop_misc(c->mosq);
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
@@ -552,7 +559,7 @@ static void mq_finish_close(mq_client *c)
     uv_timer_stop(&c->close_timer);
     /* A DISCONNECT would also flush PUBACKs of unstored input; without it the socket just
      * closes (at mq_free) and the broker publishes the will, "offline", by itself. */
-    if (c->poll_open && mosquitto_socket(c->mosq) == c->poll_fd && mq_writes_allowed(c)) {
+    if (mq_poll_live(c) && mosquitto_socket(c->mosq) == c->poll_fd && mq_writes_allowed(c)) {
         mosquitto_disconnect(c->mosq);
         mosquitto_loop_write(c->mosq, 1);
     }
@@ -561,7 +568,7 @@ static void mq_finish_close(mq_client *c)
     uv_close((uv_handle_t *)&c->misc_timer, mq_on_handle_closed);
     uv_close((uv_handle_t *)&c->reconnect_timer, mq_on_handle_closed);
     uv_close((uv_handle_t *)&c->close_timer, mq_on_handle_closed);
-    if (c->poll_open && !uv_is_closing((uv_handle_t *)&c->poll))
+    if (mq_poll_live(c))
         uv_close((uv_handle_t *)&c->poll, mq_on_poll_closed);
     else if (!c->poll_open)
         c->handles_to_close--;
@@ -574,7 +581,7 @@ static void mq_finish_close(mq_client *c)
 static void mq_on_close_tick(uv_timer_t *timer)
 {
     mq_client *c = timer->data;
-    if (!c->connected || !c->poll_open || !mosquitto_want_write(c->mosq) ||
+    if (!c->connected || !mq_poll_live(c) || !mosquitto_want_write(c->mosq) ||
         uv_now(c->loop) >= c->close_deadline) {
         mq_finish_close(c);
         return;

@@ -152,6 +152,8 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (!reply)
         return;     /* disconnected meanwhile; the disconnect callback handles it */
+    if (ac->c.flags & REDIS_DISCONNECTING)
+        return;     /* an earlier step (AUTH) failed and was logged; PING's NOAUTH is noise */
     if (reply->type == REDIS_REPLY_ERROR) {
         log_error("redis: setup failed: %s", reply->str);
         redisAsyncDisconnect(ac);

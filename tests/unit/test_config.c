@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -828,6 +829,97 @@ static void test_shipped_configs(void **state)
     cfg_free(full);
 }
 
+/* ---- cfg_check_secret_files (--check warnings) ---- */
+
+/* Writes TEXT to DIR/NAME with MODE; returns the path (static buffer of the caller). */
+static void make_file(char *path, size_t size, const char *dir, const char *name, const char *text,
+                      mode_t mode)
+{
+    snprintf(path, size, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static int count_warnings(const cfg_config *c, char **text)
+{
+    int n = cfg_check_secret_files(c, text);
+    assert_true((n > 0) == (*text != NULL));
+    if (*text)
+        assert_int_equal(count_lines(*text), (size_t)n);
+    return n;
+}
+
+static void test_secret_files(void **state)
+{
+    char dir[] = "/tmp/parkd-test-secrets-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char mpw[128], rpw[128], key[128], crt[128], empty[128], yaml[1024], *w;
+    make_file(mpw, sizeof mpw, dir, "mqtt.pw", "top-secret-mqtt\n", 0600);
+    make_file(rpw, sizeof rpw, dir, "redis.pw", "top-secret-redis\n", 0400);
+    make_file(key, sizeof key, dir, "client.key", "-----BEGIN PRIVATE KEY-----\nsecretkey\n", 0600);
+    make_file(crt, sizeof crt, dir, "client.crt", "cert\n", 0644);
+    make_file(empty, sizeof empty, dir, "empty.pw", "", 0600);
+
+    /* private secrets, a world-readable certificate: nothing to say */
+    snprintf(yaml, sizeof yaml, "mqtt: {username: u, password_file: %s, tls: {ca_file: %s, "
+             "cert_file: %s, key_file: %s}}\nredis: {password_file: %s}\n" LOTS,
+             mpw, crt, crt, key, rpw);
+    cfg_config *c = load_ok(yaml);
+    assert_int_equal(count_warnings(c, &w), 0);
+    assert_null(w);
+
+    /* group- and world-readable secrets, each named with its key, file and mode */
+    assert_int_equal(chmod(mpw, 0644), 0);
+    assert_int_equal(chmod(key, 0640), 0);
+    assert_int_equal(chmod(rpw, 0604), 0);
+    assert_int_equal(count_warnings(c, &w), 3);
+    assert_non_null(strstr(w, "mqtt.password_file \""));
+    assert_non_null(strstr(w, "is readable by group and others (mode 0644)"));
+    assert_non_null(strstr(w, "mqtt.tls.key_file \""));
+    assert_non_null(strstr(w, "is readable by its group (mode 0640)"));
+    assert_non_null(strstr(w, "redis.password_file \""));
+    assert_non_null(strstr(w, "is readable by others (mode 0604)"));
+    assert_int_equal(strncmp(w, c->path, strlen(c->path)), 0);
+    assert_null(strstr(w, "top-secret"));     /* nothing is read from the files */
+    assert_null(strstr(w, "secretkey"));
+    free(w);
+    cfg_free(c);
+
+    /* missing, empty, a directory */
+    snprintf(yaml, sizeof yaml, "mqtt: {username: u, password_file: %s/missing.pw, "
+             "tls: {ca_file: %s}}\nredis: {password_file: %s}\n" LOTS, dir, dir, empty);
+    c = load_ok(yaml);
+    assert_int_equal(count_warnings(c, &w), 3);
+    assert_non_null(strstr(w, "missing.pw\" cannot be read: No such file or directory"));
+    assert_non_null(strstr(w, "empty.pw\" is empty"));
+    assert_non_null(strstr(w, "mqtt.tls.ca_file"));
+    assert_non_null(strstr(w, "is not a regular file"));
+    free(w);
+    cfg_free(c);
+
+    /* unreadable (not testable as root, who reads everything) */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(rpw, 0), 0);
+        snprintf(yaml, sizeof yaml, "redis: {password_file: %s}\n" LOTS, rpw);
+        c = load_ok(yaml);
+        assert_int_equal(count_warnings(c, &w), 1);
+        assert_non_null(strstr(w, "cannot be read: Permission denied"));
+        free(w);
+        cfg_free(c);
+    }
+
+    /* no *_file at all */
+    c = load_ok(LOTS);
+    assert_int_equal(count_warnings(c, &w), 0);
+    cfg_free(c);
+
+    unlink(mpw); unlink(rpw); unlink(key); unlink(crt); unlink(empty);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_find_lot_and_source_name),
         cmocka_unit_test(test_yaml_features),
         cmocka_unit_test(test_shipped_configs),
+        cmocka_unit_test(test_secret_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
