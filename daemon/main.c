@@ -217,8 +217,9 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
     if (parkd_is_own_output(d, topic))
         return;     /* our retained outputs live under the input prefix by default */
     d->counters[C_MESSAGES_IN]++;
+    int64_t wall = util_wall_ms();
     if (!d->turn_first_read_ms)
-        d->turn_first_read_ms = util_wall_ms();
+        d->turn_first_read_ms = wall;
     if ((int64_t)len > d->cfg->limits.max_payload) {
         parkd_reject(d, PL_OVERSIZE, topic, "payload larger than limits.max_payload");
         return;
@@ -240,7 +241,6 @@ static void parkd_on_message(void *ctx, const char *topic, const void *payload, 
         parkd_reject(d, PL_MALFORMED, topic, "malformed payload");
         return;
     }
-    int64_t wall = util_wall_ms();
     int64_t ts = ev.has_ts ? ev.ts_ms : wall;
     if (ts > wall + d->cfg->limits.max_future_ms) {
         parkd_reject(d, PL_FUTURE, topic, "event time too far in the future");
