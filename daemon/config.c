@@ -71,6 +71,7 @@ typedef struct cfg_key {
     const cfg_enum *enums;     /* CFG_T_ENUM, ends with a NULL name */
     const char *deflt;         /* YAML text of the default; NULL: none (or NULL for nullable) */
     size_t offset, size;       /* where the value lands in cfg_config or cfg_lot */
+    unsigned reload;           /* what a reload that changes it does: CFG_RELOAD_* (0: apply) */
 } cfg_key;
 
 static const cfg_enum cfg_log_levels[] = {
@@ -89,20 +90,26 @@ _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum cfg_log_level is
 #define FIELD(T, m)  .offset = offsetof(T, m), .size = sizeof(((T *)0)->m)
 #define SECTION(n) \
     { .name = n, .type = CFG_T_SECTION }
-#define STR(T, n, f, d, m) \
-    { .name = n, .type = CFG_T_STRING, .flags = (f), .deflt = d, FIELD(T, m) }
-#define INT(T, n, lo, hi, d, m) \
-    { .name = n, .type = CFG_T_INT, .imin = (lo), .imax = (hi), .deflt = d, FIELD(T, m) }
-#define BOOL(T, n, d, m) \
-    { .name = n, .type = CFG_T_BOOL, .deflt = d, FIELD(T, m) }
-#define DUR(T, n, f, lo, hi, d, m) \
-    { .name = n, .type = CFG_T_DURATION, .flags = (f), .imin = (lo), .imax = (hi), .deflt = d, FIELD(T, m) }
-#define DBL(T, n, f, lo, hi, d, m) \
-    { .name = n, .type = CFG_T_DOUBLE, .flags = (f), .dmin = (lo), .dmax = (hi), .deflt = d, FIELD(T, m) }
-#define ENUM(T, n, f, e, d, m) \
-    { .name = n, .type = CFG_T_ENUM, .flags = (f), .enums = e, .deflt = d, FIELD(T, m) }
-#define SPECIAL(T, n, t, f, d, m) \
-    { .name = n, .type = t, .flags = (f), .deflt = d, FIELD(T, m) }
+#define STR(T, n, f, d, m, ...) \
+    { .name = n, .type = CFG_T_STRING, .flags = (f), .deflt = d, FIELD(T, m), __VA_ARGS__ }
+#define INT(T, n, lo, hi, d, m, ...) \
+    { .name = n, .type = CFG_T_INT, .imin = (lo), .imax = (hi), .deflt = d, FIELD(T, m), __VA_ARGS__ }
+#define BOOL(T, n, d, m, ...) \
+    { .name = n, .type = CFG_T_BOOL, .deflt = d, FIELD(T, m), __VA_ARGS__ }
+#define DUR(T, n, f, lo, hi, d, m, ...) \
+    { .name = n, .type = CFG_T_DURATION, .flags = (f), .imin = (lo), .imax = (hi), .deflt = d, FIELD(T, m), __VA_ARGS__ }
+#define DBL(T, n, f, lo, hi, d, m, ...) \
+    { .name = n, .type = CFG_T_DOUBLE, .flags = (f), .dmin = (lo), .dmax = (hi), .deflt = d, FIELD(T, m), __VA_ARGS__ }
+#define ENUM(T, n, f, e, d, m, ...) \
+    { .name = n, .type = CFG_T_ENUM, .flags = (f), .enums = e, .deflt = d, FIELD(T, m), __VA_ARGS__ }
+#define SPECIAL(T, n, t, f, d, m, ...) \
+    { .name = n, .type = t, .flags = (f), .deflt = d, FIELD(T, m), __VA_ARGS__ }
+
+/* The "on reload" column: a reload that changes the key reconnects MQTT or Redis, or cannot
+ * apply it at all (the running value stays until a restart, and the log says so). */
+#define MQTT_CONN   .reload = CFG_RELOAD_MQTT
+#define REDIS_CONN  .reload = CFG_RELOAD_REDIS
+#define AT_START    .reload = CFG_RELOAD_RESTART
 
 #define C cfg_config
 #define NULLSTR (CFG_F_NULLABLE | CFG_F_NONEMPTY)
@@ -110,30 +117,32 @@ _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum cfg_log_level is
 /* SPEC §6, in its order. A section row comes before its keys. */
 static const cfg_key cfg_keys[] = {
     SECTION("mqtt"),
-    STR(C, "mqtt.host", CFG_F_NONEMPTY, "127.0.0.1", mqtt.host),
-    INT(C, "mqtt.port", 1, 65535, "1883", mqtt.port),
-    STR(C, "mqtt.client_id", CFG_F_NONEMPTY, "parkd", mqtt.client_id),
-    STR(C, "mqtt.username", NULLSTR, NULL, mqtt.username),
-    STR(C, "mqtt.password_file", NULLSTR, NULL, mqtt.password_file),
+    STR(C, "mqtt.host", CFG_F_NONEMPTY, "127.0.0.1", mqtt.host, MQTT_CONN),
+    INT(C, "mqtt.port", 1, 65535, "1883", mqtt.port, MQTT_CONN),
+    STR(C, "mqtt.client_id", CFG_F_NONEMPTY, "parkd", mqtt.client_id, MQTT_CONN),
+    STR(C, "mqtt.username", NULLSTR, NULL, mqtt.username, MQTT_CONN),
+    STR(C, "mqtt.password_file", NULLSTR, NULL, mqtt.password_file, MQTT_CONN),
     SECTION("mqtt.tls"),
-    STR(C, "mqtt.tls.ca_file", NULLSTR, NULL, mqtt.tls_ca_file),
-    STR(C, "mqtt.tls.cert_file", NULLSTR, NULL, mqtt.tls_cert_file),
-    STR(C, "mqtt.tls.key_file", NULLSTR, NULL, mqtt.tls_key_file),
+    STR(C, "mqtt.tls.ca_file", NULLSTR, NULL, mqtt.tls_ca_file, MQTT_CONN),
+    STR(C, "mqtt.tls.cert_file", NULLSTR, NULL, mqtt.tls_cert_file, MQTT_CONN),
+    STR(C, "mqtt.tls.key_file", NULLSTR, NULL, mqtt.tls_key_file, MQTT_CONN),
     /* libmosquitto refuses a keepalive under 5 s and takes whole seconds; MQTT has 16 bits for it. */
-    DUR(C, "mqtt.keepalive", CFG_F_WHOLE_SEC, 5 * MS_SECOND, 65535 * MS_SECOND, "30s", mqtt.keepalive_ms),
-    INT(C, "mqtt.qos", 0, 2, "1", mqtt.qos),
-    BOOL(C, "mqtt.clean_session", "false", mqtt.clean_session),
-    STR(C, "mqtt.input_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking", mqtt.input_prefix),
-    STR(C, "mqtt.output_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking/out", mqtt.output_prefix),
+    DUR(C, "mqtt.keepalive", CFG_F_WHOLE_SEC, 5 * MS_SECOND, 65535 * MS_SECOND, "30s", mqtt.keepalive_ms, MQTT_CONN),
+    INT(C, "mqtt.qos", 0, 2, "1", mqtt.qos, MQTT_CONN),
+    BOOL(C, "mqtt.clean_session", "false", mqtt.clean_session, MQTT_CONN),
+    STR(C, "mqtt.input_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking", mqtt.input_prefix, MQTT_CONN),
+    STR(C, "mqtt.output_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking/out", mqtt.output_prefix, MQTT_CONN),
 
     SECTION("redis"),
-    STR(C, "redis.host", CFG_F_NONEMPTY, "127.0.0.1", redis.host),
-    INT(C, "redis.port", 1, 65535, "6379", redis.port),
-    STR(C, "redis.socket", NULLSTR, NULL, redis.socket),
-    STR(C, "redis.username", NULLSTR, NULL, redis.username),
-    STR(C, "redis.password_file", NULLSTR, NULL, redis.password_file),
-    INT(C, "redis.db", 0, 15, "0", redis.db),
-    STR(C, "redis.prefix", 0, "parkd:", redis.prefix),
+    STR(C, "redis.host", CFG_F_NONEMPTY, "127.0.0.1", redis.host, REDIS_CONN),
+    INT(C, "redis.port", 1, 65535, "6379", redis.port, REDIS_CONN),
+    STR(C, "redis.socket", NULLSTR, NULL, redis.socket, REDIS_CONN),
+    STR(C, "redis.username", NULLSTR, NULL, redis.username, REDIS_CONN),
+    STR(C, "redis.password_file", NULLSTR, NULL, redis.password_file, REDIS_CONN),
+    INT(C, "redis.db", 0, 15, "0", redis.db, REDIS_CONN),
+    STR(C, "redis.prefix", 0, "parkd:", redis.prefix, REDIS_CONN),
+    /* A reply slower than this counts as Redis down: reconnect, full rewrite. */
+    DUR(C, "redis.timeout", 0, 10, MS_HOUR, "5s", redis.timeout_ms),
 
     SECTION("publish"),
     DUR(C, "publish.min_interval", 0, 0, MS_YEAR, "2s", publish.min_interval_ms),
@@ -162,9 +171,9 @@ static const cfg_key cfg_keys[] = {
     ENUM(C, "log.level", 0, cfg_log_levels, "info", log_level),
 
     SECTION("metrics"),
-    SPECIAL(C, "metrics.listen", CFG_T_LISTEN, NULLSTR, NULL, metrics.listen),
+    SPECIAL(C, "metrics.listen", CFG_T_LISTEN, NULLSTR, NULL, metrics.listen, AT_START),
 
-    SPECIAL(C, "timezone", CFG_T_TIMEZONE, NULLSTR, NULL, timezone),
+    SPECIAL(C, "timezone", CFG_T_TIMEZONE, NULLSTR, NULL, timezone, AT_START),
 
     SECTION("defaults"),
     DUR(C, "defaults.stale_after", 0, 1, MS_YEAR, "1h", defaults.stale_after_ms),
@@ -200,6 +209,9 @@ static const cfg_key cfg_lot_keys[] = {
 #undef STR
 #undef SECTION
 #undef FIELD
+#undef MQTT_CONN
+#undef REDIS_CONN
+#undef AT_START
 
 #define N_KEYS      (sizeof cfg_keys / sizeof cfg_keys[0])
 #define N_LOT_KEYS  (sizeof cfg_lot_keys / sizeof cfg_lot_keys[0])
@@ -766,6 +778,10 @@ static bool cfg_set_horizons(cfg_parser *p, const cfg_key *k, yaml_node_t *node)
         cfg_error_at(p, node, "%s: must not be empty", k->name);
         return false;
     }
+    if (n > CFG_MAX_HORIZONS) {
+        cfg_error_at(p, node, "%s: at most %d horizons", k->name, CFG_MAX_HORIZONS);
+        return false;
+    }
     int64_t *ms = util_xcalloc(n, sizeof *ms);
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
@@ -1083,6 +1099,14 @@ static void cfg_check_mqtt(cfg_parser *p)
                      "password only with a user name)");
 }
 
+/* Redis keys are built into buffers sized for the longest id and prefix (store.c). */
+static void cfg_check_redis(cfg_parser *p)
+{
+    const cfg_seen *prefix = cfg_seen_key(p, "redis.prefix");
+    if (p->cfg->redis.prefix && strlen(p->cfg->redis.prefix) > CFG_REDIS_PREFIX_MAX && !prefix->bad)
+        cfg_error_at(p, prefix->value, "redis.prefix: at most %d bytes", CFG_REDIS_PREFIX_MAX);
+}
+
 /* ---- defaults, file, document ---- */
 
 static void cfg_bad_default(const cfg_key *k, const char *msg)
@@ -1218,6 +1242,7 @@ static void cfg_load_document(cfg_parser *p, yaml_node_t *root)
     }
     cfg_walk_mapping(p, "", root);
     cfg_check_mqtt(p);
+    cfg_check_redis(p);
     cfg_check_defaults(p);
     cfg_load_lots(p, root);
 }
@@ -1311,6 +1336,69 @@ const cfg_lot *cfg_find_lot(const cfg_config *cfg, const char *id)
         if (cfg->lots[i].id && !strcmp(cfg->lots[i].id, id))
             return &cfg->lots[i];
     return NULL;
+}
+
+/* ---- reload ---- */
+
+static bool cfg_value_differs(const cfg_key *k, const cfg_config *a, const cfg_config *b)
+{
+    const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+    switch (k->type) {
+    case CFG_T_STRING:
+    case CFG_T_LISTEN:
+    case CFG_T_TIMEZONE:
+    case CFG_T_ID: {
+        const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+        return (sa == NULL) != (sb == NULL) || (sa && strcmp(sa, sb) != 0);
+    }
+    case CFG_T_SECTION:
+    case CFG_T_DURATIONS:
+    case CFG_T_LOTS:
+        return false;   /* no value of their own here; horizons and lots apply at once */
+    default:
+        return memcmp(pa, pb, k->size) != 0;
+    }
+}
+
+unsigned cfg_reload_effects(const cfg_config *old, const cfg_config *new_cfg,
+                            void (*each)(void *ctx, const char *name, unsigned flag), void *ctx)
+{
+    unsigned effects = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        if (!k->reload || !cfg_value_differs(k, old, new_cfg))
+            continue;
+        effects |= k->reload;
+        if (each)
+            each(ctx, k->name, k->reload);
+    }
+    return effects;
+}
+
+void cfg_keep_restart_keys(const cfg_config *old, cfg_config *new_cfg)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        if (k->reload != CFG_RELOAD_RESTART)
+            continue;
+        const char *from = (const char *)old + k->offset;
+        char *to = (char *)new_cfg + k->offset;
+        switch (k->type) {
+        case CFG_T_STRING:
+        case CFG_T_LISTEN:
+        case CFG_T_TIMEZONE:
+        case CFG_T_ID:
+            free(*(char **)to);
+            *(char **)to = util_xstrdup(*(char *const *)from);
+            break;
+        case CFG_T_SECTION:
+        case CFG_T_DURATIONS:
+        case CFG_T_LOTS:
+            break;
+        default:
+            memcpy(to, from, k->size);
+        }
+    }
 }
 
 /* ---- secret files (--check) ---- */

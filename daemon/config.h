@@ -6,6 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CFG_MAX_HORIZONS 32        /* forecast.horizons entries */
+#define CFG_REDIS_PREFIX_MAX 128   /* bytes of redis.prefix */
+
+/* What a reload that changes a key does (the "on reload" column of config.c's table). Keys
+ * without one apply at once. */
+#define CFG_RELOAD_MQTT 1u         /* reconnect to the broker with the new settings */
+#define CFG_RELOAD_REDIS 2u        /* reconnect to Redis (which rewrites the full state) */
+#define CFG_RELOAD_RESTART 4u      /* read at start only: the running value stays */
+
 enum cfg_source { CFG_SOURCE_BAYS, CFG_SOURCE_GATES, CFG_SOURCE_COUNT };
 
 /* Syslog priorities, so a level is also the journal's <N> prefix. */
@@ -45,7 +54,8 @@ typedef struct cfg_config {
         char *username;
         char *password_file;
         int db;
-        char *prefix;
+        char *prefix;          /* at most CFG_REDIS_PREFIX_MAX bytes */
+        int64_t timeout_ms;    /* a reply slower than this: Redis counts as down */
     } redis;
     struct {
         int64_t min_interval_ms;
@@ -92,6 +102,16 @@ int cfg_parse_duration(const char *s, int64_t *ms);
  * else NULL. Meant for --check and start-up: the result describes this process's user, which
  * for a --check run by hand may differ from the service's. */
 int cfg_check_secret_files(const cfg_config *cfg, char **warnings);
+
+/* Compares OLD and NEW key by key (not the lots). Returns the OR of the CFG_RELOAD_* flags
+ * of the keys that differ, and calls EACH(CTX, name, flag) for each of those (EACH may be
+ * NULL). */
+unsigned cfg_reload_effects(const cfg_config *old, const cfg_config *new_cfg,
+                            void (*each)(void *ctx, const char *name, unsigned flag), void *ctx);
+
+/* Sets NEW_CFG's start-only keys (CFG_RELOAD_RESTART) back to OLD's values, so a reloaded
+ * configuration describes what keeps running. */
+void cfg_keep_restart_keys(const cfg_config *old, cfg_config *new_cfg);
 
 /* "bays", "gates", "count". */
 const char *cfg_source_name(enum cfg_source source);

@@ -84,3 +84,10 @@ char *util_read_secret_file(const char *path)
     explicit_bzero(buf, sizeof buf);
     return secret;
 }
+
+void util_set_timezone(const char *zone)
+{
+    if (zone && setenv("TZ", zone, 1) != 0)
+        return;     /* only ENOMEM is possible: the system's zone stays */
+    tzset();
+}

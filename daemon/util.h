@@ -23,4 +23,9 @@ int64_t util_wall_ms(void);
  * (caller frees, after wiping it), or NULL with errno set. Never logs the content. */
 char *util_read_secret_file(const char *path);
 
+/* Sets the process time zone (TZ) to ZONE, an IANA name; NULL keeps the system's. Local time
+ * is what forecast profiles learn by. Call once at start, before any thread exists: setenv is
+ * not thread-safe, so a reload cannot change it (the config marks timezone restart-only). */
+void util_set_timezone(const char *zone);
+
 #endif
