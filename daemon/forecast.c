@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +82,6 @@ typedef struct fc_lot {
     bool scale_dirty;
     hist_state hist;
     bool hist_dirty;
-    /* store_reconnects() when the model was last written whole or in part: a reconnect since
-     * may have lost batches (or Redis its data), so the next write is the whole model */
-    uint64_t store_epoch;
-    bool store_epoch_known;
 } fc_lot;
 
 /* All lots' recent errors per horizon, for lots that have not scored enough of their own. */
@@ -98,8 +95,6 @@ struct fc_engine {
     unsigned gen;
     fc_pool *pool;
     size_t n_pool;
-    char *tz_applied;                      /* TZ as set by us (NULL: as we found it) */
-    char *tz_original;                     /* TZ at start, NULL when unset */
 };
 
 /* One horizon's forecast, in occupancy fractions. */
@@ -130,25 +125,6 @@ static double fc_free_spaces(const lot *l, double occ)
 }
 
 /* ---- time zone ---- */
-
-/* Local time (profile slots) follows the configured zone: set TZ for the process once, rather
- * than converting per call, since localtime_r is the only zone-aware converter libc offers.
- * ZONE NULL means the system's, i.e. TZ as the process found it. True when TZ changed. */
-static bool fc_apply_timezone(fc_engine *fc, const char *zone)
-{
-    const char *want = zone ? zone : fc->tz_original;
-    const char *have = fc->tz_applied ? fc->tz_applied : fc->tz_original;
-    if ((want == NULL && have == NULL) || (want && have && strcmp(want, have) == 0))
-        return false;
-    if (want)
-        setenv("TZ", want, 1);
-    else
-        unsetenv("TZ");
-    tzset();
-    free(fc->tz_applied);
-    fc->tz_applied = util_xstrdup(want);
-    return true;
-}
 
 /* ---- per-lot state ---- */
 
@@ -243,8 +219,6 @@ fc_engine *fc_new(const cfg_config *cfg)
     fc_engine *fc = util_xcalloc(1, sizeof *fc);
     fc->cfg = cfg;
     fc->gen = 1;
-    fc->tz_original = util_xstrdup(getenv("TZ"));
-    fc_apply_timezone(fc, cfg->timezone);
     fc_pool_regen(fc);
     return fc;
 }
@@ -253,9 +227,6 @@ void fc_set_config(fc_engine *fc, const cfg_config *cfg)
 {
     fc->cfg = cfg;
     fc->gen++;
-    if (fc_apply_timezone(fc, cfg->timezone))
-        log_info("forecast: time zone now %s; learned profiles keep their local slots",
-                 cfg->timezone ? cfg->timezone : "the system's");
     fc_pool_regen(fc);
 }
 
@@ -264,13 +235,12 @@ void fc_free(fc_engine *fc)
     if (!fc)
         return;
     free(fc->pool);
-    free(fc->tz_applied);
-    free(fc->tz_original);
     free(fc);
 }
 
 void fc_forget_lot(fc_engine *fc, lot *l)
 {
+    (void)fc;   /* per-lot state is all on the lot; the engine keeps none of it */
     fc_lot *fl = l->fc_data;
     if (fl) {
         free(fl->hz);
@@ -443,7 +413,7 @@ static void fc_score_due(fc_engine *fc, fc_lot *fl, const lot *l, fc_horizon *h,
 }
 
 /* A new observation (T, X) of L: learn from the time since the last one. */
-static void fc_observe(fc_engine *fc, fc_lot *fl, const lot *l, int64_t t, double x)
+static void fc_learn(fc_engine *fc, fc_lot *fl, const lot *l, int64_t t, double x)
 {
     if (!fl->has_obs) {
         fc_lot_sync_obs(fl, l);
@@ -505,54 +475,26 @@ static void fc_record_pending(fc_engine *fc, fc_lot *fl, int64_t t, double x)
     free(pts);
 }
 
-/* ---- storage ---- */
+/* ---- the model as data ---- */
 
-/* An argv under construction (owned strings). */
-typedef struct fc_argv {
-    char **argv;
-    size_t *lens;
-    size_t n, cap, cap_lens;
-} fc_argv;
+/* Emits the version field before the first changed field, so an unchanged model emits nothing. */
+typedef struct fc_emitter {
+    fc_emit_fn emit;
+    void *ctx;
+    bool started;
+} fc_emitter;
 
-static void fc_argv_push(fc_argv *a, const char *s)
+static void fc_emitter_field(void *ctx, const char *field, const char *value)
 {
-    util_grow((void **)&a->argv, &a->cap, a->n + 1, sizeof *a->argv);
-    util_grow((void **)&a->lens, &a->cap_lens, a->n + 1, sizeof *a->lens);
-    a->argv[a->n] = util_xstrdup(s);
-    a->lens[a->n] = strlen(s);
-    a->n++;
+    fc_emitter *e = ctx;
+    if (!e->started) {
+        e->emit(e->ctx, "v", FC_MODEL_VERSION);
+        e->started = true;
+    }
+    e->emit(e->ctx, field, value);
 }
 
-static void fc_argv_emit(void *ctx, const char *field, const char *value)
-{
-    fc_argv_push(ctx, field);
-    fc_argv_push(ctx, value);
-}
-
-static void fc_argv_send(fc_argv *a, store *st)
-{
-    store_batch_command(st, (int)a->n, (const char **)a->argv, a->lens);
-}
-
-static void fc_argv_free(fc_argv *a)
-{
-    for (size_t i = 0; i < a->n; i++)
-        free(a->argv[i]);
-    free(a->argv);
-    free(a->lens);
-}
-
-/* <prefix>lot:<id><suffix>, malloc'd. */
-static char *fc_key(store *st, const lot *l, const char *suffix)
-{
-    const char *prefix = store_prefix(st);
-    size_t size = strlen(prefix) + strlen(l->id) + strlen(suffix) + sizeof "lot:";
-    char *key = util_xmalloc(size);
-    snprintf(key, size, "%slot:%s%s", prefix, l->id, suffix);
-    return key;
-}
-
-static void fc_mark_all_dirty(fc_lot *fl)
+static void fc_lot_mark_all_dirty(fc_lot *fl)
 {
     pf_mark_all_dirty(&fl->profile);
     for (size_t i = 0; i < fl->n_hz; i++) {
@@ -563,83 +505,69 @@ static void fc_mark_all_dirty(fc_lot *fl)
     fl->hist_dirty = fl->hist.last_ms != INT64_MIN && !fl->hist.seq_unknown;
 }
 
-/* After a Redis reconnect the whole model is written again once, since what was in the lost
- * batches (or all of it, if Redis lost its data) is missing there. */
-static void fc_check_store_epoch(fc_lot *fl, store *st)
+void fc_mark_all_dirty(fc_engine *fc, lot *l)
 {
-    uint64_t epoch = store_reconnects(st);
-    if (fl->store_epoch_known && epoch != fl->store_epoch)
-        fc_mark_all_dirty(fl);
-    fl->store_epoch = epoch;
-    fl->store_epoch_known = true;
+    fc_lot_mark_all_dirty(fc_lot_for(fc, l));
 }
 
 /* The changed fields of horizon H: its regression and error ring. */
-static void fc_persist_horizon(fc_horizon *h, fc_argv *a)
+static void fc_changes_horizon(fc_horizon *h, fc_emitter *e)
 {
     char name[40], value[640];
     if (h->reg_dirty) {
         snprintf(name, sizeof name, "g%" PRId64, h->ms / 60000);
         ln_reg_encode(&h->reg, value, sizeof value);
-        fc_argv_emit(a, name, value);
+        fc_emitter_field(e, name, value);
         h->reg_dirty = false;
     }
     snprintf(name, sizeof name, "e%" PRId64, h->ms / 60000);
-    ln_errors_flush(&h->errors, name, fc_argv_emit, a);
+    ln_errors_flush(&h->errors, name, fc_emitter_field, e);
 }
 
 /* The changed small fields: busyness sums and the history state. */
-static void fc_persist_scalars(fc_lot *fl, fc_argv *a)
+static void fc_changes_scalars(fc_lot *fl, fc_emitter *e)
 {
     char value[80];
     if (fl->scale_dirty) {
         snprintf(value, sizeof value, "%" PRId64 " %.9g %.9g", fl->scale_ms, fl->scale_xp,
                  fl->scale_pp);
-        fc_argv_emit(a, "s", value);
+        fc_emitter_field(e, "s", value);
         fl->scale_dirty = false;
     }
     if (fl->hist_dirty) {
         hist_encode(&fl->hist, value, sizeof value);
-        fc_argv_emit(a, "h", value);
+        fc_emitter_field(e, "h", value);
         fl->hist_dirty = false;
     }
 }
 
-/* Writes what changed of FL's learned state into the :model hash: a few short fields per
- * 15 minutes of event time and per scored forecast; the whole model only after a reconnect. */
-static void fc_persist(fc_lot *fl, const lot *l, store *st)
+/* A few short fields per 15 minutes of event time and per scored forecast; the whole model only
+ * after fc_mark_all_dirty. */
+void fc_model_changes(fc_engine *fc, lot *l, fc_emit_fn emit, void *ctx)
 {
-    fc_check_store_epoch(fl, st);
-    fc_argv a = { 0 };
-    char *key = fc_key(st, l, ":model");
-    fc_argv_push(&a, "HSET");
-    fc_argv_push(&a, key);
-    fc_argv_emit(&a, "v", FC_MODEL_VERSION);
-    size_t base = a.n;
-    pf_flush(&fl->profile, fc_argv_emit, &a);
+    fc_lot *fl = fc_lot_for(fc, l);
+    fc_emitter e = { emit, ctx, false };
+    pf_flush(&fl->profile, fc_emitter_field, &e);
     for (size_t i = 0; i < fl->n_hz; i++)
-        fc_persist_horizon(&fl->hz[i], &a);
-    fc_persist_scalars(fl, &a);
-    if (a.n > base)
-        fc_argv_send(&a, st);
-    fc_argv_free(&a);
-    free(key);
+        fc_changes_horizon(&fl->hz[i], &e);
+    fc_changes_scalars(fl, &e);
 }
 
-void fc_lot_changed(fc_engine *fc, lot *l, store *st)
+bool fc_observe(fc_engine *fc, lot *l, hist_entry *entry)
 {
     fc_lot *fl = fc_lot_for(fc, l);
     if (!l->has_data)
-        return;
+        return false;
     double x = fc_occupancy(l);
-    fc_observe(fc, fl, l, l->ts_ms, x);
+    fc_learn(fc, fl, l, l->ts_ms, x);
     fc_record_pending(fc, fl, l->ts_ms, x);
-    if (hist_append(&fl->hist, l, st, fc->cfg->history.interval_ms, fc->cfg->history.max_len))
-        fl->hist_dirty = true;
-    fc_persist(fl, l, st);
+    if (!hist_take(&fl->hist, l, fc->cfg->history.interval_ms, entry))
+        return false;
+    fl->hist_dirty = true;
+    return true;
 }
 
-/* ---- publishing ---- */
+/* ---- forecasts as values ---- */
 
 /* The event time at which free is forecast to reach 0 within the longest horizon, following
  * the forecasts linearly from now through each horizon in turn. */
@@ -664,133 +592,98 @@ static bool fc_full_at(const lot *l, const fc_lot *fl, const fc_point *pts, int6
     return false;
 }
 
-static size_t fc_format_horizon(const lot *l, const fc_horizon *h, const fc_point *pt,
-                                bool first, char *buf, size_t size)
+bool fc_forecast_lot(fc_engine *fc, lot *l, fc_forecast *f)
+{
+    if (!l->has_data)
+        return false;
+    fc_lot *fl = fc_lot_for(fc, l);
+    fc_point pts[CFG_MAX_HORIZONS];
+    memset(pts, 0, sizeof pts);
+    fc_predict(fc, fl, l->ts_ms, fc_occupancy(l), pts);
+    f->ts_ms = l->ts_ms;
+    f->n = fl->n_hz;
+    for (size_t i = 0; i < fl->n_hz; i++) {
+        const fc_point *pt = &pts[i];
+        /* the interval's low end in spaces comes from the high end in occupancy */
+        f->h[i] = (fc_horizon_forecast){ fl->hz[i].ms / 60000, l->ts_ms + fl->hz[i].ms,
+                                         fc_free_spaces(l, pt->occ), fc_free_spaces(l, pt->high),
+                                         fc_free_spaces(l, pt->low), pt->has_mae,
+                                         pt->mae * (double)l->capacity };
+    }
+    f->has_full_at = fc_full_at(l, fl, pts, &f->full_at_ms);
+    return true;
+}
+
+/* Appends to BUF[*N..SIZE); false when it does not fit. */
+static bool fc_append(char *buf, size_t size, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool fc_append(char *buf, size_t size, size_t *n, const char *fmt, ...)
+{
+    if (*n >= size)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *n, size - *n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= size - *n)
+        return false;
+    *n += (size_t)k;
+    return true;
+}
+
+static bool fc_format_horizon(const fc_horizon_forecast *h, bool first, char *buf, size_t size,
+                              size_t *n)
 {
     char ts[40], mae[32] = "null";
-    pl_format_time(l->ts_ms + h->ms, ts, sizeof ts);
-    if (pt->has_mae)
-        snprintf(mae, sizeof mae, "%.1f", pt->mae * (double)l->capacity);
-    int n = snprintf(buf, size,
+    pl_format_time(h->ts_ms, ts, sizeof ts);
+    if (h->has_mae)
+        snprintf(mae, sizeof mae, "%.1f", h->mae);
+    return fc_append(buf, size, n,
                      "%s{\"minutes\":%" PRId64 ",\"ts\":\"%s\",\"free\":%.1f,\"low\":%.1f,"
                      "\"high\":%.1f,\"mae\":%s}",
-                     first ? "" : ",", h->ms / 60000, ts, fc_free_spaces(l, pt->occ),
-                     fc_free_spaces(l, pt->high), fc_free_spaces(l, pt->low), mae);
-    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+                     first ? "" : ",", h->minutes, ts, h->free, h->low, h->high, mae);
 }
 
-/* The SPEC §4 forecast JSON, malloc'd; *LEN its length. */
-static char *fc_format_json(const lot *l, const fc_lot *fl, const fc_point *pts, size_t *len)
+size_t fc_format_json(const char *lot_id, const fc_forecast *f, char *buf, size_t size)
 {
-    size_t size = 256 + strlen(l->id) + fl->n_hz * 192;
-    char *json = util_xmalloc(size);
     char ts[40], full[48] = "null";
-    int64_t full_ms;
-    pl_format_time(l->ts_ms, ts, sizeof ts);
-    if (fc_full_at(l, fl, pts, &full_ms)) {
+    pl_format_time(f->ts_ms, ts, sizeof ts);
+    if (f->has_full_at) {
         full[0] = '"';
-        size_t k = pl_format_time(full_ms, full + 1, sizeof full - 2);
+        size_t k = pl_format_time(f->full_at_ms, full + 1, sizeof full - 2);
         memcpy(full + 1 + k, "\"", 2);
     }
-    size_t n = (size_t)snprintf(json, size, "{\"lot\":\"%s\",\"ts\":\"%s\",\"horizons\":[", l->id,
-                                ts);
-    for (size_t i = 0; i < fl->n_hz; i++)
-        n += fc_format_horizon(l, &fl->hz[i], &pts[i], i == 0, json + n, size - n);
-    n += (size_t)snprintf(json + n, size - n, "],\"full_at\":%s}", full);
-    *len = n;
-    return json;
+    size_t n = 0;
+    if (!fc_append(buf, size, &n, "{\"lot\":\"%s\",\"ts\":\"%s\",\"horizons\":[", lot_id, ts))
+        return 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (!fc_format_horizon(&f->h[i], i == 0, buf, size, &n))
+            return 0;
+    return fc_append(buf, size, &n, "],\"full_at\":%s}", full) ? n : 0;
 }
 
-/* The :forecast hash, replaced as a whole (DEL + HSET in the batch) so that horizons dropped by
- * a reload disappear and a reader never mixes two forecasts. A null mae is "". */
-static void fc_write_hash(const lot *l, const fc_lot *fl, const fc_point *pts, store *st)
+void fc_forecast_fields(const fc_forecast *f, fc_emit_fn emit, void *ctx)
 {
-    char *key = fc_key(st, l, ":forecast");
-    const char *del[] = { "DEL", key };
-    size_t del_lens[] = { 3, strlen(key) };
-    store_batch_command(st, 2, del, del_lens);
-    fc_argv a = { 0 };
     char ts[40], name[48], value[48];
-    pl_format_time(l->ts_ms, ts, sizeof ts);
-    fc_argv_push(&a, "HSET");
-    fc_argv_push(&a, key);
-    fc_argv_emit(&a, "ts", ts);
-    for (size_t i = 0; i < fl->n_hz; i++) {
-        int64_t m = fl->hz[i].ms / 60000;
-        const fc_point *pt = &pts[i];
+    pl_format_time(f->ts_ms, ts, sizeof ts);
+    emit(ctx, "ts", ts);
+    for (size_t i = 0; i < f->n; i++) {
+        const fc_horizon_forecast *h = &f->h[i];
         static const char *const suffix[] = { "", ":low", ":high", ":mae" };
-        double v[] = { fc_free_spaces(l, pt->occ), fc_free_spaces(l, pt->high),
-                       fc_free_spaces(l, pt->low), pt->mae * (double)l->capacity };
+        double v[] = { h->free, h->low, h->high, h->mae };
         for (int k = 0; k < 4; k++) {
-            snprintf(name, sizeof name, "%" PRId64 "%s", m, suffix[k]);
-            if (k == 3 && !pt->has_mae)
+            snprintf(name, sizeof name, "%" PRId64 "%s", h->minutes, suffix[k]);
+            if (k == 3 && !h->has_mae)
                 value[0] = '\0';
             else
                 snprintf(value, sizeof value, "%.1f", v[k]);
-            fc_argv_emit(&a, name, value);
+            emit(ctx, name, value);
         }
     }
-    fc_argv_send(&a, st);
-    fc_argv_free(&a);
-    free(key);
-}
-
-/* FL's forecasts of L now into a malloc'd array of n_hz points. */
-static fc_point *fc_predict_now(fc_engine *fc, fc_lot *fl, const lot *l)
-{
-    fc_point *pts = util_xcalloc(fl->n_hz ? fl->n_hz : 1, sizeof *pts);
-    fc_predict(fc, fl, l->ts_ms, fc_occupancy(l), pts);
-    return pts;
-}
-
-char *fc_format_forecast(fc_engine *fc, lot *l, size_t *len)
-{
-    if (!l->has_data)
-        return NULL;
-    fc_lot *fl = fc_lot_for(fc, l);
-    fc_point *pts = fc_predict_now(fc, fl, l);
-    char *json = fc_format_json(l, fl, pts, len);
-    free(pts);
-    return json;
-}
-
-void fc_publish(fc_engine *fc, lot *l, mq_client *mq, store *st)
-{
-    if (!l->has_data)
-        return;
-    fc_lot *fl = fc_lot_for(fc, l);
-    fc_point *pts = fc_predict_now(fc, fl, l);
-    size_t len;
-    char *json = fc_format_json(l, fl, pts, &len);
-    if (mq) {
-        const char *out = fc->cfg->mqtt.output_prefix;
-        size_t size = strlen(out) + strlen(l->id) + sizeof "//forecast";
-        char *topic = util_xmalloc(size);
-        snprintf(topic, size, "%s/%s/forecast", out, l->id);
-        mq_publish(mq, topic, json, len);
-        free(topic);
-    }
-    if (st)
-        fc_write_hash(l, fl, pts, st);
-    free(json);
-    free(pts);
 }
 
 /* ---- restore ---- */
-
-typedef struct fc_restore_job {
-    fc_engine *fc;
-    store *st;
-    size_t pending;         /* replies outstanding, plus one while requests are being sent */
-    bool failed;
-    void (*done)(void *ctx, int status);
-    void *ctx;
-} fc_restore_job;
-
-typedef struct fc_restore_req {
-    fc_restore_job *job;
-    lot *l;
-} fc_restore_req;
 
 static fc_horizon *fc_horizon_by_minutes(fc_lot *fl, const char *s, const char **rest)
 {
@@ -852,12 +745,10 @@ static bool fc_model_version_ok(size_t n, const char *const *fields, const char 
     return false;
 }
 
-static void fc_restore_lot(fc_engine *fc, store *st, lot *l, size_t n,
-                           const char *const *fields, const char *const *values)
+void fc_restore_lot(fc_engine *fc, lot *l, size_t n, const char *const *fields,
+                    const char *const *values)
 {
     fc_lot *fl = fc_lot_for(fc, l);
-    fl->store_epoch = store_reconnects(st);
-    fl->store_epoch_known = true;
     bool has_hist = false;
     size_t ignored = 0;
     if (n > 0 && !fc_model_version_ok(n, fields, values)) {
@@ -873,55 +764,4 @@ static void fc_restore_lot(fc_engine *fc, store *st, lot *l, size_t n,
     if (!has_hist && l->has_data)
         hist_bound(&fl->hist, l->ts_ms);
     fc_lot_sync_obs(fl, l);
-}
-
-static void fc_restore_release(fc_restore_job *job)
-{
-    if (--job->pending > 0)
-        return;
-    job->done(job->ctx, job->failed ? -EIO : 0);
-    free(job);
-}
-
-static void fc_on_model(void *ctx, int status, size_t n, const char *const *fields,
-                        const char *const *values)
-{
-    fc_restore_req *req = ctx;
-    fc_restore_job *job = req->job;
-    if (status < 0)
-        job->failed = true;
-    else
-        fc_restore_lot(job->fc, job->st, req->l, n, fields, values);
-    free(req);
-    fc_restore_release(job);
-}
-
-int fc_restore(fc_engine *fc, store *st, lot *const *lots, size_t n,
-               void (*done)(void *ctx, int status), void *ctx)
-{
-    fc_restore_job *job = util_xcalloc(1, sizeof *job);
-    *job = (fc_restore_job){ fc, st, 1, false, done, ctx };
-    int rc = 0;
-    size_t sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        fc_lot_for(fc, lots[i]);
-        fc_restore_req *req = util_xmalloc(sizeof *req);
-        *req = (fc_restore_req){ job, lots[i] };
-        char *key = fc_key(st, lots[i], ":model");
-        rc = store_hgetall(st, key, fc_on_model, req);
-        free(key);
-        if (rc < 0) {
-            free(req);
-            job->failed = true;
-            break;
-        }
-        job->pending++;
-        sent++;
-    }
-    if (rc < 0 && sent == 0) {
-        free(job);          /* nothing in flight: the caller retries, DONE is not called */
-        return rc;
-    }
-    fc_restore_release(job);
-    return 0;
 }

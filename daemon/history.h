@@ -1,7 +1,8 @@
 /* history: the lot's SPEC §5 history stream (<prefix>lot:<id>:history), so dashboards can draw
  * the last days with XRANGE. Entry ids are the event time in ms ("<ms>-<seq>"); Redis rejects
  * an id not above the stream's last one, and a rejected command fails the whole MULTI batch,
- * so the last id is tracked (and stored) here and every new id is strictly greater. */
+ * so the last id is tracked (and stored) here and every new id is strictly greater. Pure: the
+ * store module writes the entries (store_batch_history). */
 #ifndef PARKD_HISTORY_H
 #define PARKD_HISTORY_H
 
@@ -10,7 +11,6 @@
 #include <stdint.h>
 
 #include "lot.h"
-#include "store.h"
 
 typedef struct hist_state {
     int64_t last_ms;        /* the last entry's id is last_ms-last_seq; INT64_MIN: none yet */
@@ -28,9 +28,18 @@ void hist_init(hist_state *h);
 bool hist_next_id(hist_state *h, int64_t ts_ms, int status, int64_t interval_ms, int64_t *ms,
                   uint64_t *seq);
 
-/* Appends L's entry to ST's batch if hist_next_id says so (XADD with MAXLEN ~ MAX_LEN, fields
- * occupied free free_smoothed). Returns true when it did (the state changed). */
-bool hist_append(hist_state *h, const lot *l, store *st, int64_t interval_ms, int64_t max_len);
+/* One entry of the stream: id MS-SEQ, fields occupied, free, free_smoothed. */
+typedef struct hist_entry {
+    int64_t ms;
+    uint64_t seq;
+    int64_t occupied;
+    int64_t free;
+    double free_smoothed;
+} hist_entry;
+
+/* L's entry now, into *E, if hist_next_id says one is due (L has data). Returns true when it
+ * is (the state changed and must be stored with the entry). */
+bool hist_take(hist_state *h, const lot *l, int64_t interval_ms, hist_entry *e);
 
 /* The state as text "last_ms last_seq last_status" and back (false when it does not parse). */
 int hist_encode(const hist_state *h, char *buf, size_t size);

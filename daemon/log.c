@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,11 @@
 #define LOG_WINDOW_MS 10000
 #define LOG_REASONS 32
 
-static enum cfg_log_level log_level = CFG_LOG_INFO;
+/* Atomic: the metrics thread logs too, while a reload on the loop may change the level. */
+static _Atomic int log_level = CFG_LOG_INFO;
 static bool log_to_journal;
 
+/* The limiters are only used from the loop thread (message handling). */
 typedef struct log_limit {
     int64_t window_start_ms;
     unsigned lines;
@@ -24,6 +27,7 @@ typedef struct log_limit {
 } log_limit;
 
 static log_limit log_limits[LOG_REASONS];
+static log_limit log_anomaly_limit;
 
 /* JOURNAL_STREAM holds "dev:ino" of the journal's stream socket; stderr only counts as the
  * journal when it is that very file, not merely inherited by a child writing elsewhere. */
@@ -39,13 +43,13 @@ static bool log_stderr_is_journal(void)
 
 void log_init(enum cfg_log_level level)
 {
-    log_level = level;
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
     log_to_journal = log_stderr_is_journal();
 }
 
 void log_set_level(enum cfg_log_level level)
 {
-    log_level = level;
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 static const char *log_level_name(enum cfg_log_level level)
@@ -95,7 +99,7 @@ static void log_vwrite(enum cfg_log_level level, const char *fmt, va_list ap)
 
 void log_msg(enum cfg_log_level level, const char *fmt, ...)
 {
-    if (level > log_level)
+    if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -121,12 +125,9 @@ static void log_escape(const char *in, char *out, size_t size)
     out[o] = '\0';
 }
 
-void log_rejected(unsigned reason_index, const char *reason, const char *topic,
-                  const char *detail)
+/* True when LIM lets one more line through now; *SUPPRESSED is then the count held back. */
+static bool log_limit_pass(log_limit *lim, unsigned long *suppressed)
 {
-    if (CFG_LOG_WARNING > log_level)
-        return;
-    log_limit *lim = &log_limits[reason_index % LOG_REASONS];
     int64_t now = util_wall_ms();
     if (now - lim->window_start_ms >= LOG_WINDOW_MS) {
         lim->window_start_ms = now;
@@ -134,16 +135,44 @@ void log_rejected(unsigned reason_index, const char *reason, const char *topic,
     }
     if (lim->lines >= LOG_BURST) {
         lim->suppressed++;
-        return;
+        return false;
     }
     lim->lines++;
+    *suppressed = lim->suppressed;
+    lim->suppressed = 0;
+    return true;
+}
+
+static bool log_warnings_on(void)
+{
+    return CFG_LOG_WARNING <= atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+void log_rejected(unsigned reason_index, const char *reason, const char *topic,
+                  const char *detail)
+{
+    unsigned long suppressed;
+    if (!log_warnings_on() || !log_limit_pass(&log_limits[reason_index % LOG_REASONS], &suppressed))
+        return;
     char safe[1024];
     log_escape(topic ? topic : "", safe, sizeof safe);
-    if (lim->suppressed) {
+    if (suppressed)
         log_warning("rejected input (%s) on topic \"%s\": %s (%lu similar suppressed)", reason,
-                    safe, detail, lim->suppressed);
-        lim->suppressed = 0;
-    } else {
+                    safe, detail, suppressed);
+    else
         log_warning("rejected input (%s) on topic \"%s\": %s", reason, safe, detail);
-    }
+}
+
+void log_anomaly(const char *kind, const char *topic, const char *detail)
+{
+    unsigned long suppressed;
+    if (!log_warnings_on() || !log_limit_pass(&log_anomaly_limit, &suppressed))
+        return;
+    char safe[1024];
+    log_escape(topic ? topic : "", safe, sizeof safe);
+    if (suppressed)
+        log_warning("anomaly (%s) on topic \"%s\": %s (%lu similar suppressed)", kind, safe,
+                    detail, suppressed);
+    else
+        log_warning("anomaly (%s) on topic \"%s\": %s", kind, safe, detail);
 }

@@ -1,5 +1,5 @@
 /* log: leveled log lines on stderr, with journal <N> prefixes under systemd, and rate-limited
- * warnings for rejected input. */
+ * warnings for rejected and anomalous input. The level may be read from any thread. */
 #ifndef PARKD_LOG_H
 #define PARKD_LOG_H
 
@@ -23,5 +23,9 @@ void log_msg(enum cfg_log_level level, const char *fmt, ...)
  * with control and non-ASCII bytes escaped and cut at 200 bytes, since it is untrusted. */
 void log_rejected(unsigned reason_index, const char *reason, const char *topic,
                   const char *detail);
+
+/* A warning about input that was applied but looks wrong (e.g. a capacity mismatch), limited
+ * like log_rejected with one shared limit for all kinds. */
+void log_anomaly(const char *kind, const char *topic, const char *detail);
 
 #endif

@@ -45,6 +45,8 @@ struct mq_client {
     bool backpressure;          /* the caller has too much in flight to take more input */
     bool barrier;               /* QoS > 0: acknowledge only stored input (see mqtt.h) */
     bool closing;
+    bool ack_wait;              /* closing: reading only the broker's acknowledgements */
+    bool in_library;            /* inside a libmosquitto loop call: never re-enter it */
     uint64_t messages_read;
     uint64_t messages_stored;
     uint64_t reconnects;
@@ -77,6 +79,8 @@ static bool mq_poll_live(const mq_client *c)
 
 static bool mq_input_blocked(const mq_client *c)
 {
+    if (c->ack_wait)
+        return c->messages_read > c->messages_stored;   /* see mq_on_message */
     return c->input_stopped || c->paused || c->backpressure ||
            (c->barrier && c->messages_read > c->messages_stored);
 }
@@ -153,9 +157,12 @@ static void mq_update_poll(mq_client *c)
  * connection was dropped. */
 static bool mq_flush_writes(mq_client *c)
 {
-    if (!mq_poll_live(c) || !mq_writes_allowed(c) || !mosquitto_want_write(c->mosq))
-        return true;
+    if (c->in_library || !mq_poll_live(c) || !mq_writes_allowed(c) ||
+        !mosquitto_want_write(c->mosq))
+        return true;    /* inside the library the poll callback writes once it has returned */
+    c->in_library = true;
     int rc = mosquitto_loop_write(c->mosq, 1);
+    c->in_library = false;
     if (rc != MOSQ_ERR_SUCCESS) {
         mq_drop_socket(c, mq_strerror(rc));
         return false;
@@ -174,8 +181,10 @@ static bool mq_socket_has_data(int fd)
 static void mq_read_burst(mq_client *c)
 {
     uint64_t first = c->messages_read;
-    while (c->messages_read - first < MQ_READ_BURST && !c->input_stopped && !c->paused) {
+    while (c->messages_read - first < MQ_READ_BURST && !mq_input_blocked(c)) {
+        c->in_library = true;
         int rc = mosquitto_loop_read(c->mosq, 1);
+        c->in_library = false;
         if (rc != MOSQ_ERR_SUCCESS) {
             mq_drop_socket(c, rc == MOSQ_ERR_CONN_LOST ? "closed by the broker" : mq_strerror(rc));
             return;
@@ -277,7 +286,9 @@ static void mq_schedule_reconnect(mq_client *c)
 {
     if (c->closing)
         return;
-    uv_timer_start(&c->reconnect_timer, mq_on_reconnect_timer, c->backoff_ms, 0);
+    int rc = uv_timer_start(&c->reconnect_timer, mq_on_reconnect_timer, c->backoff_ms, 0);
+    if (rc < 0)
+        log_error("mqtt: cannot schedule a reconnect: %s", uv_strerror(rc));
     c->backoff_ms = c->backoff_ms * 2 > MQ_BACKOFF_MAX_MS ? MQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
@@ -286,7 +297,9 @@ static void mq_on_misc_timer(uv_timer_t *timer)
     mq_client *c = timer->data;
     if (!mq_poll_live(c))
         return;
+    c->in_library = true;
     int rc = mosquitto_loop_misc(c->mosq);
+    c->in_library = false;
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
         mq_drop_socket(c, mq_strerror(rc));
         return;
@@ -321,8 +334,11 @@ static void mq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, c
     mq_watch_library_log(c, false);
     log_info("mqtt: connected to %s:%d, subscribed to %s (QoS %d)", c->cfg->mqtt.host,
              c->cfg->mqtt.port, c->topic_sub, granted[0]);
-    mosquitto_publish(mosq, NULL, c->topic_status, 6, "online", 1, true);
-    c->unacked++;
+    int prc = mosquitto_publish(mosq, NULL, c->topic_status, 6, "online", 1, true);
+    if (prc == MOSQ_ERR_SUCCESS)
+        c->unacked++;
+    else
+        log_warning("mqtt: cannot publish %s: %s", c->topic_status, mq_strerror(prc));
     c->announce_connected = true;
 }
 
@@ -330,7 +346,10 @@ static void mq_on_message(struct mosquitto *mosq, void *obj, const struct mosqui
 {
     mq_client *c = obj;
     c->messages_read++;
-    c->cb->on_message(c->ctx, m->topic, m->payload, (size_t)m->payloadlen);
+    /* Closing: the input is not taken, and since it stays unstored its acknowledgement is
+     * never written, so the broker delivers it again to the next session. */
+    if (!c->ack_wait)
+        c->cb->on_message(c->ctx, m->topic, m->payload, (size_t)m->payloadlen);
 }
 
 static void mq_on_publish(struct mosquitto *mosq, void *obj, int mid)
@@ -557,11 +576,15 @@ static void mq_on_handle_closed(uv_handle_t *handle)
 static void mq_finish_close(mq_client *c)
 {
     uv_timer_stop(&c->close_timer);
+    c->ack_wait = false;
     /* A DISCONNECT would also flush PUBACKs of unstored input; without it the socket just
      * closes (at mq_free) and the broker publishes the will, "offline", by itself. */
     if (mq_poll_live(c) && mosquitto_socket(c->mosq) == c->poll_fd && mq_writes_allowed(c)) {
-        mosquitto_disconnect(c->mosq);
-        mosquitto_loop_write(c->mosq, 1);
+        int rc = mosquitto_disconnect(c->mosq);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_loop_write(c->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN)
+            log_warning("mqtt: cannot disconnect cleanly: %s", mq_strerror(rc));
     }
     c->closing = true;
     c->handles_to_close = 4;
@@ -575,14 +598,21 @@ static void mq_finish_close(mq_client *c)
     /* else a drop is already closing it; mq_on_poll_closed, seeing c->closing, counts it */
 }
 
-/* The broker acts on PUBLISH packets as they arrive, so once everything is written (TCP keeps
- * the order) the retained outputs and "offline" are in place without waiting for PUBACKs;
- * reading them would mean reading new input that could then not be stored. */
+/* Done when every publish is acknowledged: then the broker has them all, and nothing is left
+ * unread in the socket, which a close would turn into a reset (the broker then drops the
+ * session as if the client had failed). Input read meanwhile stays unacknowledged. */
+static bool mq_close_settled(const mq_client *c)
+{
+    return !c->connected || !mq_poll_live(c) || !mq_writes_allowed(c) ||
+           (c->unacked == 0 && !mosquitto_want_write(c->mosq));
+}
+
 static void mq_on_close_tick(uv_timer_t *timer)
 {
     mq_client *c = timer->data;
-    if (!c->connected || !mq_poll_live(c) || !mosquitto_want_write(c->mosq) ||
-        uv_now(c->loop) >= c->close_deadline) {
+    if (mq_close_settled(c) || uv_now(c->loop) >= c->close_deadline) {
+        if (!mq_close_settled(c))
+            log_warning("mqtt: %zu publishes unacknowledged at shutdown", c->unacked);
         mq_finish_close(c);
         return;
     }
@@ -600,11 +630,20 @@ void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *
         mq_finish_close(c);
         return;
     }
-    mosquitto_publish(c->mosq, NULL, c->topic_status, 7, "offline", 1, true);
+    int rc = mosquitto_publish(c->mosq, NULL, c->topic_status, 7, "offline", 1, true);
+    if (rc == MOSQ_ERR_SUCCESS)
+        c->unacked++;
+    else
+        log_warning("mqtt: cannot publish %s: %s", c->topic_status, mq_strerror(rc));
+    c->ack_wait = true;
     c->close_deadline = uv_now(c->loop) + timeout_ms;
     if (mq_flush_writes(c))
         mq_update_poll(c);
-    uv_timer_start(&c->close_timer, mq_on_close_tick, 0, 10);
+    rc = uv_timer_start(&c->close_timer, mq_on_close_tick, 0, 10);
+    if (rc < 0) {
+        log_error("mqtt: cannot time the close: %s", uv_strerror(rc));
+        mq_finish_close(c);
+    }
 }
 
 void mq_free(mq_client *c)

@@ -13,12 +13,15 @@
 
 #include "log.h"
 #include "payload.h"
+#include "redis_uv.h"
 #include "util.h"
 
 #define STORE_BACKOFF_MIN_MS 250
 #define STORE_BACKOFF_MAX_MS 10000
 #define STORE_FIELDS_PER_HSET 256   /* bays per HSET: keeps single commands small */
-#define STORE_KEY_MAX 256
+#define STORE_KEY_MAX (CFG_REDIS_PREFIX_MAX + sizeof "lot:" + PL_ID_MAX + sizeof ":baystate")
+#define STORE_NUM_MAX 40            /* a formatted number: %.17g, an int64, "1:<ts_ms>" */
+#define STORE_ARGS_MAX (2 + 2 * STORE_FIELDS_PER_HSET)
 
 struct store {
     uv_loop_t *loop;
@@ -27,96 +30,122 @@ struct store {
     void *ctx;
     redisAsyncContext *ac;      /* NULL while disconnected */
     bool ready;                 /* AUTH/SELECT done */
+    bool failing;               /* being dropped (timeout, reload): send nothing more */
     bool closing;
     uv_timer_t reconnect_timer;
+    uv_timer_t timeout_timer;   /* checks the oldest reply we wait for */
     uint64_t backoff_ms;
     uint64_t reconnects;
+    uint64_t timeouts;
+    size_t waiting;             /* replies with a callback of ours outstanding */
+    uint64_t progress_ms;       /* loop time of the last reply, or of the wait's start */
+    uint64_t connect_ms;        /* loop time the current connection attempt began */
     bool batch_open;
-    size_t batch_commands;
     struct store_bay_writer *bay_writer;    /* scratch argv space, reused every batch */
     struct store_gate_writer *gate_writer;
     size_t in_flight;
+    int handles_open;
     void (*close_done)(void *ctx);
     void *close_ctx;
 };
 
-/* An argv under construction; numbers are formatted into its own slots. */
+/* An argv under construction; numbers are formatted into its own slots, the key into KEY. */
 typedef struct store_args {
     int argc;
-    const char *argv[2 + 2 * STORE_FIELDS_PER_HSET];
-    size_t len[2 + 2 * STORE_FIELDS_PER_HSET];
-    char num[2 + 2 * STORE_FIELDS_PER_HSET][40];
+    const char *argv[STORE_ARGS_MAX];
+    size_t len[STORE_ARGS_MAX];
+    char num[STORE_ARGS_MAX][STORE_NUM_MAX];
+    char key[STORE_KEY_MAX];
 } store_args;
 
 static void store_connect(store *s);
 
-/* ---- hiredis on libuv ----
- * Our own copy of the hiredis libuv adapter: the one of hiredis 0.14 (Debian 12) drops poll
- * errors, and libuv reports a refused connect as one (UV_EBADF, with the watcher stopped), so a
- * connect to a Redis that is down never completed nor failed and parkd never retried. Here an
- * error is handed to hiredis as the events it waits for, so it reads the socket error itself
- * (as hiredis >= 1.0 does). */
+/* ---- keys ----
+ * Every key parkd writes or reads, in one place: <prefix><name> or <prefix>lot:<id><suffix>.
+ * Ids are at most PL_ID_MAX bytes of [A-Za-z0-9_.-] (payload.c checked them) and the prefix at
+ * most CFG_REDIS_PREFIX_MAX (config.c), so a key always fits STORE_KEY_MAX whole. */
 
-typedef struct store_uv {
-    redisAsyncContext *ac;      /* NULL once hiredis cleaned up */
-    uv_poll_t poll;
-    int events;
-} store_uv;
+enum store_key {
+    STORE_KEY_LOTS, STORE_KEY_DAEMON, STORE_KEY_UPDATES,
+    STORE_KEY_LOT, STORE_KEY_STATE, STORE_KEY_BAYS, STORE_KEY_BAYSTATE, STORE_KEY_GATESEQ,
+    STORE_KEY_MODEL, STORE_KEY_FORECAST, STORE_KEY_HISTORY
+};
 
-static void store_uv_on_poll(uv_poll_t *handle, int status, int events)
+static const char *const store_key_names[] = {
+    [STORE_KEY_LOTS] = "lots", [STORE_KEY_DAEMON] = "daemon", [STORE_KEY_UPDATES] = "updates",
+    [STORE_KEY_LOT] = "", [STORE_KEY_STATE] = ":state", [STORE_KEY_BAYS] = ":bays",
+    [STORE_KEY_BAYSTATE] = ":baystate", [STORE_KEY_GATESEQ] = ":gateseq",
+    [STORE_KEY_MODEL] = ":model", [STORE_KEY_FORECAST] = ":forecast",
+    [STORE_KEY_HISTORY] = ":history",
+};
+
+/* Writes key K (of lot LOT_ID for the per-lot keys) into BUF; returns its length. */
+static size_t store_key(const store *s, enum store_key k, const char *lot_id, char *buf,
+                        size_t size)
 {
-    store_uv *p = handle->data;
-    int ev = status < 0 ? p->events : events;
-    if (p->ac && (ev & UV_READABLE))
-        redisAsyncHandleRead(p->ac);
-    if (p->ac && (ev & UV_WRITABLE))
-        redisAsyncHandleWrite(p->ac);
+    int n = k < STORE_KEY_LOT
+                ? snprintf(buf, size, "%s%s", s->cfg->redis.prefix, store_key_names[k])
+                : snprintf(buf, size, "%slot:%s%s", s->cfg->redis.prefix, lot_id,
+                           store_key_names[k]);
+    if (n < 0 || (size_t)n >= size)
+        abort();    /* the bounds above make this impossible; a torn key must never be used */
+    return (size_t)n;
 }
 
-static void store_uv_update(store_uv *p, int add, int del)
+/* ---- replies we wait for: the timeout ---- */
+
+static void store_expect_reply(store *s)
 {
-    p->events = (p->events | add) & ~del;
-    if (p->events)
-        uv_poll_start(&p->poll, p->events, store_uv_on_poll);
-    else
-        uv_poll_stop(&p->poll);
+    if (s->waiting++ == 0)
+        s->progress_ms = uv_now(s->loop);
 }
 
-static void store_uv_add_read(void *data) { store_uv_update(data, UV_READABLE, 0); }
-static void store_uv_del_read(void *data) { store_uv_update(data, 0, UV_READABLE); }
-static void store_uv_add_write(void *data) { store_uv_update(data, UV_WRITABLE, 0); }
-static void store_uv_del_write(void *data) { store_uv_update(data, 0, UV_WRITABLE); }
-
-static void store_uv_on_closed(uv_handle_t *handle)
+static void store_got_reply(store *s)
 {
-    free(handle->data);
+    s->waiting--;
+    s->progress_ms = uv_now(s->loop);
 }
 
-static void store_uv_cleanup(void *data)
+/* A Redis that stops answering without closing its socket (SIGSTOP, a stuck host) would hold
+ * every batch, and with it all input, for good: past redis.timeout it counts as down. */
+static bool store_stalled(const store *s, uint64_t now)
 {
-    store_uv *p = data;
-    p->ac = NULL;
-    uv_close((uv_handle_t *)&p->poll, store_uv_on_closed);
+    uint64_t timeout = (uint64_t)s->cfg->redis.timeout_ms;
+    if (!s->ac)
+        return false;
+    if (!s->ready)
+        return now - s->connect_ms > timeout;
+    return s->waiting > 0 && now - s->progress_ms > timeout;
 }
 
-static int store_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
+static void store_retry_later(store *s);
+
+static void store_on_timeout_tick(uv_timer_t *timer)
 {
-    if (ac->ev.data)
-        return REDIS_ERR;
-    store_uv *p = util_xcalloc(1, sizeof *p);
-    if (uv_poll_init(loop, &p->poll, ac->c.fd) != 0) {
-        free(p);
-        return REDIS_ERR;
+    store *s = timer->data;
+    if (!store_stalled(s, uv_now(s->loop)))
+        return;    /* also while closing: a stalled Redis must not hold the shutdown */
+    s->timeouts++;
+    log_error("redis: no reply within %" PRId64 " ms; reconnecting", s->cfg->redis.timeout_ms);
+    redisAsyncContext *ac = s->ac;
+    bool connected = ac->c.flags & REDIS_CONNECTED;
+    s->failing = true;  /* so nothing is sent while hiredis fails the callbacks */
+    /* Fails every callback with a NULL reply; a connected context also gets the disconnect
+     * callback, which schedules the reconnect. */
+    redisAsyncFree(ac);
+    if (!connected) {
+        s->ac = NULL;
+        s->failing = false;
+        store_retry_later(s);
     }
-    p->poll.data = p;
-    p->ac = ac;
-    ac->ev.data = p;
-    ac->ev.addRead = store_uv_add_read;
-    ac->ev.delRead = store_uv_del_read;
-    ac->ev.addWrite = store_uv_add_write;
-    ac->ev.delWrite = store_uv_del_write;
-    ac->ev.cleanup = store_uv_cleanup;
-    return REDIS_OK;
+}
+
+static int store_start_timeout_timer(store *s)
+{
+    uint64_t every = (uint64_t)s->cfg->redis.timeout_ms / 4;
+    if (every < 10)
+        every = 10;
+    return uv_timer_start(&s->timeout_timer, store_on_timeout_tick, every, every);
 }
 
 /* ---- connection ---- */
@@ -132,7 +161,9 @@ static void store_retry_later(store *s)
 {
     if (s->closing)
         return;
-    uv_timer_start(&s->reconnect_timer, store_on_reconnect_timer, s->backoff_ms, 0);
+    int rc = uv_timer_start(&s->reconnect_timer, store_on_reconnect_timer, s->backoff_ms, 0);
+    if (rc < 0)
+        log_error("redis: cannot schedule a reconnect: %s", uv_strerror(rc));
     s->backoff_ms = s->backoff_ms * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS
                                                                : s->backoff_ms * 2;
 }
@@ -150,6 +181,7 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
 {
     store *s = privdata;
     redisReply *reply = r;
+    store_got_reply(s);
     if (!reply)
         return;     /* disconnected meanwhile; the disconnect callback handles it */
     if (ac->c.flags & REDIS_DISCONNECTING)
@@ -169,19 +201,33 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
+/* A command whose reply we wait for (and time). Returns 0 or -ENOTCONN. */
+static int store_command(store *s, redisCallbackFn *fn, void *privdata, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(s->ac, fn, privdata, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK)
+        return -ENOTCONN;
+    store_expect_reply(s);
+    return 0;
+}
+
 static void store_send_handshake(store *s)
 {
     const cfg_config *cfg = s->cfg;
+    int rc = 0;
     if (cfg->redis.password_file) {
         char *password = util_read_secret_file(cfg->redis.password_file);
         if (!password) {
             log_error("redis: cannot read password file %s: %s", cfg->redis.password_file,
                       strerror(errno));
         } else if (cfg->redis.username) {
-            redisAsyncCommand(s->ac, store_on_handshake, s, "AUTH %s %s", cfg->redis.username,
-                              password);
+            rc |= store_command(s, store_on_handshake, s, "AUTH %s %s", cfg->redis.username,
+                                password);
         } else {
-            redisAsyncCommand(s->ac, store_on_handshake, s, "AUTH %s", password);
+            rc |= store_command(s, store_on_handshake, s, "AUTH %s", password);
         }
         if (password) {
             explicit_bzero(password, strlen(password));
@@ -189,8 +235,10 @@ static void store_send_handshake(store *s)
         }
     }
     if (cfg->redis.db != 0)
-        redisAsyncCommand(s->ac, store_on_handshake, s, "SELECT %d", cfg->redis.db);
-    redisAsyncCommand(s->ac, store_on_handshake, s, "PING");
+        rc |= store_command(s, store_on_handshake, s, "SELECT %d", cfg->redis.db);
+    rc |= store_command(s, store_on_handshake, s, "PING");
+    if (rc != 0)
+        log_error("redis: cannot send the handshake");   /* the timeout reconnects */
 }
 
 static void store_on_connect(const redisAsyncContext *ac, int status)
@@ -207,7 +255,18 @@ static void store_on_connect(const redisAsyncContext *ac, int status)
     store_send_handshake(s);
 }
 
-static void store_on_timer_closed(uv_handle_t *handle);
+static void store_on_handle_closed(uv_handle_t *handle)
+{
+    store *s = handle->data;
+    if (--s->handles_open == 0 && s->close_done)
+        s->close_done(s->close_ctx);
+}
+
+static void store_close_handles(store *s)
+{
+    uv_close((uv_handle_t *)&s->reconnect_timer, store_on_handle_closed);
+    uv_close((uv_handle_t *)&s->timeout_timer, store_on_handle_closed);
+}
 
 static void store_on_disconnect(const redisAsyncContext *ac, int status)
 {
@@ -215,9 +274,11 @@ static void store_on_disconnect(const redisAsyncContext *ac, int status)
     bool was_ready = s->ready;
     s->ac = NULL;       /* freed by hiredis after this callback */
     s->ready = false;
+    s->failing = false;
     s->batch_open = false;
+    s->waiting = 0;
     if (s->closing) {
-        uv_close((uv_handle_t *)&s->reconnect_timer, store_on_timer_closed);
+        store_close_handles(s);
         return;
     }
     if (status != REDIS_OK)
@@ -232,6 +293,9 @@ static void store_connect(store *s)
     const cfg_config *cfg = s->cfg;
     char ep[300];
     s->reconnects++;
+    s->waiting = 0;
+    s->failing = false;
+    s->connect_ms = uv_now(s->loop);
     s->ac = cfg->redis.socket ? redisAsyncConnectUnix(cfg->redis.socket)
                               : redisAsyncConnect(cfg->redis.host, cfg->redis.port);
     if (!s->ac || s->ac->err) {
@@ -244,7 +308,7 @@ static void store_connect(store *s)
         return;
     }
     s->ac->data = s;
-    if (store_uv_attach(s->ac, s->loop) != REDIS_OK) {
+    if (redis_uv_attach(s->ac, s->loop) != REDIS_OK) {
         log_error("redis: cannot attach to the event loop");
         redisAsyncFree(s->ac);
         s->ac = NULL;
@@ -264,18 +328,25 @@ store *store_new(uv_loop_t *loop, const cfg_config *cfg, const store_callbacks *
     s->ctx = ctx;
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
     uv_timer_init(loop, &s->reconnect_timer);
-    s->reconnect_timer.data = s;
+    uv_timer_init(loop, &s->timeout_timer);
+    s->reconnect_timer.data = s->timeout_timer.data = s;
+    s->handles_open = 2;
     return s;
 }
 
 void store_set_config(store *s, const cfg_config *cfg)
 {
+    bool timeout_changed = cfg->redis.timeout_ms != s->cfg->redis.timeout_ms;
     s->cfg = cfg;
+    if (timeout_changed && uv_is_active((uv_handle_t *)&s->timeout_timer) &&
+        store_start_timeout_timer(s) < 0)
+        log_error("redis: cannot restart the reply timer");
 }
 
 void store_reconnect(store *s)
 {
     if (s->ac && (s->ac->c.flags & REDIS_CONNECTED)) {
+        s->failing = true;
         redisAsyncDisconnect(s->ac);    /* the disconnect callback schedules the reconnect */
         return;
     }
@@ -289,6 +360,9 @@ void store_reconnect(store *s)
 
 int store_start(store *s)
 {
+    int rc = store_start_timeout_timer(s);
+    if (rc < 0)
+        return rc;
     store_connect(s);
     s->reconnects = 0;
     return 0;
@@ -296,7 +370,7 @@ int store_start(store *s)
 
 bool store_is_connected(const store *s)
 {
-    return s->ac && s->ready;
+    return s->ac && s->ready && !s->failing;
 }
 
 uint64_t store_reconnects(const store *s)
@@ -304,9 +378,9 @@ uint64_t store_reconnects(const store *s)
     return s->reconnects;
 }
 
-const char *store_prefix(const store *s)
+uint64_t store_timeouts(const store *s)
 {
-    return s->cfg->redis.prefix;
+    return s->timeouts;
 }
 
 /* ---- argv building ---- */
@@ -323,6 +397,7 @@ static void store_arg_str(store_args *a, const char *s)
     store_arg(a, s, strlen(s));
 }
 
+/* Formats into the argument's own number slot: only for values known to fit it. */
 static void store_arg_fmt(store_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void store_arg_fmt(store_args *a, const char *fmt, ...)
 {
@@ -331,7 +406,9 @@ static void store_arg_fmt(store_args *a, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(slot, sizeof a->num[0], fmt, ap);
     va_end(ap);
-    store_arg(a, slot, n < 0 ? 0 : (size_t)n);
+    if (n < 0 || (size_t)n >= sizeof a->num[0])
+        abort();    /* a number that does not fit its slot is a bug, never a torn value */
+    store_arg(a, slot, (size_t)n);
 }
 
 static void store_arg_i64(store_args *a, int64_t v)
@@ -339,63 +416,31 @@ static void store_arg_i64(store_args *a, int64_t v)
     store_arg_fmt(a, "%" PRId64, v);
 }
 
-static void store_arg_key(store_args *a, const store *s, const char *lot_id, const char *suffix)
+static void store_arg_key(store_args *a, const store *s, enum store_key k, const char *lot_id)
 {
-    store_arg_fmt(a, "%slot:%s%s", s->cfg->redis.prefix, lot_id, suffix);
+    store_arg(a, a->key, store_key(s, k, lot_id, a->key, sizeof a->key));
 }
 
-static char *store_put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-/* The Redis protocol written in one pass into one buffer: hiredis's own argv formatting grows
- * a string argument by argument, which was an eighth of parkd's CPU under load. */
+/* One command of the open batch. hiredis formats it in one pass (redisFormatCommandArgv sizes
+ * the buffer first); its reply is part of EXEC's. */
 static void store_send_argv(store *s, int argc, const char **argv, const size_t *len)
 {
-    size_t total = 16;
-    for (int i = 0; i < argc; i++)
-        total += len[i] + 24;
-    char stack[8192];
-    char *buf = total <= sizeof stack ? stack : util_xmalloc(total);
-    char *p = buf;
-    *p++ = '*';
-    p = store_put_uint(p, (size_t)argc);
-    *p++ = '\r';
-    *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
-        *p++ = '$';
-        p = store_put_uint(p, len[i]);
-        *p++ = '\r';
-        *p++ = '\n';
-        memcpy(p, argv[i], len[i]);
-        p += len[i];
-        *p++ = '\r';
-        *p++ = '\n';
+    if (!s->batch_open || !s->ac)
+        return;
+    char *cmd = NULL;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, len);
+    if (n < 0) {
+        log_error("redis: out of memory formatting a command");
+        abort();
     }
-    redisAsyncFormattedCommand(s->ac, NULL, NULL, buf, (size_t)(p - buf));
-    if (buf != stack)
-        free(buf);
+    if (redisAsyncFormattedCommand(s->ac, NULL, NULL, cmd, (size_t)n) != REDIS_OK)
+        log_warning("redis: command not sent: the connection is closing");
+    redisFreeCommand(cmd);
 }
 
 static void store_send(store *s, store_args *a)
 {
-    if (!s->ac)
-        return;
-    if (!s->batch_open) {
-        redisAsyncCommand(s->ac, NULL, NULL, "MULTI");
-        s->batch_open = true;
-    }
     store_send_argv(s, a->argc, a->argv, a->len);
-    s->batch_commands++;
 }
 
 /* ---- lot writes ---- */
@@ -421,7 +466,7 @@ static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wal
     store_args a;
     a.argc = 0;
     store_arg_str(&a, "HSET");
-    store_arg_key(&a, s, l->id, "");
+    store_arg_key(&a, s, STORE_KEY_LOT, l->id);
     if (with_static)
         store_lot_hash_static(&a, l);
     store_arg_str(&a, "occupied");
@@ -456,7 +501,7 @@ static void store_lot_state(store *s, const lot *l)
     store_args a;
     a.argc = 0;
     store_arg_str(&a, "HSET");
-    store_arg_key(&a, s, l->id, ":state");
+    store_arg_key(&a, s, STORE_KEY_STATE, l->id);
     store_arg_str(&a, "has_data");
     store_arg_str(&a, l->has_data ? "1" : "0");
     store_arg_str(&a, "occupied");
@@ -491,10 +536,10 @@ static void store_bay_writer_reset(store_bay_writer *w)
 {
     w->pub.argc = 0;
     store_arg_str(&w->pub, "HSET");
-    store_arg_key(&w->pub, w->s, w->l->id, ":bays");
+    store_arg_key(&w->pub, w->s, STORE_KEY_BAYS, w->l->id);
     w->state.argc = 0;
     store_arg_str(&w->state, "HSET");
-    store_arg_key(&w->state, w->s, w->l->id, ":baystate");
+    store_arg_key(&w->state, w->s, STORE_KEY_BAYSTATE, w->l->id);
 }
 
 static void store_bay_writer_flush(store_bay_writer *w)
@@ -546,7 +591,7 @@ static void store_gate_writer_flush(store_gate_writer *w, const lot *l)
         store_send(w->s, &w->a);
     w->a.argc = 0;
     store_arg_str(&w->a, "HSET");
-    store_arg_key(&w->a, w->s, l->id, ":gateseq");
+    store_arg_key(&w->a, w->s, STORE_KEY_GATESEQ, l->id);
 }
 
 static void store_gate_writer_add(store_gate_writer *w, const lot *l, const lot_gate *g)
@@ -590,8 +635,6 @@ static void store_lot_gates(store *s, const lot *l, bool full)
 
 void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms)
 {
-    if (!s->ac)
-        return;
     store_lot_hash(s, l, what & STORE_LOT_STATIC, wall_ms);
     store_lot_state(s, l);
     store_lot_bays(s, l, what & STORE_LOT_ALL_SENSORS);
@@ -600,19 +643,88 @@ void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms)
 
 void store_batch_lot_ids(store *s, lot *const *lots, size_t n)
 {
+    store_args *a = util_xmalloc(sizeof *a);
+    a->argc = 0;
+    store_arg_str(a, "DEL");
+    store_arg_key(a, s, STORE_KEY_LOTS, NULL);
+    store_send(s, a);
+    for (size_t i = 0; i < n;) {
+        a->argc = 0;
+        store_arg_str(a, "SADD");
+        store_arg_key(a, s, STORE_KEY_LOTS, NULL);
+        for (; i < n && a->argc < STORE_ARGS_MAX; i++)
+            store_arg_str(a, lots[i]->id);
+        store_send(s, a);
+    }
+    free(a);
+}
+
+void store_batch_history(store *s, const char *lot_id, const hist_entry *e)
+{
     store_args a;
     a.argc = 0;
-    store_arg_str(&a, "DEL");
-    store_arg_fmt(&a, "%slots", s->cfg->redis.prefix);
+    store_arg_str(&a, "XADD");
+    store_arg_key(&a, s, STORE_KEY_HISTORY, lot_id);
+    store_arg_str(&a, "MAXLEN");
+    store_arg_str(&a, "~");
+    store_arg_i64(&a, s->cfg->history.max_len);
+    store_arg_fmt(&a, "%" PRId64 "-%" PRIu64, e->ms, e->seq);
+    store_arg_str(&a, "occupied");
+    store_arg_i64(&a, e->occupied);
+    store_arg_str(&a, "free");
+    store_arg_i64(&a, e->free);
+    store_arg_str(&a, "free_smoothed");
+    store_arg_fmt(&a, "%.1f", e->free_smoothed);
     store_send(s, &a);
-    for (size_t i = 0; i < n;) {
-        a.argc = 0;
-        store_arg_str(&a, "SADD");
-        store_arg_fmt(&a, "%slots", s->cfg->redis.prefix);
-        for (; i < n && a.argc < 2 + STORE_FIELDS_PER_HSET; i++)
-            store_arg_str(&a, lots[i]->id);
-        store_send(s, &a);
+}
+
+/* Model fields are long (profiles, error rings), so this argv points at the caller's strings. */
+void store_batch_model(store *s, const char *lot_id, size_t n, const char *const *fields,
+                       const char *const *values)
+{
+    if (!n)
+        return;
+    size_t argc = 2 + 2 * n;
+    const char **argv = util_xcalloc(argc, sizeof *argv);
+    size_t *len = util_xcalloc(argc, sizeof *len);
+    char key[STORE_KEY_MAX];
+    argv[0] = "HSET";
+    len[0] = 4;
+    argv[1] = key;
+    len[1] = store_key(s, STORE_KEY_MODEL, lot_id, key, sizeof key);
+    for (size_t i = 0; i < n; i++) {
+        argv[2 + 2 * i] = fields[i];
+        len[2 + 2 * i] = strlen(fields[i]);
+        argv[3 + 2 * i] = values[i];
+        len[3 + 2 * i] = strlen(values[i]);
     }
+    store_send_argv(s, (int)argc, argv, len);
+    free(argv);
+    free(len);
+}
+
+static void store_forecast_field(void *ctx, const char *field, const char *value)
+{
+    store_args *a = ctx;
+    if (a->argc + 2 > STORE_ARGS_MAX)
+        abort();    /* FC_MAX_HORIZONS * 4 + 1 fields always fit */
+    store_arg_fmt(a, "%s", field);
+    store_arg_fmt(a, "%s", value);
+}
+
+void store_batch_forecast(store *s, const char *lot_id, const fc_forecast *f)
+{
+    store_args *a = util_xmalloc(sizeof *a);
+    a->argc = 0;
+    store_arg_str(a, "DEL");
+    store_arg_key(a, s, STORE_KEY_FORECAST, lot_id);
+    store_send(s, a);
+    a->argc = 0;
+    store_arg_str(a, "HSET");
+    store_arg_key(a, s, STORE_KEY_FORECAST, lot_id);
+    fc_forecast_fields(f, store_forecast_field, a);
+    store_send(s, a);
+    free(a);
 }
 
 void store_batch_update(store *s, const char *json, size_t len)
@@ -620,24 +732,44 @@ void store_batch_update(store *s, const char *json, size_t len)
     store_args a;
     a.argc = 0;
     store_arg_str(&a, "PUBLISH");
-    store_arg_fmt(&a, "%supdates", s->cfg->redis.prefix);
+    store_arg_key(&a, s, STORE_KEY_UPDATES, NULL);
     store_arg(&a, json, len);
     store_send(s, &a);
 }
 
-void store_batch_command(store *s, int argc, const char **argv, const size_t *lens)
+void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c)
 {
-    if (!s->ac)
-        return;
-    if (!s->batch_open) {
-        redisAsyncCommand(s->ac, NULL, NULL, "MULTI");
-        s->batch_open = true;
+    store_args *a = util_xmalloc(sizeof *a);
+    a->argc = 0;
+    store_arg_str(a, "HSET");
+    store_arg_key(a, s, STORE_KEY_DAEMON, NULL);
+    store_arg_str(a, "version");
+    store_arg_str(a, PARKD_VERSION);
+    store_arg_str(a, "pid");
+    store_arg_i64(a, (int64_t)getpid());
+    store_arg_str(a, "started_ms");
+    store_arg_i64(a, started_ms);
+    for (size_t i = 0; i < c->n && a->argc + 2 <= STORE_ARGS_MAX; i++) {
+        store_arg_str(a, c->names[i]);
+        store_arg_fmt(a, "%" PRIu64, c->values[i]);
     }
-    store_send_argv(s, argc, argv, lens);
-    s->batch_commands++;
+    store_send(s, a);
+    free(a);
 }
 
-bool store_batch_open(const store *s)
+int store_batch_begin(store *s)
+{
+    if (!store_is_connected(s))
+        return -ENOTCONN;
+    if (s->batch_open)
+        abort();    /* two owners of one batch: the bug this API exists to prevent */
+    if (redisAsyncCommand(s->ac, NULL, NULL, "MULTI") != REDIS_OK)
+        return -ENOTCONN;
+    s->batch_open = true;
+    return 0;
+}
+
+bool store_batch_is_open(const store *s)
 {
     return s->batch_open;
 }
@@ -649,10 +781,10 @@ typedef struct store_batch_done {
     void *ctx;
 } store_batch_done;
 
+/* NULL: the connection went (its callbacks handle that). Otherwise whether every command
+ * of the transaction succeeded. */
 static bool store_exec_ok(const redisReply *reply)
 {
-    if (!reply)
-        return false;
     if (reply->type == REDIS_REPLY_ERROR) {
         log_error("redis: transaction failed: %s", reply->str);
         return false;
@@ -675,30 +807,35 @@ static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
 {
     store_batch_done *b = privdata;
     store *s = b->s;
+    store_got_reply(s);
     s->in_flight--;
-    b->done(b->ctx, b->token, store_exec_ok(r));
+    bool ok = r && store_exec_ok(r);
+    if (r && !ok && !s->closing && !s->failing) {
+        /* Redis refused part of it (out of memory, a replica, a rename…): reconnect with
+         * backoff; the reconnect writes every lot in full, and the input stays unacknowledged
+         * meanwhile. */
+        log_error("redis: a batch failed; reconnecting to write the full state again");
+        store_reconnect(s);
+    }
+    b->done(b->ctx, b->token, ok);
     free(b);
 }
 
 int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_t token, bool ok),
                        void *ctx)
 {
-    if (!s->ac || !s->ready) {
-        s->batch_open = false;
-        return -ENOTCONN;
-    }
     if (!s->batch_open)
-        return -ENODATA;
+        abort();
+    s->batch_open = false;
+    if (!store_is_connected(s))
+        return -ENOTCONN;
     store_batch_done *b = util_xmalloc(sizeof *b);
     *b = (store_batch_done){ s, token, done, ctx };
-    s->batch_open = false;
-    s->batch_commands = 0;
-    s->in_flight++;
-    if (redisAsyncCommand(s->ac, store_on_exec, b, "EXEC") != REDIS_OK) {
-        s->in_flight--;
+    if (store_command(s, store_on_exec, b, "EXEC") < 0) {
         free(b);
         return -ENOTCONN;
     }
+    s->in_flight++;
     return 0;
 }
 
@@ -707,42 +844,23 @@ size_t store_batches_in_flight(const store *s)
     return s->in_flight;
 }
 
-void store_write_daemon(store *s, int64_t started_ms, const store_counters *c)
-{
-    if (!store_is_connected(s) || s->batch_open)
-        return;
-    store_args *a = util_xmalloc(sizeof *a);
-    a->argc = 0;
-    store_arg_str(a, "HSET");
-    store_arg_fmt(a, "%sdaemon", s->cfg->redis.prefix);
-    store_arg_str(a, "version");
-    store_arg_str(a, PARKD_VERSION);
-    store_arg_str(a, "pid");
-    store_arg_i64(a, (int64_t)getpid());
-    store_arg_str(a, "started_ms");
-    store_arg_i64(a, started_ms);
-    for (size_t i = 0; i < c->n && a->argc + 2 <= (int)(sizeof a->argv / sizeof a->argv[0]); i++) {
-        store_arg_str(a, c->names[i]);
-        store_arg_fmt(a, "%" PRIu64, c->values[i]);
-    }
-    redisAsyncCommandArgv(s->ac, NULL, NULL, a->argc, a->argv, a->len);
-    free(a);
-}
-
 /* ---- restore ---- */
 
 typedef struct store_restore_job {
     store *s;
     size_t pending;
     bool failed;
+    store_model_fn model;
     void (*done)(void *ctx, int status);
     void *ctx;
 } store_restore_job;
 
+enum store_restore_what { STORE_R_STATE, STORE_R_BAYS, STORE_R_GATES, STORE_R_MODEL };
+
 typedef struct store_restore_req {
     store_restore_job *job;
     lot *l;
-    int what;   /* 0 state, 1 bays, 2 gates */
+    enum store_restore_what what;
 } store_restore_req;
 
 static bool store_parse_i64(const char *s, int64_t *out)
@@ -830,21 +948,37 @@ static void store_restore_gates(lot *l, const redisReply *r)
     }
 }
 
+static void store_restore_model(const store_restore_job *job, lot *l, const redisReply *r)
+{
+    size_t n = r->elements / 2;
+    const char **fields = util_xcalloc(n + 1, sizeof *fields);
+    const char **values = util_xcalloc(n + 1, sizeof *values);
+    for (size_t i = 0; i < n; i++) {
+        fields[i] = r->element[2 * i]->str;
+        values[i] = r->element[2 * i + 1]->str;
+    }
+    job->model(job->ctx, l, n, fields, values);
+    free(fields);
+    free(values);
+}
+
 static void store_on_restore_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     store_restore_req *req = privdata;
     store_restore_job *job = req->job;
     redisReply *reply = r;
+    store_got_reply(job->s);
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis: restore of lot %s failed: %s", req->l->id, reply->str);
         job->failed = true;
-    } else if (req->what == 0) {
-        store_restore_state(req->l, reply);
-    } else if (req->what == 1) {
-        store_restore_bays(req->l, reply);
-    } else {
-        store_restore_gates(req->l, reply);
+    } else if (!job->failed) {
+        switch (req->what) {
+        case STORE_R_STATE: store_restore_state(req->l, reply); break;
+        case STORE_R_BAYS: store_restore_bays(req->l, reply); break;
+        case STORE_R_GATES: store_restore_gates(req->l, reply); break;
+        case STORE_R_MODEL: store_restore_model(job, req->l, reply); break;
+        }
     }
     free(req);
     if (--job->pending == 0) {
@@ -853,26 +987,27 @@ static void store_on_restore_reply(redisAsyncContext *ac, void *r, void *privdat
     }
 }
 
-int store_restore(store *s, lot *const *lots, size_t n, void (*done)(void *ctx, int status),
-                  void *ctx)
+int store_restore(store *s, lot *const *lots, size_t n, store_model_fn model,
+                  void (*done)(void *ctx, int status), void *ctx)
 {
-    static const char *const suffixes[] = { ":state", ":baystate", ":gateseq" };
-    if (!store_is_connected(s))
+    static const enum store_key keys[] = { STORE_KEY_STATE, STORE_KEY_BAYSTATE, STORE_KEY_GATESEQ,
+                                           STORE_KEY_MODEL };
+    if (!store_is_connected(s) || s->batch_open)
         return -ENOTCONN;
     store_restore_job *job = util_xcalloc(1, sizeof *job);
-    job->s = s;
-    job->done = done;
-    job->ctx = ctx;
-    job->pending = 1;   /* held until every request is sent */
+    *job = (store_restore_job){ s, 1, false, model, done, ctx };   /* held while sending */
     for (size_t i = 0; i < n; i++) {
-        for (int what = 0; what < 3; what++) {
+        for (int what = STORE_R_STATE; what <= STORE_R_MODEL; what++) {
             store_restore_req *req = util_xmalloc(sizeof *req);
-            *req = (store_restore_req){ job, lots[i], what };
+            *req = (store_restore_req){ job, lots[i], (enum store_restore_what)what };
             char key[STORE_KEY_MAX];
-            snprintf(key, sizeof key, "%slot:%s%s", s->cfg->redis.prefix, lots[i]->id,
-                     suffixes[what]);
+            size_t len = store_key(s, keys[what], lots[i]->id, key, sizeof key);
+            if (store_command(s, store_on_restore_reply, req, "HGETALL %b", key, len) < 0) {
+                free(req);
+                job->failed = true;
+                continue;
+            }
             job->pending++;
-            redisAsyncCommand(s->ac, store_on_restore_reply, req, "HGETALL %s", key);
         }
     }
     if (--job->pending == 0) {
@@ -882,61 +1017,7 @@ int store_restore(store *s, lot *const *lots, size_t n, void (*done)(void *ctx, 
     return 0;
 }
 
-/* ---- generic reads ---- */
-
-typedef struct store_hgetall_req {
-    void (*cb)(void *ctx, int status, size_t n, const char *const *fields,
-               const char *const *values);
-    void *ctx;
-} store_hgetall_req;
-
-static void store_on_hgetall(redisAsyncContext *ac, void *r, void *privdata)
-{
-    store_hgetall_req *req = privdata;
-    redisReply *reply = r;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        req->cb(req->ctx, -EIO, 0, NULL, NULL);
-        free(req);
-        return;
-    }
-    size_t n = reply->elements / 2;
-    const char **fields = util_xcalloc(n + 1, sizeof *fields);
-    const char **values = util_xcalloc(n + 1, sizeof *values);
-    for (size_t i = 0; i < n; i++) {
-        fields[i] = reply->element[2 * i]->str;
-        values[i] = reply->element[2 * i + 1]->str;
-    }
-    req->cb(req->ctx, 0, n, fields, values);
-    free(fields);
-    free(values);
-    free(req);
-}
-
-int store_hgetall(store *s, const char *key,
-                  void (*cb)(void *ctx, int status, size_t n, const char *const *fields,
-                             const char *const *values),
-                  void *ctx)
-{
-    if (!store_is_connected(s) || s->batch_open)
-        return -ENOTCONN;
-    store_hgetall_req *req = util_xmalloc(sizeof *req);
-    req->cb = cb;
-    req->ctx = ctx;
-    if (redisAsyncCommand(s->ac, store_on_hgetall, req, "HGETALL %s", key) != REDIS_OK) {
-        free(req);
-        return -ENOTCONN;
-    }
-    return 0;
-}
-
 /* ---- shutdown ---- */
-
-static void store_on_timer_closed(uv_handle_t *handle)
-{
-    store *s = handle->data;
-    if (s->close_done)
-        s->close_done(s->close_ctx);
-}
 
 void store_close(store *s, void (*done)(void *ctx), void *ctx)
 {
@@ -945,7 +1026,9 @@ void store_close(store *s, void (*done)(void *ctx), void *ctx)
     s->close_ctx = ctx;
     uv_timer_stop(&s->reconnect_timer);
     if (s->ac && (s->ac->c.flags & REDIS_CONNECTED)) {
-        redisAsyncDisconnect(s->ac);    /* the disconnect callback closes the timer */
+        /* hiredis waits for the replies in flight; the timeout timer keeps running, so a
+         * stalled Redis cannot hold the shutdown for longer than redis.timeout */
+        redisAsyncDisconnect(s->ac);    /* the disconnect callback closes the handles */
         return;
     }
     if (s->ac) {
@@ -953,7 +1036,7 @@ void store_close(store *s, void (*done)(void *ctx), void *ctx)
         redisAsyncFree(s->ac);
         s->ac = NULL;
     }
-    uv_close((uv_handle_t *)&s->reconnect_timer, store_on_timer_closed);
+    store_close_handles(s);
 }
 
 void store_free(store *s)

@@ -1,7 +1,13 @@
-/* store: parkd's Redis side. The connection (hiredis async on the libuv loop, AUTH/SELECT,
- * reconnect with backoff), the key layout (SPEC §5 and the restore keys documented in the
- * README), batched writes sent as one MULTI/EXEC pipeline per loop turn, and the restore of
- * every lot's state on start. */
+/* store: parkd's Redis side. The connection (hiredis async on the libuv loop through
+ * redis_uv.h, AUTH/SELECT, reconnect with backoff, a reply timeout), every key parkd uses
+ * (SPEC §5 and the restore keys documented in the README, all built by one key builder), the
+ * commands that write them, and the restore of every lot's state on start.
+ *
+ * Writes are batches: store_batch_begin opens a MULTI, the store_batch_* calls append commands,
+ * store_batch_commit sends EXEC. Only the pipeline module calls them; nothing here opens a
+ * batch as a side effect. Failure model: a lost connection or a reply slower than
+ * redis.timeout fails every batch in flight (done with ok = false) and reconnects with
+ * backoff; the caller rewrites its full state on the next on_connected. */
 #ifndef PARKD_STORE_H
 #define PARKD_STORE_H
 
@@ -11,6 +17,8 @@
 #include <uv.h>
 
 #include "config.h"
+#include "forecast.h"
+#include "history.h"
 #include "lot.h"
 
 typedef struct store store;
@@ -18,8 +26,8 @@ typedef struct store store;
 typedef struct store_callbacks {
     /* Connected, authenticated and on the right db (after every reconnect too). */
     void (*on_connected)(void *ctx);
-    /* The connection was lost: every batch in flight has failed (its done callback ran with
-     * ok = false before this). A reconnect is scheduled. */
+    /* The connection was lost or timed out: every batch in flight has failed (its done
+     * callback ran with ok = false before this). A reconnect is scheduled. */
     void (*on_disconnected)(void *ctx);
 } store_callbacks;
 
@@ -33,25 +41,39 @@ typedef struct store_counters {
 /* A store for CFG's redis section (CFG and CB must outlive it). Never NULL. */
 store *store_new(uv_loop_t *loop, const cfg_config *cfg, const store_callbacks *cb, void *ctx);
 
-/* Swaps in a reloaded configuration whose redis section is identical (the caller keeps it so). */
+/* Swaps in a reloaded configuration (a changed connection setting needs store_reconnect). */
 void store_set_config(store *s, const cfg_config *cfg);
 
 /* Drops the connection and connects again with the current configuration (reload). */
 void store_reconnect(store *s);
 
-/* Starts connecting (retried with backoff). Returns 0 or a negative errno. */
+/* Starts connecting (retried with backoff). Returns 0 or a negative errno (timers). */
 int store_start(store *s);
 bool store_is_connected(const store *s);
 uint64_t store_reconnects(const store *s);
+/* Times a reply took longer than redis.timeout (each one dropped the connection). */
+uint64_t store_timeouts(const store *s);
+
+/* ---- restore ---- */
+
+/* Called once per lot with its stored :model hash (N pairs, valid during the call only),
+ * after the lot's own state was restored into it. */
+typedef void (*store_model_fn)(void *ctx, lot *l, size_t n, const char *const *fields,
+                               const char *const *values);
 
 /* Loads every lot's state (lot hash state, bays with their event times, gate seqs, smoothing)
- * into LOTS[0..N) with the lot_restore_* calls, then calls DONE(CTX, 0), or DONE(CTX, -EIO) if
- * the connection failed meanwhile (call again once reconnected). Needs a connection. */
-int store_restore(store *s, lot *const *lots, size_t n, void (*done)(void *ctx, int status),
-                  void *ctx);
+ * into LOTS[0..N) with the lot_restore_* calls and hands each lot's :model hash to MODEL, then
+ * calls DONE(CTX, 0), or DONE(CTX, -EIO) if the connection failed meanwhile (call again once
+ * reconnected: restoring twice gives the same state). The lots must stay alive until DONE.
+ * Returns 0, or -ENOTCONN (DONE is then not called). */
+int store_restore(store *s, lot *const *lots, size_t n, store_model_fn model,
+                  void (*done)(void *ctx, int status), void *ctx);
 
-/* Batch building. Every call appends to the batch of this loop turn, which must be committed
- * with store_batch_commit before returning to the loop. */
+/* ---- batches ---- */
+
+/* Opens this turn's batch (MULTI). Returns 0, or -ENOTCONN. One batch at a time is open. */
+int store_batch_begin(store *s);
+bool store_batch_is_open(const store *s);
 
 /* What store_batch_lot writes beyond the lot's state and its dirty bays and gates. */
 #define STORE_LOT_STATIC 1u         /* name, capacity, source, lat, lon (start, reload) */
@@ -62,35 +84,28 @@ int store_restore(store *s, lot *const *lots, size_t n, void (*done)(void *ctx, 
 void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms);
 /* Replaces the set of configured lot ids. */
 void store_batch_lot_ids(store *s, lot *const *lots, size_t n);
+/* One entry of the lot's history stream, trimmed near history.max_len. */
+void store_batch_history(store *s, const char *lot_id, const hist_entry *e);
+/* HSET of N changed fields of the lot's :model hash (nothing when N is 0). */
+void store_batch_model(store *s, const char *lot_id, size_t n, const char *const *fields,
+                       const char *const *values);
+/* The lot's :forecast hash, replaced whole (DEL + HSET) so that horizons dropped by a reload
+ * disappear and a reader never mixes two forecasts. */
+void store_batch_forecast(store *s, const char *lot_id, const fc_forecast *f);
 /* PUBLISH of an availability JSON on the <prefix>updates channel. */
 void store_batch_update(store *s, const char *json, size_t len);
-/* A free-form command (argv form) in the batch, for modules with keys of their own (built
- * with store_prefix). */
-void store_batch_command(store *s, int argc, const char **argv, const size_t *lens);
-/* The prefix ("parkd:") for modules that build their own keys. */
-const char *store_prefix(const store *s);
+/* The parkd:daemon hash: version, pid, started_ms and the counters. */
+void store_batch_daemon(store *s, int64_t started_ms, const store_counters *counters);
 
-bool store_batch_open(const store *s);
-
-/* Reads hash KEY (HGETALL) for modules with keys of their own: CB(CTX, 0, N, FIELDS, VALUES)
- * with N field/value pairs (valid during the call only), or CB(CTX, -EIO, 0, NULL, NULL).
- * Must not be called while a batch is open. Returns 0 or -ENOTCONN. */
-int store_hgetall(store *s, const char *key,
-                  void (*cb)(void *ctx, int status, size_t n, const char *const *fields,
-                             const char *const *values),
-                  void *ctx);
-
-/* Sends the batch as MULTI ... EXEC. DONE(CTX, TOKEN, ok) runs when Redis has executed it
- * (ok) or it failed (connection lost, or a command error, which is logged). Returns 0, or
- * -ENOTCONN (nothing was sent; DONE is not called). An empty batch returns -ENODATA. */
+/* Sends EXEC. DONE(CTX, TOKEN, ok) runs when Redis has executed the batch (ok) or it failed
+ * (connection lost or timed out, or a command error, which is logged). Returns 0, or
+ * -ENOTCONN (the batch is dropped; DONE is not called). */
 int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_t token, bool ok),
                        void *ctx);
 size_t store_batches_in_flight(const store *s);
 
-/* Writes the parkd:daemon hash (version, pid, started_ms, counters); fire and forget. */
-void store_write_daemon(store *s, int64_t started_ms, const store_counters *counters);
-
-/* Waits for every reply in flight, disconnects and closes all handles, then DONE(CTX). */
+/* Waits for every reply in flight (at most redis.timeout), disconnects and closes all
+ * handles, then DONE(CTX). Free with store_free after. */
 void store_close(store *s, void (*done)(void *ctx), void *ctx);
 void store_free(store *s);
 

@@ -1,7 +1,8 @@
 /* Unit tests for forecast, through its API: persistence for a new lot, learning a daily
  * pattern in local time (across the 2016-10-30 daylight-saving change), clamping of forecasts
  * and intervals to [0, capacity], full_at, mae, determinism, and keeping what was learned
- * across a change of horizons. Redis writes go to a store that is never connected. */
+ * across a change of horizons, and the model going out and back in as data (a restart). The
+ * engine is pure: no store, no loop. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uv.h>
 
 #include "forecast.h"
+#include "util.h"
 
 #define MINUTE 60000LL
 #define HOUR (60 * MINUTE)
@@ -23,10 +24,8 @@
 #define CAPACITY 200
 
 typedef struct fixture {
-    uv_loop_t loop;
     cfg_config cfg;
     int64_t horizons[3];
-    store *st;
     fc_engine *fc;
     lot *l;
 } fixture;
@@ -44,9 +43,7 @@ static lot *make_lot(void)
 
 static int setup(void **state)
 {
-    static const store_callbacks cb = { 0 };
     fixture *f = calloc(1, sizeof *f);
-    uv_loop_init(&f->loop);
     f->horizons[0] = 30 * MINUTE;
     f->horizons[1] = 60 * MINUTE;
     f->horizons[2] = 120 * MINUTE;
@@ -58,16 +55,11 @@ static int setup(void **state)
     f->cfg.history.max_len = 1000;
     f->cfg.smoothing.tau_ms = 5 * MINUTE;
     f->cfg.timezone = zone;
-    f->st = store_new(&f->loop, &f->cfg, &cb, NULL);
+    util_set_timezone(zone);    /* as main does, before the engine */
     f->fc = fc_new(&f->cfg);
     f->l = make_lot();
     *state = f;
     return 0;
-}
-
-static void on_closed(void *ctx)
-{
-    (void)ctx;
 }
 
 static int teardown(void **state)
@@ -76,15 +68,11 @@ static int teardown(void **state)
     fc_forget_lot(f->fc, f->l);
     lot_free(f->l);
     fc_free(f->fc);
-    store_close(f->st, on_closed, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    store_free(f->st);
-    uv_loop_close(&f->loop);
     free(f);
     return 0;
 }
 
-/* Local time in Europe/London (fc_new set TZ). */
+/* Local time in Europe/London (setup set TZ). */
 static int64_t at(int y, int mo, int d, int h, int mi)
 {
     struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
@@ -92,20 +80,74 @@ static int64_t at(int y, int mo, int d, int h, int mi)
     return (int64_t)mktime(&tm) * 1000;
 }
 
-/* One count message for lot L of engine FC, as the main loop handles it. */
-static void feed_lot(fc_engine *fc, store *st, lot *l, int64_t ts, int64_t occupied)
+/* The :model hash as Redis would hold it: the fields fc_model_changes wrote, latest value. */
+typedef struct model_hash {
+    char **fields, **values;
+    size_t n, cap_fields, cap_values;
+} model_hash;
+
+static void model_emit(void *ctx, const char *field, const char *value)
+{
+    model_hash *m = ctx;
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->fields[i], field) == 0) {
+            free(m->values[i]);
+            m->values[i] = util_xstrdup(value);
+            return;
+        }
+    }
+    util_grow((void **)&m->fields, &m->cap_fields, m->n + 1, sizeof *m->fields);
+    util_grow((void **)&m->values, &m->cap_values, m->n + 1, sizeof *m->values);
+    m->fields[m->n] = util_xstrdup(field);
+    m->values[m->n] = util_xstrdup(value);
+    m->n++;
+}
+
+static void model_free(model_hash *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->fields[i]);
+        free(m->values[i]);
+    }
+    free(m->fields);
+    free(m->values);
+}
+
+/* One count message for lot L of engine FC, as the pipeline handles it: observe, then the
+ * changed model fields into M (if not NULL). */
+static void feed_model(fc_engine *fc, lot *l, int64_t ts, int64_t occupied, model_hash *m)
 {
     pl_topic t = { .kind = PL_KIND_COUNT };
     strcpy(t.lot, l->id);
     pl_event ev = { .kind = PL_KIND_COUNT, .has_ts = true, .ts_ms = ts, .value = occupied };
     lot_apply(l, &t, &ev, ts, 10000);
-    fc_lot_changed(fc, l, st);
+    hist_entry e;
+    fc_observe(fc, l, &e);
+    if (m)
+        fc_model_changes(fc, l, model_emit, m);
     lot_clear_dirty(l);
+}
+
+static void feed_lot(fc_engine *fc, lot *l, int64_t ts, int64_t occupied)
+{
+    feed_model(fc, l, ts, occupied, NULL);
 }
 
 static void feed(fixture *f, int64_t ts, int64_t occupied)
 {
-    feed_lot(f->fc, f->st, f->l, ts, occupied);
+    feed_lot(f->fc, f->l, ts, occupied);
+}
+
+/* The forecast JSON as published, malloc'd; NULL when the lot has no data. */
+static char *fc_format_forecast(fc_engine *fc, lot *l, size_t *len)
+{
+    fc_forecast fcast;
+    if (!fc_forecast_lot(fc, l, &fcast))
+        return NULL;
+    char buf[4096];
+    *len = fc_format_json(l->id, &fcast, buf, sizeof buf);
+    assert_true(*len > 0);
+    return util_xstrndup(buf, *len);
 }
 
 /* A working day: empty at 07:00, full from 11:00 to 14:00, empty again by 19:00. */
@@ -262,7 +304,7 @@ static void test_deterministic(void **state)
         seed = seed * 1103515245u + 12345u;
         int64_t occ = (int64_t)((seed >> 8) % (CAPACITY + 1));
         feed(f, t, occ);
-        feed_lot(fc2, f->st, l2, t, occ);
+        feed_lot(fc2, l2, t, occ);
     }
     size_t n1, n2;
     char *a = fc_format_forecast(f->fc, f->l, &n1), *b = fc_format_forecast(fc2, l2, &n2);
@@ -282,7 +324,8 @@ static void test_same_time_and_reload(void **state)
     feed_days(f, 2016, 10, 3, 14, 0);
     int64_t t = at(2016, 10, 17, 9, 0);
     feed(f, t, 80);
-    fc_lot_changed(f->fc, f->l, f->st);       /* e.g. a stale flag: no new event time */
+    hist_entry e;
+    fc_observe(f->fc, f->l, &e);       /* e.g. a stale flag: no new event time */
     json_t *before = forecast(f);
     int64_t hz[2] = { 15 * MINUTE, 60 * MINUTE };
     cfg_config next = f->cfg;
@@ -300,6 +343,64 @@ static void test_same_time_and_reload(void **state)
     fc_set_config(f->fc, &f->cfg);
 }
 
+/* What fc_model_changes emitted, restored into a new engine (a restart), forecasts exactly as
+ * the engine that learned it; with the whole model marked dirty, a second engine written from
+ * scratch (a Redis that lost its data) gets the same. */
+static void test_model_round_trip(void **state)
+{
+    fixture *f = *state;
+    model_hash m = { 0 }, full = { 0 };
+    unsigned seed = 7;
+    for (int64_t t = at(2016, 10, 3, 0, 0); t < at(2016, 10, 17, 0, 0); t += 11 * MINUTE) {
+        seed = seed * 1103515245u + 12345u;
+        feed_model(f->fc, f->l, t, (int64_t)((seed >> 8) % (CAPACITY + 1)), &m);
+    }
+    assert_true(m.n > 10);
+    fc_mark_all_dirty(f->fc, f->l);
+    fc_model_changes(f->fc, f->l, model_emit, &full);
+    assert_true(full.n >= m.n);     /* every slot, also ones never written incrementally */
+    model_hash none = { 0 };
+    fc_model_changes(f->fc, f->l, model_emit, &none);
+    assert_int_equal(none.n, 0);    /* nothing changed: nothing emitted, not even "v" */
+    size_t n1, n2;
+    char *want = fc_format_forecast(f->fc, f->l, &n1);
+    model_hash *sources[] = { &m, &full };
+    for (size_t k = 0; k < 2; k++) {
+        fc_engine *fc2 = fc_new(&f->cfg);
+        lot *l2 = make_lot();
+        l2->has_data = f->l->has_data;      /* the lot's own state comes back from :state */
+        l2->ts_ms = f->l->ts_ms;
+        l2->occupied = f->l->occupied;
+        l2->status = f->l->status;
+        fc_restore_lot(fc2, l2, sources[k]->n, (const char *const *)sources[k]->fields,
+                       (const char *const *)sources[k]->values);
+        char *got = fc_format_forecast(fc2, l2, &n2);
+        assert_string_equal(got, want);
+        free(got);
+        fc_forget_lot(fc2, l2);
+        lot_free(l2);
+        fc_free(fc2);
+    }
+    free(want);
+    model_free(&m);
+    model_free(&full);
+}
+
+/* A forecast too long for the caller's buffer is refused, not cut. */
+static void test_format_does_not_truncate(void **state)
+{
+    fixture *f = *state;
+    feed(f, at(2016, 10, 4, 8, 0), 50);
+    fc_forecast fcast;
+    assert_true(fc_forecast_lot(f->fc, f->l, &fcast));
+    char buf[4096];
+    size_t n = fc_format_json(f->l->id, &fcast, buf, sizeof buf);
+    assert_true(n > 0);
+    for (size_t size = 0; size <= n; size++)
+        assert_int_equal(fc_format_json(f->l->id, &fcast, buf, size), 0);
+    assert_int_equal(fc_format_json(f->l->id, &fcast, buf, n + 1), n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +411,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clamped_to_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_time_and_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_does_not_truncate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,673 @@
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forecast.h"
+#include "log.h"
+#include "lot.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "notify.h"
+#include "pipeline.h"
+#include "reload.h"
+#include "store.h"
+#include "util.h"
+
+#define EXIT_CONFIG 78
+#define TICK_MS 1000
+#define DRAIN_POLL_MS 10
+#define SHUTDOWN_TIMEOUT_MS 5000
+#define RESTORE_RETRY_MS 1000
+#define MQTT_SWITCH_TIMEOUT_MS 2000
+
+struct parkd {
+    uv_loop_t *loop;
+    const char *config_path;
+    cfg_config *cfg;
+    enum daemon_state state;
+    int exit_code;
+    int64_t started_ms;
+
+    store *st;
+    fc_engine *fc;
+    pipeline *pipe;
+    mq_client *mq;
+    mq_client *mq_next;         /* a reload's new client, started once the old one closed */
+    metrics *metrics;
+
+    lot **restoring;            /* lots being restored: not running yet (owned until added) */
+    size_t n_restoring;
+    bool restore_in_flight;
+    bool reload_again;          /* a SIGHUP came while a reload was restoring */
+    bool mqtt_up;               /* subscribed at least once since start */
+    bool ready_sent;
+
+    uv_timer_t tick, watchdog, drain, retry;
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uint64_t stop_deadline;
+    int open_parts;             /* modules still closing at shutdown */
+    uint64_t last_messages_in;  /* for the STATUS rate */
+    uint64_t msg_rate;          /* messages per second over the last tick */
+};
+
+static void daemon_stop(parkd *d, int exit_code);
+static void daemon_on_store_closed(void *ctx);
+static void daemon_reload(parkd *d);
+static void daemon_restore_pending(parkd *d);
+
+static const char *const daemon_state_names[] = {
+    [DAEMON_CONNECTING] = "connecting", [DAEMON_RESTORING] = "restoring",
+    [DAEMON_STARTING] = "starting", [DAEMON_READY] = "ready", [DAEMON_RELOADING] = "reloading",
+    [DAEMON_DRAINING] = "draining", [DAEMON_STOPPED] = "stopped",
+};
+
+const char *daemon_state_name(enum daemon_state s)
+{
+    return daemon_state_names[s];
+}
+
+enum daemon_state daemon_state(const parkd *d)
+{
+    return d->state;
+}
+
+int daemon_exit_code(const parkd *d)
+{
+    return d->exit_code;
+}
+
+static void daemon_update_status(parkd *d);
+
+static void daemon_set_state(parkd *d, enum daemon_state s)
+{
+    if (d->state == s)
+        return;
+    log_debug("daemon: %s -> %s", daemon_state_names[d->state], daemon_state_names[s]);
+    d->state = s;
+    daemon_update_status(d);
+}
+
+static bool daemon_running(const parkd *d)
+{
+    return d->state == DAEMON_STARTING || d->state == DAEMON_READY ||
+           d->state == DAEMON_RELOADING || d->state == DAEMON_DRAINING;
+}
+
+/* ---- READY: restored, subscribed, and the identity stored ---- */
+
+static void daemon_maybe_ready(parkd *d)
+{
+    if (d->state != DAEMON_STARTING || !d->mqtt_up || !pipe_daemon_stored(d->pipe))
+        return;
+    daemon_set_state(d, DAEMON_READY);
+    if (!d->ready_sent) {
+        d->ready_sent = true;
+        size_t n;
+        pipe_lots(d->pipe, &n);
+        log_info("parkd %s ready: %zu lots", PARKD_VERSION, n);
+        notify_ready();
+    }
+}
+
+static void daemon_on_stored(void *ctx)
+{
+    daemon_maybe_ready(ctx);
+}
+
+/* ---- MQTT ---- */
+
+static void daemon_on_message(void *ctx, const char *topic, const void *payload, size_t len)
+{
+    parkd *d = ctx;
+    pipe_on_message(d->pipe, topic, payload, len);
+}
+
+static void daemon_on_mqtt_connected(void *ctx)
+{
+    parkd *d = ctx;
+    d->mqtt_up = true;
+    pipe_republish_all(d->pipe);
+    pipe_flush(d->pipe, false);
+    daemon_maybe_ready(d);
+}
+
+static void daemon_on_mqtt_disconnected(void *ctx)
+{
+    (void)ctx;
+}
+
+static const mq_callbacks daemon_mq_callbacks = {
+    .on_message = daemon_on_message,
+    .on_connected = daemon_on_mqtt_connected,
+    .on_disconnected = daemon_on_mqtt_disconnected,
+};
+
+static void daemon_start_mqtt(parkd *d)
+{
+    char *err = NULL;
+    d->mq = mq_new(d->loop, d->cfg, &daemon_mq_callbacks, d, &err);
+    if (!d->mq) {
+        log_error("%s", err);
+        free(err);
+        daemon_stop(d, EXIT_CONFIG);
+        return;
+    }
+    pipe_set_mqtt(d->pipe, d->mq);
+    int rc = mq_start(d->mq);
+    if (rc < 0) {
+        log_error("mqtt: cannot start: %s", uv_strerror(rc));
+        daemon_stop(d, 1);
+    }
+}
+
+/* ---- restore: the lots in d->restoring, before they run ---- */
+
+static void daemon_on_model(void *ctx, lot *l, size_t n, const char *const *fields,
+                            const char *const *values)
+{
+    parkd *d = ctx;
+    fc_restore_lot(d->fc, l, n, fields, values);
+}
+
+/* The restored lots start running, in configuration order. */
+static void daemon_run_restored(parkd *d)
+{
+    size_t with_data = 0;
+    for (size_t i = 0; i < d->n_restoring; i++) {
+        with_data += d->restoring[i]->has_data;
+        pipe_add_lot(d->pipe, d->restoring[i]);
+    }
+    log_info("restored state of %zu lots (%zu with data) from redis", d->n_restoring, with_data);
+    free(d->restoring);
+    d->restoring = NULL;
+    d->n_restoring = 0;
+    char **ids = util_xcalloc(d->cfg->n_lots + 1, sizeof *ids);
+    for (size_t i = 0; i < d->cfg->n_lots; i++)
+        ids[i] = d->cfg->lots[i].id;
+    pipe_order_lots(d->pipe, ids, d->cfg->n_lots);
+    free(ids);
+}
+
+static void daemon_on_retry(uv_timer_t *timer)
+{
+    daemon_restore_pending(timer->data);
+}
+
+static void daemon_on_restored(void *ctx, int status)
+{
+    parkd *d = ctx;
+    d->restore_in_flight = false;
+    if (d->state == DAEMON_DRAINING || d->state == DAEMON_STOPPED)
+        return;     /* the lots in d->restoring are freed with the daemon */
+    if (status < 0) {
+        /* a lost connection retries on reconnect; a refused read (a key of the wrong type)
+         * retries after a pause, and the lots never run on a guess */
+        log_warning("redis: restore failed; retrying");
+        if (store_is_connected(d->st) && uv_timer_start(&d->retry, daemon_on_retry,
+                                                        RESTORE_RETRY_MS, 0) < 0)
+            log_error("redis: cannot schedule the restore retry");
+        return;
+    }
+    daemon_run_restored(d);
+    if (d->state == DAEMON_RESTORING) {
+        daemon_set_state(d, DAEMON_STARTING);
+        pipe_write_daemon(d->pipe);     /* the identity, before READY */
+        pipe_flush(d->pipe, false);
+        daemon_start_mqtt(d);
+        return;
+    }
+    /* a reload's added lots */
+    if (d->mq)
+        mq_set_paused(d->mq, false);
+    pipe_flush(d->pipe, false);
+    daemon_set_state(d, DAEMON_READY);
+    size_t n;
+    pipe_lots(d->pipe, &n);
+    log_info("reload: %zu lots", n);
+    notify_ready();
+    if (d->reload_again) {
+        d->reload_again = false;
+        daemon_reload(d);
+    }
+}
+
+/* Restores d->restoring if Redis is up and no restore runs; else waits for on_connected. */
+static void daemon_restore_pending(parkd *d)
+{
+    if (d->restore_in_flight || !d->n_restoring || !store_is_connected(d->st))
+        return;
+    d->restore_in_flight = true;
+    int rc = store_restore(d->st, d->restoring, d->n_restoring, daemon_on_model,
+                           daemon_on_restored, d);
+    if (rc < 0) {
+        d->restore_in_flight = false;
+        log_warning("redis: cannot restore yet: %s", strerror(-rc));
+    }
+}
+
+static void daemon_create_lots(parkd *d, const cfg_lot *const *lots, size_t n)
+{
+    d->restoring = util_xcalloc(n + 1, sizeof *d->restoring);
+    for (size_t i = 0; i < n; i++)
+        d->restoring[d->n_restoring++] = lot_new(lots[i], d->cfg->smoothing.tau_ms);
+}
+
+/* ---- Redis ---- */
+
+static void daemon_on_redis_connected(void *ctx)
+{
+    parkd *d = ctx;
+    if (d->state == DAEMON_CONNECTING)
+        daemon_set_state(d, DAEMON_RESTORING);
+    if (daemon_running(d)) {
+        /* whatever failed in flight, and whatever Redis lost (a restart without persistence) */
+        pipe_resync_all(d->pipe);
+        pipe_flush(d->pipe, d->state == DAEMON_DRAINING);
+    }
+    daemon_restore_pending(d);
+}
+
+static void daemon_on_redis_disconnected(void *ctx)
+{
+    parkd *d = ctx;
+    pipe_resync_all(d->pipe);
+}
+
+static const store_callbacks daemon_store_callbacks = {
+    .on_connected = daemon_on_redis_connected,
+    .on_disconnected = daemon_on_redis_disconnected,
+};
+
+/* ---- periodic work ---- */
+
+static void daemon_update_status(parkd *d)
+{
+    /* the configured lots (restored or not yet); the state only while it is not plain ready */
+    char status[200];
+    int len = snprintf(status, sizeof status, "%zu lots, %" PRIu64 " msg/s, redis %s, mqtt %s",
+                       d->cfg->n_lots, d->msg_rate, store_is_connected(d->st) ? "up" : "down",
+                       d->mq && mq_is_connected(d->mq) ? "up" : "down");
+    if (d->state != DAEMON_READY && len > 0 && (size_t)len < sizeof status)
+        snprintf(status + len, sizeof status - (size_t)len, "; %s", daemon_state_names[d->state]);
+    notify_status(status);
+}
+
+static void daemon_update_metrics(parkd *d)
+{
+    if (!d->metrics)
+        return;
+    metrics_snapshot snap = { 0 };
+    pipe_metrics(d->pipe, &snap);
+    snap.mqtt_up = d->mq && mq_is_connected(d->mq);
+    snap.redis_up = store_is_connected(d->st);
+    snap.mqtt_reconnects = d->mq ? mq_reconnects(d->mq) : 0;
+    snap.redis_reconnects = store_reconnects(d->st);
+    metrics_update(d->metrics, &snap);
+}
+
+static void daemon_on_tick(uv_timer_t *timer)
+{
+    parkd *d = timer->data;
+    if (daemon_running(d) && d->state != DAEMON_DRAINING) {
+        pipe_write_daemon(d->pipe);
+        pipe_flush(d->pipe, false);
+    }
+    uint64_t in = pipe_messages_in(d->pipe);
+    d->msg_rate = (in - d->last_messages_in) * 1000 / TICK_MS;
+    d->last_messages_in = in;
+    daemon_update_metrics(d);
+    daemon_update_status(d);
+}
+
+static void daemon_on_watchdog(uv_timer_t *timer)
+{
+    (void)timer;
+    notify_watchdog();
+}
+
+static void daemon_start_metrics(parkd *d)
+{
+    if (!d->cfg->metrics.listen)
+        return;
+    char *err = NULL;
+    if (metrics_start(d->cfg->metrics.listen, &d->metrics, &err) < 0) {
+        log_error("%s", err);
+        free(err);
+        return;
+    }
+    log_info("metrics: serving http://%s/metrics", d->cfg->metrics.listen);
+    daemon_update_metrics(d);
+}
+
+/* ---- reload ---- */
+
+static void daemon_apply_lots(parkd *d, const cfg_config *next, const reload_plan *plan)
+{
+    for (size_t i = 0; i < plan->n_removed; i++) {
+        log_info("reload: lot %s removed (its keys stay)", plan->removed[i]);
+        pipe_remove_lot(d->pipe, plan->removed[i]);
+    }
+    for (size_t i = 0; i < plan->n_kept; i++) {
+        lot *l = pipe_find_lot(d->pipe, plan->kept[i]->id);
+        if (!l)
+            continue;
+        lot_configure(l, plan->kept[i], next->smoothing.tau_ms);
+        pipe_touch_lot(d->pipe, l);
+    }
+    for (size_t i = 0; i < plan->n_added; i++)
+        log_info("reload: lot %s added", plan->added[i]->id);
+}
+
+/* The old client says offline and goes; the new one starts only then, since both use the same
+ * client id and session. */
+static void daemon_on_old_mqtt_closed(void *ctx)
+{
+    parkd *d = ctx;
+    mq_free(d->mq);
+    d->mq = d->mq_next;
+    d->mq_next = NULL;
+    if (d->state == DAEMON_DRAINING) {
+        mq_free(d->mq);     /* never started */
+        d->mq = NULL;
+        store_close(d->st, daemon_on_store_closed, d);  /* the rest of daemon_finish_stop */
+        return;
+    }
+    pipe_set_mqtt(d->pipe, d->mq);
+    if (d->state == DAEMON_RELOADING)
+        mq_set_paused(d->mq, true);
+    int rc = mq_start(d->mq);
+    if (rc < 0)
+        log_error("mqtt: cannot start: %s", uv_strerror(rc));
+}
+
+/* Creates the client for NEXT before anything is applied, so a reload with bad MQTT settings
+ * is rejected whole. */
+static int daemon_prepare_mqtt(parkd *d, const cfg_config *next, unsigned effects)
+{
+    if (!d->mq || !(effects & CFG_RELOAD_MQTT))
+        return 0;
+    if (d->mq_next) {
+        log_error("reload: configuration rejected: the previous mqtt change is still in progress");
+        return -EBUSY;
+    }
+    char *err = NULL;
+    d->mq_next = mq_new(d->loop, next, &daemon_mq_callbacks, d, &err);
+    if (!d->mq_next) {
+        log_error("reload: configuration rejected, keeping the running one: %s", err);
+        free(err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void daemon_switch_mqtt(parkd *d, const cfg_config *next)
+{
+    log_info("reload: mqtt settings changed, reconnecting");
+    mq_set_config(d->mq, next);
+    pipe_set_mqtt(d->pipe, NULL);
+    mq_close(d->mq, MQTT_SWITCH_TIMEOUT_MS, daemon_on_old_mqtt_closed, d);
+}
+
+/* Swaps NEXT in everywhere; the old configuration is freed once no module holds it. */
+static void daemon_swap_config(parkd *d, cfg_config *next, const reload_plan *plan)
+{
+    log_set_level(next->log_level);
+    pipe_set_config(d->pipe, next);
+    fc_set_config(d->fc, next);
+    store_set_config(d->st, next);
+    if (d->mq_next)
+        daemon_switch_mqtt(d, next);
+    else if (d->mq)
+        mq_set_config(d->mq, next);
+    cfg_free(d->cfg);
+    d->cfg = next;
+    if (plan->effects & CFG_RELOAD_REDIS) {
+        log_info("reload: redis settings changed, reconnecting");
+        store_reconnect(d->st);     /* the reconnect writes every lot in full */
+    }
+}
+
+static cfg_config *daemon_load_next(parkd *d)
+{
+    cfg_config *next = NULL;
+    char *errors = NULL;
+    if (cfg_load(d->config_path, &next, &errors) < 0) {
+        log_error("reload: configuration rejected, keeping the running one:\n%s", errors);
+        free(errors);
+        return NULL;
+    }
+    return next;
+}
+
+static void daemon_reload(parkd *d)
+{
+    if (d->state == DAEMON_RELOADING) {
+        log_info("reload: queued until the previous reload's lots are restored");
+        d->reload_again = true;
+        return;
+    }
+    if (d->state != DAEMON_READY) {
+        log_warning("reload: ignored until parkd is ready");
+        return;
+    }
+    notify_reloading();
+    cfg_config *next = daemon_load_next(d);
+    reload_plan plan;
+    if (next) {
+        reload_plan_make(d->cfg, next, &plan);
+        cfg_keep_restart_keys(d->cfg, next);
+    }
+    if (!next || daemon_prepare_mqtt(d, next, plan.effects) < 0) {
+        if (next) {
+            reload_plan_free(&plan);
+            cfg_free(next);
+        }
+        notify_ready();
+        return;
+    }
+    daemon_apply_lots(d, next, &plan);
+    daemon_create_lots(d, plan.added, plan.n_added);
+    daemon_swap_config(d, next, &plan);
+    pipe_resync_config(d->pipe);    /* names, capacities, positions and the id set */
+    reload_plan_free(&plan);
+    if (d->n_restoring) {
+        /* added lots may have been configured before: their stored state comes first, so
+         * input waits, even while Redis is down */
+        daemon_set_state(d, DAEMON_RELOADING);
+        if (d->mq)
+            mq_set_paused(d->mq, true);
+        daemon_restore_pending(d);
+        return;
+    }
+    pipe_flush(d->pipe, false);
+    size_t n;
+    pipe_lots(d->pipe, &n);
+    log_info("reload: %zu lots", n);
+    notify_ready();
+}
+
+/* ---- shutdown ---- */
+
+static void daemon_on_part_closed(void *ctx)
+{
+    parkd *d = ctx;
+    if (--d->open_parts == 0)
+        daemon_set_state(d, DAEMON_STOPPED);
+}
+
+static void daemon_on_store_closed(void *ctx)
+{
+    parkd *d = ctx;
+    pipe_close(d->pipe, daemon_on_part_closed, d);
+}
+
+static void daemon_on_mqtt_closed(void *ctx)
+{
+    parkd *d = ctx;
+    store_close(d->st, daemon_on_store_closed, d);
+}
+
+static void daemon_close_handles(parkd *d)
+{
+    uv_handle_t *handles[] = { (uv_handle_t *)&d->tick,    (uv_handle_t *)&d->watchdog,
+                               (uv_handle_t *)&d->drain,   (uv_handle_t *)&d->retry,
+                               (uv_handle_t *)&d->sig_hup, (uv_handle_t *)&d->sig_term,
+                               (uv_handle_t *)&d->sig_int };
+    for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
+        uv_close(handles[i], NULL);
+}
+
+/* Everything is stored and published (or the deadline passed): MQTT says offline and waits
+ * for the broker's acknowledgements, then Redis closes, then the pipeline's timer. */
+static void daemon_finish_stop(parkd *d)
+{
+    uv_timer_stop(&d->drain);
+    metrics_stop(d->metrics);
+    d->metrics = NULL;
+    d->open_parts = 1;
+    if (d->mq && !d->mq_next) {
+        uint64_t now = uv_now(d->loop);
+        mq_close(d->mq, d->stop_deadline > now ? d->stop_deadline - now : 0,
+                 daemon_on_mqtt_closed, d);
+    } else if (!d->mq) {
+        store_close(d->st, daemon_on_store_closed, d);
+    }
+    /* with a client switch in progress its close callback frees both, then nothing follows:
+     * the old client's close continues into daemon_on_old_mqtt_closed */
+    daemon_close_handles(d);
+    pipe_set_mqtt(d->pipe, NULL);
+}
+
+static void daemon_on_drain_tick(uv_timer_t *timer)
+{
+    parkd *d = timer->data;
+    pipe_flush(d->pipe, true);
+    bool drained = pipe_is_idle(d->pipe);
+    if (!daemon_running(d))
+        drained = true;     /* nothing ran yet: nothing to flush */
+    if (!drained && uv_now(d->loop) < d->stop_deadline)
+        return;
+    if (!drained)
+        log_error("shutdown: redis did not take every pending write in time");
+    daemon_finish_stop(d);
+}
+
+static void daemon_stop(parkd *d, int exit_code)
+{
+    if (d->state == DAEMON_DRAINING || d->state == DAEMON_STOPPED)
+        return;
+    if (exit_code)
+        d->exit_code = exit_code;
+    bool was_running = daemon_running(d);
+    daemon_set_state(d, DAEMON_DRAINING);
+    notify_stopping();
+    log_info("stopping: flushing pending writes and publishes");
+    if (d->mq)
+        mq_stop_input(d->mq);
+    d->stop_deadline = uv_now(d->loop) + SHUTDOWN_TIMEOUT_MS;
+    if (!was_running) {
+        daemon_finish_stop(d);
+        return;
+    }
+    pipe_write_daemon(d->pipe);     /* the final counters */
+    pipe_flush(d->pipe, true);
+    if (uv_timer_start(&d->drain, daemon_on_drain_tick, 0, DRAIN_POLL_MS) < 0)
+        daemon_finish_stop(d);
+}
+
+static void daemon_on_signal(uv_signal_t *handle, int signum)
+{
+    parkd *d = handle->data;
+    if (signum == SIGHUP) {
+        if (d->state != DAEMON_DRAINING && d->state != DAEMON_STOPPED)
+            daemon_reload(d);
+        return;
+    }
+    daemon_stop(d, 0);
+}
+
+/* ---- setup and teardown ---- */
+
+parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg)
+{
+    parkd *d = util_xcalloc(1, sizeof *d);
+    d->loop = loop;
+    d->config_path = config_path;
+    d->cfg = cfg;
+    d->state = DAEMON_CONNECTING;
+    d->started_ms = util_wall_ms();
+    d->st = store_new(loop, cfg, &daemon_store_callbacks, d);
+    d->fc = fc_new(cfg);
+    d->pipe = pipe_new(loop, cfg, d->st, d->fc, d->started_ms);
+    pipe_set_on_stored(d->pipe, daemon_on_stored, d);
+    const cfg_lot **lots = util_xcalloc(cfg->n_lots + 1, sizeof *lots);
+    for (size_t i = 0; i < cfg->n_lots; i++)
+        lots[i] = &cfg->lots[i];
+    daemon_create_lots(d, lots, cfg->n_lots);
+    free(lots);
+    uv_timer_t *timers[] = { &d->tick, &d->watchdog, &d->drain, &d->retry };
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = d;
+    }
+    uv_signal_t *sigs[] = { &d->sig_hup, &d->sig_term, &d->sig_int };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = d;
+    }
+    return d;
+}
+
+static int daemon_start_handles(parkd *d)
+{
+    static const int signums[] = { SIGHUP, SIGTERM, SIGINT };
+    uv_signal_t *sigs[] = { &d->sig_hup, &d->sig_term, &d->sig_int };
+    int rc = uv_timer_start(&d->tick, daemon_on_tick, TICK_MS, TICK_MS);
+    for (size_t i = 0; rc == 0 && i < sizeof sigs / sizeof sigs[0]; i++)
+        rc = uv_signal_start(sigs[i], daemon_on_signal, signums[i]);
+    uint64_t wd = notify_watchdog_interval_ms();
+    if (rc == 0 && wd)
+        rc = uv_timer_start(&d->watchdog, daemon_on_watchdog, wd, wd);
+    return rc;
+}
+
+int daemon_start(parkd *d)
+{
+    int rc = daemon_start_handles(d);
+    if (rc == 0)
+        rc = store_start(d->st);
+    if (rc < 0) {
+        log_error("cannot start: %s", uv_strerror(rc));
+        daemon_stop(d, 1);
+        return rc;
+    }
+    daemon_start_metrics(d);
+    log_info("parkd %s starting: %zu lots, redis %s:%d, mqtt %s:%d", PARKD_VERSION,
+             d->n_restoring, d->cfg->redis.socket ? d->cfg->redis.socket : d->cfg->redis.host,
+             d->cfg->redis.port, d->cfg->mqtt.host, d->cfg->mqtt.port);
+    return 0;
+}
+
+void daemon_free(parkd *d)
+{
+    if (!d)
+        return;
+    metrics_stop(d->metrics);
+    mq_free(d->mq_next);
+    mq_free(d->mq);
+    pipe_free(d->pipe);
+    for (size_t i = 0; i < d->n_restoring; i++) {
+        fc_forget_lot(d->fc, d->restoring[i]);
+        lot_free(d->restoring[i]);
+    }
+    free(d->restoring);
+    fc_free(d->fc);
+    store_free(d->st);
+    cfg_free(d->cfg);
+    free(d);
+}

@@ -1,0 +1,897 @@
+#include "pipeline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "map.h"
+#include "output.h"
+#include "pubrule.h"
+#include "util.h"
+
+#define PIPE_MAX_BATCHES_IN_FLIGHT 8    /* QoS 0 only: with QoS > 0 the barrier keeps it at one */
+#define PIPE_MAX_BACKLOG 200            /* unacknowledged QoS 1 publishes before lots wait */
+#define PIPE_BACKLOG_RETRY_MS 5
+
+const char *const pipe_counter_names[PIPE_C_COUNT] = {
+    [PIPE_C_MESSAGES_IN] = "messages_in",
+    [PIPE_C_APPLIED] = "applied",
+    [PIPE_C_UNCHANGED] = "unchanged",
+    [PIPE_C_IGNORED_OLD] = "ignored_old",
+    [PIPE_C_IGNORED_DUPLICATE] = "ignored_duplicate",
+    [PIPE_C_REJECTED_FIRST + PL_BAD_TOPIC - 1] = "rejected_bad_topic",
+    [PIPE_C_REJECTED_FIRST + PL_BAD_ID - 1] = "rejected_bad_id",
+    [PIPE_C_REJECTED_FIRST + PL_UNKNOWN_LOT - 1] = "rejected_unknown_lot",
+    [PIPE_C_REJECTED_FIRST + PL_MALFORMED - 1] = "rejected_malformed",
+    [PIPE_C_REJECTED_FIRST + PL_OVERSIZE - 1] = "rejected_oversize",
+    [PIPE_C_REJECTED_FIRST + PL_WRONG_KIND - 1] = "rejected_wrong_kind",
+    [PIPE_C_REJECTED_FIRST + PL_FUTURE - 1] = "rejected_future",
+    [PIPE_C_REJECTED_FIRST + PL_TOO_MANY_BAYS - 1] = "rejected_too_many_bays",
+    [PIPE_C_ANOMALY_CLAMPED] = "anomaly_clamped",
+    [PIPE_C_ANOMALY_CAPACITY] = "anomaly_capacity",
+    [PIPE_C_RECALIBRATIONS] = "recalibrations",
+    [PIPE_C_PUBLISHED] = "published",
+    [PIPE_C_REDIS_BATCHES] = "redis_batches",
+    [PIPE_C_REDIS_TIMEOUTS] = "redis_timeouts",
+    [PIPE_C_INPUT_FIRST + PL_KIND_BAY] = "input_bay",
+    [PIPE_C_INPUT_FIRST + PL_KIND_GATE] = "input_gate",
+    [PIPE_C_INPUT_FIRST + PL_KIND_COUNT] = "input_count",
+};
+_Static_assert(PL_KIND_BAY == 0 && PL_KIND_GATE == 1 && PL_KIND_COUNT == 2, "pl_kind order");
+
+/* The pipeline's per-lot state, hung off lot->pub_data. */
+typedef struct pipe_lot {
+    lot *l;
+    pubrule_lot rule;
+    char *name_json;            /* the name as a JSON string */
+    char *name_source;          /* the name it was made from, to notice a reload's change */
+} pipe_lot;
+
+/* One snapshot taken this turn: what goes out for a lot, as it was at that moment. */
+typedef struct pipe_out {
+    char *lot_id;
+    char *availability;         /* JSON */
+    size_t availability_len;
+    fc_forecast *forecast;      /* NULL: no data yet */
+    char *forecast_json;
+    size_t forecast_len;
+} pipe_out;
+
+typedef struct pipe_hist {
+    char *lot_id;
+    hist_entry e;
+} pipe_hist;
+
+/* A sent batch: what its EXEC acknowledges. */
+typedef struct pipe_batch {
+    pipeline *p;
+    uint64_t mq_generation;     /* whose messages: a reload may have replaced the client */
+    uint64_t upto;              /* messages read when the batch was sent */
+    uint64_t messages;          /* of which this batch stores the effect */
+    int64_t first_read_ms;
+    bool has_daemon;            /* it writes the daemon hash */
+} pipe_batch;
+
+/* The :model fields of one lot, collected from fc_model_changes. */
+typedef struct pipe_fields {
+    char **names, **values;
+    size_t n, cap_names, cap_values;
+} pipe_fields;
+
+struct pipeline {
+    uv_loop_t *loop;
+    const cfg_config *cfg;
+    store *st;
+    fc_engine *fc;
+    mq_client *mq;
+    uint64_t mq_generation;     /* counts clients, so old batches never ack new input */
+    int64_t started_ms;
+
+    lot **lots;                 /* running, in configuration order */
+    size_t n_lots, cap_lots;
+    map *by_id;
+    lot **queued;               /* lots changed since the last batch */
+    size_t n_queued, cap_queued;
+
+    bool ids_due;               /* the lot id set */
+    bool static_due;            /* every lot's configuration fields */
+    bool sensors_due;           /* every bay and gate */
+    bool daemon_due;
+    bool republish_due;
+
+    pipe_out *out;              /* this turn's snapshots, in order */
+    size_t n_out, cap_out;
+    pipe_hist *hist;            /* this turn's history entries, in order */
+    size_t n_hist, cap_hist;
+    pipe_fields fields;         /* scratch */
+
+    uint64_t batched_upto;      /* messages whose effects are in a sent batch */
+    uint64_t idle_upto;         /* read by a turn that had nothing to store */
+    int64_t turn_first_read_ms; /* wall time of the first unstored message, or 0 */
+
+    uv_check_t turn_end;        /* runs the turn once the loop's I/O callbacks are done */
+    uv_timer_t pub_timer;       /* the next pending publish or heartbeat */
+    uint64_t pub_timer_at;
+    bool summary_dirty;
+    uint64_t summary_last_ms;
+
+    int64_t newest_event_ms;    /* the event clock: newest event time applied */
+    int64_t newest_event_wall_ms;
+    uint64_t counters[PIPE_C_COUNT];
+    uint64_t latency_counts[METRICS_LATENCY_BUCKETS];   /* cumulative */
+    uint64_t latency_count;
+    double latency_sum;
+
+    bool daemon_stored;         /* a batch with the daemon hash was confirmed */
+    void (*on_stored)(void *ctx);
+    void *on_stored_ctx;
+
+    void (*close_done)(void *ctx);
+    void *close_ctx;
+    int open_handles;
+};
+
+static void pipe_on_pub_timer(uv_timer_t *timer);
+static void pipe_on_turn_end(uv_check_t *check);
+
+pipeline *pipe_new(uv_loop_t *loop, const cfg_config *cfg, store *st, fc_engine *fc,
+                   int64_t started_ms)
+{
+    pipeline *p = util_xcalloc(1, sizeof *p);
+    p->loop = loop;
+    p->cfg = cfg;
+    p->st = st;
+    p->fc = fc;
+    p->started_ms = started_ms;
+    p->by_id = map_new();
+    p->newest_event_ms = INT64_MIN;
+    p->ids_due = p->static_due = p->daemon_due = true;
+    uv_timer_init(loop, &p->pub_timer);
+    p->pub_timer.data = p;
+    uv_check_init(loop, &p->turn_end);
+    p->turn_end.data = p;
+    p->open_handles = 2;
+    return p;
+}
+
+void pipe_set_config(pipeline *p, const cfg_config *cfg)
+{
+    p->cfg = cfg;
+    p->summary_dirty = true;
+}
+
+void pipe_set_mqtt(pipeline *p, mq_client *mq)
+{
+    p->mq = mq;
+    p->mq_generation++;
+    p->batched_upto = 0;
+    p->idle_upto = 0;
+}
+
+/* ---- the registry ---- */
+
+static void pipe_rebuild_index(pipeline *p)
+{
+    map_free(p->by_id);
+    p->by_id = map_new();
+    for (size_t i = 0; i < p->n_lots; i++)
+        map_put(p->by_id, p->lots[i]->id, strlen(p->lots[i]->id), p->lots[i]);
+}
+
+static void pipe_queue_lot(pipeline *p, lot *l)
+{
+    if (l->queued)
+        return;
+    l->queued = true;
+    l->observed = false;
+    util_grow((void **)&p->queued, &p->cap_queued, p->n_queued + 1, sizeof *p->queued);
+    p->queued[p->n_queued++] = l;
+}
+
+static void pipe_see_event_time(pipeline *p, int64_t ts_ms, int64_t wall_ms)
+{
+    if (p->newest_event_ms == INT64_MIN || ts_ms > p->newest_event_ms) {
+        p->newest_event_ms = ts_ms;
+        p->newest_event_wall_ms = wall_ms;
+    }
+}
+
+static void pipe_update_name(pipe_lot *pl)
+{
+    if (pl->name_source && strcmp(pl->name_source, pl->l->name) == 0)
+        return;
+    free(pl->name_json);
+    free(pl->name_source);
+    pl->name_json = out_name_json(pl->l->name);
+    pl->name_source = util_xstrdup(pl->l->name);
+}
+
+void pipe_add_lot(pipeline *p, lot *l)
+{
+    pipe_lot *pl = util_xcalloc(1, sizeof *pl);
+    pl->l = l;
+    pubrule_init(&pl->rule);
+    pubrule_defer(&pl->rule, 0);    /* its first availability is due at once */
+    pipe_update_name(pl);
+    l->pub_data = pl;
+    l->queued = false;
+    util_grow((void **)&p->lots, &p->cap_lots, p->n_lots + 1, sizeof *p->lots);
+    p->lots[p->n_lots++] = l;
+    map_put(p->by_id, l->id, strlen(l->id), l);
+    if (l->has_data)
+        pipe_see_event_time(p, l->ts_ms, util_wall_ms());
+    pipe_queue_lot(p, l);
+    p->ids_due = p->static_due = true;
+    p->summary_dirty = true;
+}
+
+static void pipe_free_lot(pipeline *p, lot *l)
+{
+    pipe_lot *pl = l->pub_data;
+    fc_forget_lot(p->fc, l);
+    if (pl) {
+        free(pl->name_json);
+        free(pl->name_source);
+        free(pl);
+    }
+    lot_free(l);
+}
+
+void pipe_remove_lot(pipeline *p, const char *id)
+{
+    for (size_t i = 0; i < p->n_lots; i++) {
+        lot *l = p->lots[i];
+        if (strcmp(l->id, id) != 0)
+            continue;
+        for (size_t k = 0; k < p->n_queued; k++) {
+            if (p->queued[k] == l) {
+                p->queued[k] = p->queued[--p->n_queued];
+                break;
+            }
+        }
+        memmove(&p->lots[i], &p->lots[i + 1], (p->n_lots - i - 1) * sizeof *p->lots);
+        p->n_lots--;
+        pipe_rebuild_index(p);
+        pipe_free_lot(p, l);
+        p->ids_due = true;
+        p->summary_dirty = true;
+        return;
+    }
+}
+
+lot *pipe_find_lot(const pipeline *p, const char *id)
+{
+    return map_get(p->by_id, id, strlen(id));
+}
+
+lot *const *pipe_lots(const pipeline *p, size_t *n)
+{
+    *n = p->n_lots;
+    return p->lots;
+}
+
+void pipe_order_lots(pipeline *p, char *const *ids, size_t n)
+{
+    size_t k = 0;
+    lot **ordered = util_xcalloc(p->n_lots + 1, sizeof *ordered);
+    for (size_t i = 0; i < n && k < p->n_lots; i++) {
+        lot *l = pipe_find_lot(p, ids[i]);
+        if (l)
+            ordered[k++] = l;
+    }
+    if (k == p->n_lots)
+        memcpy(p->lots, ordered, k * sizeof *ordered);
+    free(ordered);
+}
+
+/* ---- snapshots ---- */
+
+static void pipe_push_hist(pipeline *p, const lot *l, const hist_entry *e)
+{
+    util_grow((void **)&p->hist, &p->cap_hist, p->n_hist + 1, sizeof *p->hist);
+    p->hist[p->n_hist++] = (pipe_hist){ util_xstrdup(l->id), *e };
+}
+
+/* The forecaster learns from L's state now; a due history entry joins the turn. */
+static void pipe_observe(pipeline *p, lot *l)
+{
+    hist_entry e;
+    if (fc_observe(p->fc, l, &e))
+        pipe_push_hist(p, l, &e);
+    l->observed = true;
+}
+
+static bool pipe_backlog_full(const pipeline *p)
+{
+    return p->mq && mq_publishes_unacked(p->mq) >= PIPE_MAX_BACKLOG;
+}
+
+/* What L shows now, to be written into this turn's batch and then published. */
+static void pipe_snapshot(pipeline *p, lot *l, uint64_t now)
+{
+    pipe_lot *pl = l->pub_data;
+    char json[OUT_JSON_MAX];
+    pipe_update_name(pl);
+    size_t len = out_format_availability(l, pl->name_json, json, sizeof json);
+    if (!len) {
+        log_error("publish: availability of lot %s does not fit %d bytes", l->id, OUT_JSON_MAX);
+        return;
+    }
+    pipe_out o = { .lot_id = util_xstrdup(l->id), .availability = util_xstrndup(json, len),
+                   .availability_len = len };
+    fc_forecast f;
+    if (fc_forecast_lot(p->fc, l, &f)) {
+        o.forecast = util_xmalloc(sizeof f);
+        *o.forecast = f;
+        o.forecast_len = fc_format_json(l->id, &f, json, sizeof json);
+        o.forecast_json = o.forecast_len ? util_xstrndup(json, o.forecast_len) : NULL;
+    }
+    util_grow((void **)&p->out, &p->cap_out, p->n_out + 1, sizeof *p->out);
+    p->out[p->n_out++] = o;
+    pubrule_sent(&pl->rule, l, now);
+    p->summary_dirty = true;
+}
+
+/* Publishes L now if the rules say so, or defers it while the broker's backlog is full. */
+static void pipe_consider(pipeline *p, lot *l, uint64_t now, bool force)
+{
+    pipe_lot *pl = l->pub_data;
+    if (!pubrule_changed(&pl->rule, l, p->cfg, now, force))
+        return;
+    if (pipe_backlog_full(p)) {
+        pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
+        return;
+    }
+    pipe_snapshot(p, l, now);
+}
+
+/* ---- ingest ---- */
+
+static void pipe_reject(pipeline *p, enum pl_reject reason, const char *topic, const char *detail)
+{
+    p->counters[PIPE_C_REJECTED_FIRST + reason - 1]++;
+    log_rejected((unsigned)reason, pl_reject_name(reason), topic, detail);
+}
+
+static bool pipe_is_own_output(const pipeline *p, const char *topic)
+{
+    const char *out = p->cfg->mqtt.output_prefix;
+    size_t n = strlen(out);
+    return strncmp(topic, out, n) == 0 && topic[n] == '/';
+}
+
+static void pipe_count_outcome(pipeline *p, const lot *l, const lot_outcome *o, const char *topic)
+{
+    switch (o->result) {
+    case LOT_APPLIED: p->counters[PIPE_C_APPLIED]++; break;
+    case LOT_UNCHANGED: p->counters[PIPE_C_UNCHANGED]++; break;
+    case LOT_IGNORED_OLD: p->counters[PIPE_C_IGNORED_OLD]++; break;
+    case LOT_IGNORED_DUPLICATE: p->counters[PIPE_C_IGNORED_DUPLICATE]++; break;
+    case LOT_REJECTED:
+        pipe_reject(p, o->reject, topic,
+                    o->reject == PL_WRONG_KIND ? "input kind not taken by the lot's source"
+                                               : "limit reached");
+        break;
+    }
+    if (o->clamped)
+        p->counters[PIPE_C_ANOMALY_CLAMPED]++;
+    if (o->capacity_mismatch) {
+        p->counters[PIPE_C_ANOMALY_CAPACITY]++;
+        log_anomaly("capacity_mismatch", topic,
+                    "count message capacity differs from the configured one; configured kept");
+    }
+    if (o->recalibrated && o->correction != 0) {
+        p->counters[PIPE_C_RECALIBRATIONS]++;
+        log_info("lot %s: gate count recalibrated by %+" PRId64 " to %" PRId64, l->id,
+                 o->correction, l->occupied);
+    }
+}
+
+/* Parses and checks one message; the lot it applies to, or NULL (counted and logged). */
+static lot *pipe_parse(pipeline *p, const char *topic, const void *payload, size_t len,
+                       int64_t wall, pl_topic *t, pl_event *ev, int64_t *ts)
+{
+    if ((int64_t)len > p->cfg->limits.max_payload) {
+        pipe_reject(p, PL_OVERSIZE, topic, "payload larger than limits.max_payload");
+        return NULL;
+    }
+    enum pl_reject r = pl_parse_topic(topic, p->cfg->mqtt.input_prefix, t);
+    if (r != PL_OK) {
+        pipe_reject(p, r, topic, r == PL_BAD_ID ? "invalid id" : "unexpected topic");
+        return NULL;
+    }
+    p->counters[PIPE_C_INPUT_FIRST + t->kind]++;
+    lot *l = pipe_find_lot(p, t->lot);
+    if (!l) {
+        pipe_reject(p, PL_UNKNOWN_LOT, topic, "lot not configured");
+        return NULL;
+    }
+    if (pl_parse_payload(t->kind, payload, len, ev) != PL_OK) {
+        pipe_reject(p, PL_MALFORMED, topic, "malformed payload");
+        return NULL;
+    }
+    *ts = ev->has_ts ? ev->ts_ms : wall;
+    if (*ts > wall + p->cfg->limits.max_future_ms) {
+        pipe_reject(p, PL_FUTURE, topic, "event time too far in the future");
+        return NULL;
+    }
+    return l;
+}
+
+/* Every message read in one loop iteration (a read burst, or several connections' bursts)
+ * goes into one batch: the turn runs in the check phase, right after the I/O callbacks. */
+static void pipe_end_turn_soon(pipeline *p)
+{
+    if (uv_is_active((uv_handle_t *)&p->turn_end) || uv_is_closing((uv_handle_t *)&p->turn_end))
+        return;
+    int rc = uv_check_start(&p->turn_end, pipe_on_turn_end);
+    if (rc < 0)     /* cannot happen for an initialized handle; the tick still runs the turn */
+        log_error("pipeline: cannot schedule the turn: %s", uv_strerror(rc));
+}
+
+static void pipe_on_turn_end(uv_check_t *check)
+{
+    pipeline *p = check->data;
+    (void)uv_check_stop(check);
+    pipe_flush(p, false);
+}
+
+void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t len)
+{
+    if (pipe_is_own_output(p, topic))
+        return;     /* our retained outputs live under the input prefix by default */
+    p->counters[PIPE_C_MESSAGES_IN]++;
+    pipe_end_turn_soon(p);
+    int64_t wall = util_wall_ms();
+    if (!p->turn_first_read_ms)
+        p->turn_first_read_ms = wall;
+    pl_topic t;
+    pl_event ev;
+    int64_t ts;
+    lot *l = pipe_parse(p, topic, payload, len, wall, &t, &ev, &ts);
+    if (!l)
+        return;
+    lot_outcome o = lot_apply(l, &t, &ev, ts, p->cfg->limits.max_bays_per_lot);
+    pipe_count_outcome(p, l, &o, topic);
+    if (o.result == LOT_APPLIED || o.result == LOT_UNCHANGED)
+        pipe_see_event_time(p, ts, wall);
+    if (l->dirty || l->n_dirty_bays || l->n_dirty_gates)
+        pipe_queue_lot(p, l);
+    /* min_interval 0 asks for every change: a snapshot of each one, not just of the turn's
+     * last state. They join the turn's batch and publishes in order. */
+    if (o.result == LOT_APPLIED && p->cfg->publish.min_interval_ms == 0) {
+        pipe_observe(p, l);
+        pipe_consider(p, l, uv_now(p->loop), false);
+    }
+}
+
+/* ---- staleness and the event clock ---- */
+
+int64_t pipe_event_clock(const pipeline *p)
+{
+    int64_t wall = util_wall_ms();
+    if (p->newest_event_ms == INT64_MIN)
+        return wall;
+    return p->newest_event_ms + (wall - p->newest_event_wall_ms);
+}
+
+static void pipe_update_stale(pipeline *p)
+{
+    int64_t clock = pipe_event_clock(p);
+    for (size_t i = 0; i < p->n_lots; i++) {
+        if (lot_update_stale(p->lots[i], clock))
+            pipe_queue_lot(p, p->lots[i]);
+    }
+}
+
+/* ---- resync requests ---- */
+
+void pipe_resync_config(pipeline *p)
+{
+    p->ids_due = p->static_due = true;
+}
+
+void pipe_resync_all(pipeline *p)
+{
+    p->ids_due = p->static_due = p->sensors_due = p->daemon_due = true;
+    for (size_t i = 0; i < p->n_lots; i++)
+        fc_mark_all_dirty(p->fc, p->lots[i]);
+}
+
+void pipe_republish_all(pipeline *p)
+{
+    p->republish_due = true;
+}
+
+void pipe_write_daemon(pipeline *p)
+{
+    p->daemon_due = true;
+}
+
+/* ---- the turn ---- */
+
+static void pipe_observe_latency(pipeline *p, const pipe_batch *b)
+{
+    if (!b->messages || !b->first_read_ms)
+        return;
+    double seconds = (double)(util_wall_ms() - b->first_read_ms) / 1000.0;
+    const double *bounds = metrics_latency_bounds();
+    for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+        if (seconds <= bounds[i])
+            p->latency_counts[i] += b->messages;
+    }
+    p->latency_count += b->messages;
+    p->latency_sum += seconds * (double)b->messages;
+}
+
+/* Without the acknowledgement barrier (QoS 0) input would outrun Redis; this bounds it. */
+static void pipe_update_backpressure(pipeline *p)
+{
+    if (p->mq)
+        mq_set_backpressure(p->mq, store_batches_in_flight(p->st) >= PIPE_MAX_BATCHES_IN_FLIGHT);
+}
+
+static void pipe_mark_stored(pipeline *p, uint64_t upto)
+{
+    if (p->idle_upto > upto && store_batches_in_flight(p->st) == 0)
+        upto = p->idle_upto;    /* input of turns that had nothing to store, read since */
+    mq_mark_stored(p->mq, upto);
+}
+
+static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
+{
+    pipe_batch *b = (pipe_batch *)(uintptr_t)token;
+    pipeline *p = b->p;
+    if (ok) {
+        pipe_observe_latency(p, b);
+        if (p->mq && p->mq_generation == b->mq_generation)
+            pipe_mark_stored(p, b->upto);
+        p->daemon_stored |= b->has_daemon;
+    }
+    /* A failure needs nothing here: the store reconnects, and on_connected has everything
+     * written again; the input stays unacknowledged meanwhile. */
+    free(b);
+    pipe_update_backpressure(p);
+    if (ok && p->on_stored)
+        p->on_stored(p->on_stored_ctx);
+}
+
+/* Every lot's state, configuration and sensors (start, reload, reconnect) join the batch. */
+static void pipe_write_lots(pipeline *p, int64_t wall, uint64_t now)
+{
+    bool all = p->static_due || p->sensors_due;
+    if (all) {
+        for (size_t i = 0; i < p->n_lots; i++)
+            pipe_queue_lot(p, p->lots[i]);
+    }
+    if (p->ids_due)
+        store_batch_lot_ids(p->st, p->lots, p->n_lots);
+    unsigned what = (p->static_due ? STORE_LOT_STATIC : 0) |
+                    (p->sensors_due ? STORE_LOT_ALL_SENSORS : 0);
+    for (size_t i = 0; i < p->n_queued; i++) {
+        lot *l = p->queued[i];
+        store_batch_lot(p->st, l, what, wall);
+        if (!l->observed)
+            pipe_observe(p, l);
+        pipe_consider(p, l, now, false);
+    }
+}
+
+static void pipe_fields_emit(void *ctx, const char *field, const char *value)
+{
+    pipe_fields *f = ctx;
+    util_grow((void **)&f->names, &f->cap_names, f->n + 1, sizeof *f->names);
+    util_grow((void **)&f->values, &f->cap_values, f->n + 1, sizeof *f->values);
+    f->names[f->n] = util_xstrdup(field);
+    f->values[f->n] = util_xstrdup(value);
+    f->n++;
+}
+
+static void pipe_fields_clear(pipe_fields *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->names[i]);
+        free(f->values[i]);
+    }
+    f->n = 0;
+}
+
+/* What the forecaster learned from the queued lots, as changed :model fields. */
+static void pipe_write_models(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_queued; i++) {
+        lot *l = p->queued[i];
+        pipe_fields_clear(&p->fields);
+        fc_model_changes(p->fc, l, pipe_fields_emit, &p->fields);
+        store_batch_model(p->st, l->id, p->fields.n, (const char *const *)p->fields.names,
+                          (const char *const *)p->fields.values);
+        l->queued = false;
+        l->observed = false;
+        lot_clear_dirty(l);
+    }
+    pipe_fields_clear(&p->fields);
+    p->n_queued = 0;
+}
+
+/* Lots whose pending change or heartbeat is due (every pending one when draining). */
+static void pipe_take_due(pipeline *p, uint64_t now, bool drain)
+{
+    bool backlog = pipe_backlog_full(p);
+    for (size_t i = 0; i < p->n_lots; i++) {
+        lot *l = p->lots[i];
+        pipe_lot *pl = l->pub_data;
+        bool due = p->republish_due || pubrule_due(&pl->rule, p->cfg, now) ||
+                   (drain && pl->rule.pending);
+        if (!due)
+            continue;
+        if (backlog && !drain)
+            pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
+        else
+            pipe_snapshot(p, l, now);
+    }
+}
+
+static void pipe_write_outputs(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_hist; i++)
+        store_batch_history(p->st, p->hist[i].lot_id, &p->hist[i].e);
+    for (size_t i = 0; i < p->n_out; i++) {
+        const pipe_out *o = &p->out[i];
+        if (o->forecast)
+            store_batch_forecast(p->st, o->lot_id, o->forecast);
+        store_batch_update(p->st, o->availability, o->availability_len);
+    }
+}
+
+static void pipe_write_daemon_hash(pipeline *p)
+{
+    p->counters[PIPE_C_REDIS_TIMEOUTS] = store_timeouts(p->st);
+    store_counters c = { pipe_counter_names, p->counters, PIPE_C_COUNT };
+    store_batch_daemon(p->st, p->started_ms, &c);
+    p->daemon_due = false;
+}
+
+static void pipe_publish_outputs(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_out; i++) {
+        pipe_out *o = &p->out[i];
+        /* A disconnected broker gets everything again on reconnect (pipe_republish_all), so
+         * the snapshot counts as done either way. */
+        if (out_publish_lot(p->mq, p->cfg, o->lot_id, "availability", o->availability,
+                            o->availability_len) == 0)
+            p->counters[PIPE_C_PUBLISHED]++;
+        if (o->forecast_json && out_publish_lot(p->mq, p->cfg, o->lot_id, "forecast",
+                                                o->forecast_json, o->forecast_len) == 0)
+            p->counters[PIPE_C_PUBLISHED]++;
+        free(o->lot_id);
+        free(o->availability);
+        free(o->forecast);
+        free(o->forecast_json);
+    }
+    p->n_out = 0;
+    for (size_t i = 0; i < p->n_hist; i++)
+        free(p->hist[i].lot_id);
+    p->n_hist = 0;
+}
+
+/* A summary waits only for a connected broker: a reconnect republishes everything anyway
+ * (pipe_republish_all), so a disconnected one holds no summary pending (nor a timer armed). */
+static bool pipe_summary_pending(const pipeline *p)
+{
+    return p->summary_dirty && p->mq && mq_is_connected(p->mq);
+}
+
+static void pipe_publish_summary(pipeline *p, uint64_t now, bool force)
+{
+    if (!pipe_summary_pending(p))
+        return;
+    if (!force && now - p->summary_last_ms < (uint64_t)p->cfg->publish.summary_interval_ms)
+        return;
+    char *text = out_format_summary(p->lots, p->n_lots);
+    if (!text)
+        return;
+    /* A refused publish waits a summary interval too rather than being retried at once. */
+    p->summary_last_ms = now;
+    if (out_publish_summary(p->mq, p->cfg, text) == 0) {
+        p->counters[PIPE_C_PUBLISHED]++;
+        p->summary_dirty = false;
+    }
+    free(text);
+}
+
+/* Arms the publish timer for the earliest pending publish, heartbeat or summary. */
+static void pipe_arm_pub_timer(pipeline *p, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < p->n_lots; i++) {
+        uint64_t at = pubrule_next(&((pipe_lot *)p->lots[i]->pub_data)->rule, p->cfg);
+        if (at < next)
+            next = at;
+    }
+    if (pipe_summary_pending(p)) {
+        uint64_t at = p->summary_last_ms + (uint64_t)p->cfg->publish.summary_interval_ms;
+        if (at < next)
+            next = at;
+    }
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&p->pub_timer);
+        p->pub_timer_at = UINT64_MAX;
+        return;
+    }
+    if (next == p->pub_timer_at && uv_is_active((uv_handle_t *)&p->pub_timer))
+        return;
+    p->pub_timer_at = next;
+    int rc = uv_timer_start(&p->pub_timer, pipe_on_pub_timer, next > now ? next - now : 0, 0);
+    if (rc < 0)
+        log_error("publish: cannot arm the timer: %s", uv_strerror(rc));
+}
+
+static void pipe_on_pub_timer(uv_timer_t *timer)
+{
+    pipeline *p = timer->data;
+    p->pub_timer_at = UINT64_MAX;
+    pipe_flush(p, false);
+}
+
+static bool pipe_has_work(const pipeline *p)
+{
+    return p->n_queued || p->n_out || p->n_hist || p->ids_due || p->static_due ||
+           p->sensors_due || p->daemon_due;
+}
+
+/* Sends the open batch; once Redis has it, the input read so far may be acknowledged. */
+static void pipe_commit(pipeline *p, bool has_daemon)
+{
+    uint64_t upto = p->mq ? mq_messages_read(p->mq) : 0;
+    pipe_batch *b = util_xmalloc(sizeof *b);
+    *b = (pipe_batch){ p, p->mq_generation, upto, upto - p->batched_upto, p->turn_first_read_ms,
+                       has_daemon };
+    if (store_batch_commit(p->st, (uint64_t)(uintptr_t)b, pipe_on_batch_done, p) < 0) {
+        free(b);
+        pipe_resync_all(p);     /* the reconnect writes everything again */
+        return;
+    }
+    p->batched_upto = upto;
+    p->turn_first_read_ms = 0;
+    p->counters[PIPE_C_REDIS_BATCHES]++;
+    pipe_update_backpressure(p);
+}
+
+/* A turn that stores nothing (rejected or repeated input) acknowledges its input at once, or
+ * after the batches still in flight, which were sent before it was read. */
+static void pipe_ack_idle(pipeline *p)
+{
+    if (!p->mq)
+        return;
+    uint64_t upto = mq_messages_read(p->mq);
+    if (upto == p->batched_upto)
+        return;
+    p->batched_upto = upto;
+    p->turn_first_read_ms = 0;
+    if (store_batches_in_flight(p->st) == 0)
+        mq_mark_stored(p->mq, upto);
+    else
+        p->idle_upto = upto;
+}
+
+void pipe_flush(pipeline *p, bool drain)
+{
+    if (!store_is_connected(p->st))
+        return;     /* lots stay queued and input unacknowledged until Redis is back */
+    uint64_t now = uv_now(p->loop);
+    int64_t wall = util_wall_ms();
+    bool force_summary = drain || p->republish_due;
+    pipe_update_stale(p);
+    pipe_take_due(p, now, drain);   /* before the queued lots: they may be among them */
+    p->republish_due = false;
+    if (!pipe_has_work(p)) {
+        pipe_ack_idle(p);
+        pipe_publish_summary(p, now, force_summary);
+        pipe_arm_pub_timer(p, now);
+        return;
+    }
+    if (store_batch_begin(p->st) < 0)
+        return;
+    pipe_write_lots(p, wall, now);
+    if (drain)
+        pipe_take_due(p, now, true);    /* what the queued lots left pending */
+    pipe_write_models(p);
+    pipe_write_outputs(p);
+    bool has_daemon = p->daemon_due;
+    if (has_daemon)
+        pipe_write_daemon_hash(p);
+    p->ids_due = p->static_due = p->sensors_due = false;
+    pipe_commit(p, has_daemon);
+    pipe_publish_outputs(p);
+    pipe_publish_summary(p, now, force_summary);
+    pipe_arm_pub_timer(p, now);
+}
+
+bool pipe_is_idle(const pipeline *p)
+{
+    bool pending = false;
+    for (size_t i = 0; i < p->n_lots && !pending; i++)
+        pending = ((pipe_lot *)p->lots[i]->pub_data)->rule.pending;
+    return !pipe_has_work(p) && !pending && !pipe_summary_pending(p) &&
+           store_batches_in_flight(p->st) == 0;
+}
+
+void pipe_touch_lot(pipeline *p, lot *l)
+{
+    pipe_queue_lot(p, l);
+}
+
+void pipe_set_on_stored(pipeline *p, void (*fn)(void *ctx), void *ctx)
+{
+    p->on_stored = fn;
+    p->on_stored_ctx = ctx;
+}
+
+bool pipe_daemon_stored(const pipeline *p)
+{
+    return p->daemon_stored;
+}
+
+/* ---- observation ---- */
+
+const uint64_t *pipe_counters(const pipeline *p)
+{
+    return p->counters;
+}
+
+uint64_t pipe_messages_in(const pipeline *p)
+{
+    return p->counters[PIPE_C_MESSAGES_IN];
+}
+
+void pipe_metrics(const pipeline *p, metrics_snapshot *snap)
+{
+    snap->counter_names = pipe_counter_names;
+    snap->counters = p->counters;
+    snap->n_counters = PIPE_C_COUNT;
+    snap->lots = p->lots;
+    snap->n_lots = p->n_lots;
+    snap->latency_bounds = metrics_latency_bounds();
+    snap->latency_counts = p->latency_counts;
+    snap->latency_count = p->latency_count;
+    snap->latency_sum_seconds = p->latency_sum;
+    snap->started_ms = p->started_ms;
+}
+
+/* ---- teardown ---- */
+
+static void pipe_on_handle_closed(uv_handle_t *handle)
+{
+    pipeline *p = handle->data;
+    if (--p->open_handles == 0 && p->close_done)
+        p->close_done(p->close_ctx);
+}
+
+void pipe_close(pipeline *p, void (*done)(void *ctx), void *ctx)
+{
+    p->close_done = done;
+    p->close_ctx = ctx;
+    uv_close((uv_handle_t *)&p->pub_timer, pipe_on_handle_closed);
+    uv_close((uv_handle_t *)&p->turn_end, pipe_on_handle_closed);
+}
+
+void pipe_free(pipeline *p)
+{
+    if (!p)
+        return;
+    p->mq = NULL;
+    for (size_t i = 0; i < p->n_lots; i++)
+        pipe_free_lot(p, p->lots[i]);
+    p->n_queued = 0;
+    pipe_publish_outputs(p);    /* frees what a turn that never ran left */
+    free(p->lots);
+    free(p->queued);
+    free(p->out);
+    free(p->hist);
+    free(p->fields.names);
+    free(p->fields.values);
+    map_free(p->by_id);
+    free(p);
+}
