@@ -23,6 +23,13 @@ failed=0
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT INT TERM
 
+# The layering rule (README, "Layout"): pure modules never see store.h, mqtt.h or uv.h.
+lay=$(sh "$top/scripts/check-layering.sh" 2>&1)
+echo "$lay"
+p=$(echo "$lay" | sed -n 's/^layering: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+f=$(echo "$lay" | sed -n 's/^layering: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
 for t in "$top/$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     log="$logs/unit.log"
