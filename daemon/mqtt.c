@@ -77,12 +77,20 @@ static bool mq_poll_live(const mq_client *c)
     return c->poll_open && !uv_is_closing((const uv_handle_t *)&c->poll);
 }
 
-static bool mq_input_blocked(const mq_client *c)
+/* What stops a read burst midway: not unstored input, which a burst is meant to gather into
+ * one batch (MQ_READ_BURST bounds it), but a pause, backpressure, or a closing client that
+ * read a message it must not acknowledge. */
+static bool mq_burst_blocked(const mq_client *c)
 {
     if (c->ack_wait)
         return c->messages_read > c->messages_stored;   /* see mq_on_message */
-    return c->input_stopped || c->paused || c->backpressure ||
-           (c->barrier && c->messages_read > c->messages_stored);
+    return c->input_stopped || c->paused || c->backpressure;
+}
+
+/* Whether to watch for input at all: unstored input also waits for its batch. */
+static bool mq_input_blocked(const mq_client *c)
+{
+    return mq_burst_blocked(c) || (c->barrier && c->messages_read > c->messages_stored);
 }
 
 /* At QoS 0 there is nothing to acknowledge and nothing will be redelivered, so the barrier
@@ -181,7 +189,7 @@ static bool mq_socket_has_data(int fd)
 static void mq_read_burst(mq_client *c)
 {
     uint64_t first = c->messages_read;
-    while (c->messages_read - first < MQ_READ_BURST && !mq_input_blocked(c)) {
+    while (c->messages_read - first < MQ_READ_BURST && !mq_burst_blocked(c)) {
         c->in_library = true;
         int rc = mosquitto_loop_read(c->mosq, 1);
         c->in_library = false;

@@ -533,11 +533,14 @@ static void pipe_update_backpressure(pipeline *p)
         mq_set_backpressure(p->mq, store_batches_in_flight(p->st) >= PIPE_MAX_BATCHES_IN_FLIGHT);
 }
 
+/* UPTO: what the confirmed batch holds (0 for a batch of an earlier client, e.g. the
+ * startup batch sent before MQTT connected). */
 static void pipe_mark_stored(pipeline *p, uint64_t upto)
 {
     if (p->idle_upto > upto && store_batches_in_flight(p->st) == 0)
         upto = p->idle_upto;    /* input of turns that had nothing to store, read since */
-    mq_mark_stored(p->mq, upto);
+    if (upto)
+        mq_mark_stored(p->mq, upto);
 }
 
 static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
@@ -546,8 +549,8 @@ static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
     pipeline *p = b->p;
     if (ok) {
         pipe_observe_latency(p, b);
-        if (p->mq && p->mq_generation == b->mq_generation)
-            pipe_mark_stored(p, b->upto);
+        if (p->mq)
+            pipe_mark_stored(p, p->mq_generation == b->mq_generation ? b->upto : 0);
         p->daemon_stored |= b->has_daemon;
     }
     /* A failure needs nothing here: the store reconnects, and on_connected has everything
