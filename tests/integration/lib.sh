@@ -370,13 +370,14 @@ parkd_start() {
     LOGS="$LOGS $PARKD_LOG"
     "$PARKD_BIN" -c "$CFG" "$@" 2>"$PARKD_LOG" >"$T/parkd.$PARKD_RUNS.stdout" &
     PARKD_PID=$!
+    # a retained "offline" (the will of a killed instance) answers at once: poll for 10 s
     _st=
-    _i=0
-    while [ $_i -lt 20 ]; do
+    _end=$(($(now) + 10))
+    while [ "$(now)" -le "$_end" ]; do
         _st=$(retained "$OUT/status" 1)
         [ "$_st" = online ] && break
         parkd_alive || break
-        _i=$((_i + 1))
+        sleep 0.1
     done
     if [ "$_st" != online ]; then
         if parkd_alive; then _why="still running"; else wait "$PARKD_PID"; _why="exited with $?"; fi
