@@ -252,6 +252,8 @@ static void daemon_restore_pending(parkd *d)
 
 static void daemon_create_lots(parkd *d, const cfg_lot *const *lots, size_t n)
 {
+    if (n == 0)
+        return;     /* a reload that adds nothing restores nothing */
     d->restoring = util_xcalloc(n + 1, sizeof *d->restoring);
     for (size_t i = 0; i < n; i++)
         d->restoring[d->n_restoring++] = lot_new(lots[i], d->cfg->smoothing.tau_ms);
