@@ -2,7 +2,8 @@
 #   make               build build/parkd and the tools
 #   make check         -Werror build, unit + integration tests against real servers
 #   make check-asan    the same under AddressSanitizer + UBSan (separate build dir)
-#   make ci            check + check-asan + fuzz smoke + unit-file checks (what CI runs)
+#   make check-tsan    the threaded parts (metrics thread vs the loop) under ThreadSanitizer
+#   make ci            check + check-asan + check-tsan + fuzz smoke + unit-file checks (what CI runs)
 #   make bench         benchmarks (not part of check)
 #   make demo          local broker + Redis + parkd + a replay of the Birmingham data
 #   make install PREFIX=/usr/local DESTDIR=
@@ -32,6 +33,10 @@ ifeq ($(SANITIZE),1)
 EXTRA_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EXTRA_LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(SANITIZE),thread)
+EXTRA_CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+EXTRA_LDFLAGS += -fsanitize=thread
+endif
 ifeq ($(WERROR),1)
 EXTRA_CFLAGS += -Werror
 endif
@@ -45,7 +50,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard scripts/*.c) $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRCS)))
 
-.PHONY: all clean check check-asan ci unit bench demo fuzz install uninstall deps
+.PHONY: all clean check check-asan check-tsan ci unit bench demo fuzz install uninstall deps
 all: $(BUILD)/parkd $(TOOL_BINS)
 
 $(BUILD)/daemon/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)/daemon
@@ -80,6 +85,14 @@ check-asan:
 	sh scripts/deps.sh
 	$(MAKE) BUILD=build-asan SANITIZE=1 WERROR=1 OPT='-O1 -g' all unit
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+
+# The tests that exercise the metrics thread beside the loop, under TSan (the libraries are not
+# instrumented, so only parkd's own threads are checked: the loop and the metrics server).
+TSAN_TESTS ?= t14* t64* t09* t61*
+check-tsan:
+	sh scripts/deps.sh
+	$(MAKE) BUILD=build-tsan SANITIZE=thread WERROR=1 OPT='-O1 -g' all
+	BUILD=build-tsan TESTS='$(TSAN_TESTS)' TSAN_OPTIONS='halt_on_error=1 exitcode=66' sh tests/run.sh
 
 # Everything CI runs: check, check-asan, a fuzz smoke and the unit-file checks.
 ci:

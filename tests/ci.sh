@@ -1,6 +1,7 @@
 #!/bin/sh
 # What CI runs (via `make ci`, the README's test command): the strict build with every test,
-# the same under ASan + UBSan, a libFuzzer smoke of every target, and the systemd unit checks.
+# the same under ASan + UBSan, the threaded parts under TSan, a libFuzzer smoke of every target,
+# and the systemd unit checks.
 # Each stage's "N passed, N failed" line is added up (a stage without one counts as one check,
 # passed or failed by its exit status), and the last line is the total.
 set -u
@@ -33,6 +34,7 @@ stage() {
 
 stage check make check
 stage check-asan make check-asan
+stage check-tsan make check-tsan
 [ -f tests/fuzz/run.sh ] && stage fuzz-smoke env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" sh tests/fuzz/run.sh
 [ -f scripts/check-unit.sh ] && stage unit-file sh scripts/check-unit.sh
 

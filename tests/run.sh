@@ -3,7 +3,7 @@
 # "N passed, N failed". Unit tests are cmocka binaries in $BUILD/tests; integration tests are
 # tests/integration/t*.sh, each printing "PASS: what" / "FAIL: what" per check. Integration
 # scripts start their own servers on free ports, so JOBS of them (default 4) run at once.
-# TESTS=pattern limits integration scripts to names matching the shell pattern.
+# TESTS="pattern ..." limits integration scripts to names matching one of the shell patterns.
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-4}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,7 +48,11 @@ list="$logs/list"
 : >"$list"
 for t in "$top"/tests/integration/t*.sh; do
     [ -f "$t" ] || continue
-    case "$(basename "$t")" in ${TESTS:-*}) echo "$t" >>"$list" ;; esac
+    set -f      # TESTS holds shell patterns, space separated: not globs of this directory
+    for pat in ${TESTS:-*}; do
+        case "$(basename "$t")" in $pat) echo "$t" >>"$list"; break ;; esac
+    done
+    set +f
 done
 xargs -P "$JOBS" -I{} sh "$0" --one {} "$logs" <"$list"
 
