@@ -114,6 +114,7 @@ struct pipeline {
     uv_check_t turn_end;        /* runs the turn once the loop's I/O callbacks are done */
     uv_timer_t pub_timer;       /* the next pending publish or heartbeat */
     uint64_t pub_timer_at;
+    size_t due_cursor;          /* where the next pass over due lots starts */
     bool summary_dirty;
     uint64_t summary_last_ms;
 
@@ -303,9 +304,11 @@ static void pipe_observe(pipeline *p, lot *l)
     l->observed = true;
 }
 
+/* The snapshots of this turn count too (an availability and a forecast each): they are
+ * published at its end, and one turn may take many lots. */
 static bool pipe_backlog_full(const pipeline *p)
 {
-    return p->mq && mq_publishes_unacked(p->mq) >= PIPE_MAX_BACKLOG;
+    return p->mq && mq_publishes_unacked(p->mq) + 2 * p->n_out >= PIPE_MAX_BACKLOG;
 }
 
 /* What L shows now, to be written into this turn's batch and then published. */
@@ -341,7 +344,10 @@ static void pipe_consider(pipeline *p, lot *l, uint64_t now, bool force)
     if (!pubrule_changed(&pl->rule, l, p->cfg, now, force))
         return;
     if (pipe_backlog_full(p)) {
-        pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
+        /* an earlier wait keeps its place: a lot changing faster than the retry must not
+         * push its own publish back for ever */
+        if (!pl->rule.pending)
+            pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
         return;
     }
     pipe_snapshot(p, l, now);
@@ -619,20 +625,30 @@ static void pipe_write_models(pipeline *p)
 }
 
 /* Lots whose pending change or heartbeat is due (every pending one when draining). */
+/* Lots whose pending change or heartbeat is due (every pending one when draining). When the
+ * backlog fills midway, the rest wait, and the next pass starts with the first that waited,
+ * so that under steady pressure every lot gets its turn. */
 static void pipe_take_due(pipeline *p, uint64_t now, bool drain)
 {
-    bool backlog = pipe_backlog_full(p);
-    for (size_t i = 0; i < p->n_lots; i++) {
+    size_t n = p->n_lots;
+    size_t start = p->due_cursor < n ? p->due_cursor : 0;
+    bool waited = false;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
         lot *l = p->lots[i];
         pipe_lot *pl = l->pub_data;
         bool due = p->republish_due || pubrule_due(&pl->rule, p->cfg, now) ||
                    (drain && pl->rule.pending);
         if (!due)
             continue;
-        if (backlog && !drain)
+        if (!drain && pipe_backlog_full(p)) {
+            if (!waited)
+                p->due_cursor = i;
+            waited = true;
             pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
-        else
+        } else {
             pipe_snapshot(p, l, now);
+        }
     }
 }
 
