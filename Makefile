@@ -51,7 +51,12 @@ TOOL_SRCS   := $(wildcard scripts/*.c) $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRCS)))
 
 .PHONY: all clean check check-asan check-tsan ci unit bench demo fuzz install uninstall deps
-all: $(BUILD)/parkd $(TOOL_BINS)
+SHIM        := $(BUILD)/tools/connect-eperm.so
+all: $(BUILD)/parkd $(TOOL_BINS) $(SHIM)
+
+# Test shim (LD_PRELOAD): no sanitizer, it is loaded into whatever the test runs.
+$(SHIM): tests/shim/connect-eperm.c | $(BUILD)/tools
+	$(CC) -std=c11 $(WARN) $(filter -Werror,$(EXTRA_CFLAGS)) -O2 -fPIC -shared -o $@ $< -ldl
 
 $(BUILD)/daemon/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)/daemon
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<

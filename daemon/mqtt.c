@@ -57,6 +57,7 @@ struct mq_client {
     int handles_to_close;
     void (*close_done)(void *ctx);
     void *close_ctx;
+    char socket_error[160];     /* the text of the last socket error, for the log */
 };
 
 static void mq_on_poll(uv_poll_t *handle, int status, int events);
@@ -208,12 +209,15 @@ static void mq_read_burst(mq_client *c)
 
 /* libuv reports any socket error as UV_EBADF; the socket itself knows what happened (a
  * refused connect, a reset). */
-static const char *mq_socket_error(const mq_client *c, int status)
+static const char *mq_socket_error(mq_client *c, int status)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c->poll_fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
-        return strerror(err);
+    if (getsockopt(c->poll_fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        snprintf(c->socket_error, sizeof c->socket_error, "%s%s", strerror(err),
+                 util_connect_hint(err));
+        return c->socket_error;
+    }
     return status == UV_EBADF ? "closed by the broker" : uv_strerror(status);
 }
 
@@ -273,8 +277,10 @@ static void mq_try_connect(mq_client *c)
         rc = mosquitto_reconnect_async(c->mosq);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
-        log_warning("mqtt: cannot connect to %s:%d: %s", c->cfg->mqtt.host, c->cfg->mqtt.port,
-                    mq_strerror(rc));
+        int err = errno;    /* before anything else can change it */
+        log_warning("mqtt: cannot connect to %s:%d: %s%s", c->cfg->mqtt.host, c->cfg->mqtt.port,
+                    rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc),
+                    rc == MOSQ_ERR_ERRNO ? util_connect_hint(err) : "");
         mq_schedule_reconnect(c);
         return;
     }

@@ -241,13 +241,23 @@ static void store_send_handshake(store *s)
         log_error("redis: cannot send the handshake");   /* the timeout reconnects */
 }
 
+/* hiredis gives only the text of a connect's errno: find the one a local block gives. */
+static const char *store_connect_hint(const char *errstr)
+{
+    if (strstr(errstr, strerror(EPERM)))
+        return util_connect_hint(EPERM);
+    if (strstr(errstr, strerror(EACCES)))
+        return util_connect_hint(EACCES);
+    return "";
+}
+
 static void store_on_connect(const redisAsyncContext *ac, int status)
 {
     store *s = ac->data;
     char ep[300];
     if (status != REDIS_OK) {
-        log_warning("redis: cannot connect to %s: %s", store_endpoint(s, ep, sizeof ep),
-                    ac->errstr);
+        log_warning("redis: cannot connect to %s: %s%s", store_endpoint(s, ep, sizeof ep),
+                    ac->errstr, store_connect_hint(ac->errstr));
         s->ac = NULL;   /* hiredis frees the context after this callback */
         store_retry_later(s);
         return;
@@ -299,8 +309,9 @@ static void store_connect(store *s)
     s->ac = cfg->redis.socket ? redisAsyncConnectUnix(cfg->redis.socket)
                               : redisAsyncConnect(cfg->redis.host, cfg->redis.port);
     if (!s->ac || s->ac->err) {
-        log_warning("redis: cannot connect to %s: %s", store_endpoint(s, ep, sizeof ep),
-                    s->ac ? s->ac->errstr : "out of memory");
+        log_warning("redis: cannot connect to %s: %s%s", store_endpoint(s, ep, sizeof ep),
+                    s->ac ? s->ac->errstr : "out of memory",
+                    s->ac ? store_connect_hint(s->ac->errstr) : "");
         if (s->ac)
             redisAsyncFree(s->ac);
         s->ac = NULL;

@@ -91,3 +91,10 @@ void util_set_timezone(const char *zone)
         return;     /* only ENOMEM is possible: the system's zone stays */
     tzset();
 }
+
+const char *util_connect_hint(int err)
+{
+    if (err == EPERM || err == EACCES)
+        return " (blocked on this host: a firewall, or IPAddressDeny=/IPAddressAllow= of the unit)";
+    return "";
+}

@@ -23,6 +23,11 @@ int64_t util_wall_ms(void);
  * (caller frees, after wiping it), or NULL with errno set. Never logs the content. */
 char *util_read_secret_file(const char *path);
 
+/* A hint for a connect that failed with ERR before reaching the server: for EPERM/EACCES
+ * (what a local firewall or systemd's IPAddressDeny= gives), " (blocked on this host: a
+ * firewall, or IPAddressDeny=/IPAddressAllow= of the unit)"; else "". */
+const char *util_connect_hint(int err);
+
 /* Sets the process time zone (TZ) to ZONE, an IANA name; NULL keeps the system's. Local time
  * is what forecast profiles learn by. Call once at start, before any thread exists: setenv is
  * not thread-safe, so a reload cannot change it (the config marks timezone restart-only). */
