@@ -209,8 +209,6 @@ static void metrics_render_counters(mbuf *b, const metrics_snapshot *s)
             const char *v;
             if (metrics_classify(s->counter_names[i], &v) != f)
                 continue;
-            if (f == FAM_REJECTED && strcmp(v, "none") == 0)
-                continue;   /* the slot of "no rejection" */
             if (!header) {
                 mbuf_header(b, fam->name, "counter", fam->help);
                 header = true;
