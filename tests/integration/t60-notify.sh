@@ -131,7 +131,8 @@ check "no READY=1 after STOPPING=1" no "$(fields "$(grep -n ' STOPPING=1$' "$NLO
 # top of the restored state (5 + 1). A new client id, so that no broker session from the first run
 # holds a subscription already. WATCHDOG_PID naming another process: no WATCHDOG=1. -------------
 write_config "$LOTS" "mqtt.client_id=parkd-t60-$$-$PARKD_RUNS"
-ON_READY="mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -q 1 -t $IN/G1/gate/E -m in"
+# ... and the parkd:daemon hash is this process's already (not only after the first tick)
+ON_READY="redis-cli -h 127.0.0.1 -p $REDIS_PORT hmget ${RP}daemon pid version >$T/daemon-at-ready; mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -q 1 -t $IN/G1/gate/E -m in"
 export ON_READY
 notify_start
 unset ON_READY
@@ -139,6 +140,8 @@ WATCHDOG_PID=1
 export WATCHDOG_PID
 parkd_start
 check_eventually "input published on READY=1 is applied on the restored state (5 + 1)" "hget G1 occupied" 6 5
+check "at READY=1, parkd:daemon already holds this run's pid and version" \
+    "$PARKD_PID $("$PARKD_BIN" --version | awk '{ print $NF }')" "$(tr '\n' ' ' <"$T/daemon-at-ready" | sed 's/ $//')"
 sleep 1.5
 check "WATCHDOG_PID of another process: no WATCHDOG=1" no "$(has_after 0 '^WATCHDOG=1$')"
 parkd_stop TERM
