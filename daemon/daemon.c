@@ -619,7 +619,13 @@ parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg)
     }
     uv_signal_t *sigs[] = { &d->sig_hup, &d->sig_term, &d->sig_int };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
-        uv_signal_init(loop, sigs[i]);
+        /* fails only without file descriptors for libuv's signal pipe; nothing has been
+         * connected or written yet, and a daemon that cannot be stopped must not run */
+        int rc = uv_signal_init(loop, sigs[i]);
+        if (rc < 0) {
+            log_error("cannot set up signal handling: %s", uv_strerror(rc));
+            exit(1);
+        }
         sigs[i]->data = d;
     }
     return d;

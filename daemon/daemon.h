@@ -27,7 +27,8 @@ enum daemon_state {
 typedef struct parkd parkd;
 
 /* A daemon for CFG (it takes ownership) read from CONFIG_PATH (kept for reloads) on LOOP.
- * The process time zone must already be set (util_set_timezone). Never NULL. */
+ * The process time zone must already be set (util_set_timezone). Never NULL: exits 1 when
+ * the loop cannot take the signal handles (no file descriptors left). */
 parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg);
 
 /* Starts connecting, the timers, the signal handlers and the metrics thread. Returns 0, or a
