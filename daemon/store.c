@@ -432,21 +432,53 @@ static void store_arg_key(store_args *a, const store *s, enum store_key k, const
     store_arg(a, a->key, store_key(s, k, lot_id, a->key, sizeof a->key));
 }
 
-/* One command of the open batch. hiredis formats it in one pass (redisFormatCommandArgv sizes
- * the buffer first); its reply is part of EXEC's. */
+/* The decimal digits of V at P; returns the end. */
+static char *store_put_uint(char *p, size_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* One command of the open batch (its reply is part of EXEC's), in the Redis protocol written
+ * in one pass into one buffer. hiredis's redisFormatCommandArgv grows an sds string argument
+ * by argument: with it, make bench on one VM gave 13.9-18.5 ms of CPU per 1,000 QoS 0 events
+ * and a QoS 0 ratio to the ceiling of 0.55-0.61 (three runs); with this writer 14.1 ms and
+ * 0.63, as before the pipeline redesign (11.9-14.4 ms, 0.62-0.67). */
 static void store_send_argv(store *s, int argc, const char **argv, const size_t *len)
 {
     if (!s->batch_open || !s->ac)
         return;
-    char *cmd = NULL;
-    int n = redisFormatCommandArgv(&cmd, argc, argv, len);
-    if (n < 0) {
-        log_error("redis: out of memory formatting a command");
-        abort();
+    size_t total = 16;
+    for (int i = 0; i < argc; i++)
+        total += len[i] + 24;
+    char stack[8192];
+    char *buf = total <= sizeof stack ? stack : util_xmalloc(total);
+    char *p = buf;
+    *p++ = '*';
+    p = store_put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = store_put_uint(p, len[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], len[i]);
+        p += len[i];
+        *p++ = '\r';
+        *p++ = '\n';
     }
-    if (redisAsyncFormattedCommand(s->ac, NULL, NULL, cmd, (size_t)n) != REDIS_OK)
+    if (redisAsyncFormattedCommand(s->ac, NULL, NULL, buf, (size_t)(p - buf)) != REDIS_OK)
         log_warning("redis: command not sent: the connection is closing");
-    redisFreeCommand(cmd);
+    if (buf != stack)
+        free(buf);
 }
 
 static void store_send(store *s, store_args *a)
