@@ -84,6 +84,9 @@ check "counter applied (+9)" 9 "$(delta applied)"
 check "counter ignored_old (+2)" 2 "$(delta ignored_old)"
 check "counter anomaly_clamped (+2)" 2 "$(delta anomaly_clamped)"
 check "counter anomaly_capacity (+1)" 1 "$(delta anomaly_capacity)"
+check "an applied capacity mismatch is logged as an anomaly" 1 \
+    "$(grep -c 'anomaly (capacity_mismatch) on topic' "$PARKD_LOG")"
+check "and not as rejected input" 0 "$(grep -c 'rejected input (capacity' "$PARKD_LOG")"
 
 # --- Redis lot hash (SPEC §5) -----------------------------------------------------------------
 keys=$(rget hkeys "${RP}lot:C1" | sort | tr '\n' ' ')
