@@ -46,6 +46,7 @@ lot *lot_new(const cfg_lot *cfg, int64_t tau_ms)
     l->status = LOT_STATUS_UNKNOWN;
     l->ts_ms = INT64_MIN;
     l->count_ts_ms = INT64_MIN;
+    l->count_value = -1;
     l->bays = map_new();
     l->gates = map_new();
     return l;
@@ -352,6 +353,19 @@ static lot_outcome lot_apply_gate(lot *l, const char *id, const pl_event *ev, in
     return out;
 }
 
+/* SPEC §3: the same ts and value as the last applied count is a redelivery. Comparing with
+ * the current occupied instead would undo the gate events applied since on a gates lot. When
+ * the stored state predates count_value, the occupied it left is all there is to compare. */
+static bool lot_count_is_redelivery(const lot *l, const pl_event *ev, int64_t ts_ms,
+                                    int64_t occupied)
+{
+    if (ts_ms != l->count_ts_ms)
+        return false;
+    if (l->count_value < 0)
+        return occupied == l->occupied;
+    return ev->value == l->count_value && ev->is_free == l->count_is_free;
+}
+
 static lot_outcome lot_apply_count(lot *l, const pl_event *ev, int64_t ts_ms)
 {
     lot_outcome out = { .result = LOT_APPLIED };
@@ -362,9 +376,10 @@ static lot_outcome lot_apply_count(lot *l, const pl_event *ev, int64_t ts_ms)
     out.capacity_mismatch = ev->has_capacity && ev->capacity != l->capacity;
     bool clamped;
     int64_t occupied = lot_clamp(l, ev->is_free ? l->capacity - ev->value : ev->value, &clamped);
-    if (ts_ms == l->count_ts_ms && occupied == l->occupied) {
-        /* A redelivery of the applied count: its clamp was already counted. */
+    if (lot_count_is_redelivery(l, ev, ts_ms, occupied)) {
+        /* its clamp and capacity mismatch were counted when it was applied */
         out.result = LOT_UNCHANGED;
+        out.capacity_mismatch = false;
         lot_after_unchanged(l, ts_ms);
         return out;
     }
@@ -375,6 +390,8 @@ static lot_outcome lot_apply_count(lot *l, const pl_event *ev, int64_t ts_ms)
     }
     l->occupied = occupied;
     l->count_ts_ms = ts_ms;
+    l->count_value = ev->value;
+    l->count_is_free = ev->is_free;
     lot_after_apply(l, ts_ms);
     return out;
 }
@@ -460,6 +477,12 @@ void lot_restore_gate(lot *l, const char *id, uint64_t seq)
         g = lot_add_gate(l, id);
     g->seq = seq;
     g->has_seq = true;
+}
+
+void lot_restore_count(lot *l, int64_t value, bool is_free)
+{
+    l->count_value = value < 0 ? -1 : value;
+    l->count_is_free = is_free;
 }
 
 void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts_ms,

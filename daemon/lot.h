@@ -61,6 +61,8 @@ typedef struct lot {
     int64_t occupied;           /* always within [0, capacity] */
     int64_t ts_ms;              /* newest event time of any applied input */
     int64_t count_ts_ms;        /* event time of the last applied count; INT64_MIN when none */
+    int64_t count_value;        /* that count message's number, -1 when unknown (SPEC §3: the */
+    bool count_is_free;         /* same ts and value again is a redelivery), and its kind */
     int64_t bays_occupied;      /* source bays: number of bays whose state is occupied */
     enum lot_status status;
     bool stale;
@@ -109,6 +111,10 @@ void lot_restore_gate(lot *l, const char *id, uint64_t seq);
 /* Restores the lot-level state; occupied is re-clamped to the (possibly new) capacity. */
 void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts_ms,
                        enum lot_status status, const sm_state *smooth);
+
+/* The identity of the last applied count message (VALUE and IS_FREE as in its payload; -1:
+ * unknown, e.g. state stored by a version that did not keep it). */
+void lot_restore_count(lot *l, int64_t value, bool is_free);
 
 /* Forgets all dirty marks after the caller has written them out. */
 void lot_clear_dirty(lot *l);

@@ -553,6 +553,10 @@ static void store_lot_state(store *s, const lot *l)
     store_arg_i64(&a, l->ts_ms);
     store_arg_str(&a, "count_ts_ms");
     store_arg_i64(&a, l->count_ts_ms);
+    store_arg_str(&a, "count_value");
+    store_arg_i64(&a, l->count_value);
+    store_arg_str(&a, "count_free");
+    store_arg_str(&a, l->count_is_free ? "1" : "0");
     store_arg_str(&a, "status");
     store_arg_str(&a, lot_status_name(l->status));
     store_arg_str(&a, "sm_started");
@@ -958,6 +962,8 @@ static void store_restore_state(lot *l, const redisReply *r)
     };
     lot_restore_state(l, store_hash_i64(r, "occupied", 0), store_hash_i64(r, "ts_ms", INT64_MIN),
                       store_hash_i64(r, "count_ts_ms", INT64_MIN), status, &sm);
+    lot_restore_count(l, store_hash_i64(r, "count_value", -1),
+                      store_hash_i64(r, "count_free", 0) == 1);
 }
 
 static void store_restore_bays(lot *l, const redisReply *r)

@@ -485,6 +485,30 @@ static void test_gates_recalibration(void **state)
     lot_free(l);
 }
 
+/* SPEC §3: a count with the ts and value of the last applied one is a redelivery, whatever
+ * the gates did since; it must not take back the cars counted in between. */
+static void test_gates_count_redelivered(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_GATES);
+    assert_int_equal(count_occ(l, 50, 1000).result, LOT_APPLIED);
+    gate_seq(l, "g", true, 1, 2000);
+    assert_int_equal(l->occupied, 51);
+    lot_clear_dirty(l);
+    lot_outcome o = count_occ(l, 50, 1000);
+    assert_int_equal(o.result, LOT_UNCHANGED);
+    assert_false(o.recalibrated);
+    assert_int_equal(l->occupied, 51);
+    assert_false(l->dirty);
+    /* the same number as free is another message */
+    o = count_free(l, 50, 1000);
+    assert_int_equal(o.result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 50);
+    /* state stored before count_value was kept: the occupied it left is the comparison */
+    lot_restore_count(l, -1, false);
+    assert_int_equal(count_occ(l, 50, 1000).result, LOT_UNCHANGED);
+    lot_free(l);
+}
+
 /* ---- kinds ---- */
 
 static void expect_wrong_kind(lot *l, lot_outcome o)
@@ -850,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_count_capacity_mismatch),
         cmocka_unit_test(test_count_ordering),
         cmocka_unit_test(test_gates_recalibration),
+        cmocka_unit_test(test_gates_count_redelivered),
         cmocka_unit_test(test_wrong_kind),
         cmocka_unit_test(test_status_almost_full_hysteresis),
         cmocka_unit_test(test_status_full_577),
