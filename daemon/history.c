@@ -27,20 +27,27 @@ static void hist_set_last(hist_state *h, int64_t ms, uint64_t seq, int status, i
     *out_seq = seq;
 }
 
+/* The first sequence number of an entry at MS: 0-0 is not a stream id Redis takes (ts 0, the
+ * epoch, is a valid event time). */
+static uint64_t hist_first_seq(int64_t ms)
+{
+    return ms == 0 ? 1 : 0;
+}
+
 bool hist_next_id(hist_state *h, int64_t ts_ms, int status, int64_t interval_ms, int64_t *ms,
                   uint64_t *seq)
 {
     if (ts_ms < 0)
         return false;       /* stream ids are unsigned */
     if (h->last_ms == INT64_MIN) {
-        hist_set_last(h, ts_ms, 0, status, ms, seq);
+        hist_set_last(h, ts_ms, hist_first_seq(ts_ms), status, ms, seq);
         return true;
     }
     bool changed = status != h->last_status;
     if (ts_ms > h->last_ms) {
         if (!changed && ts_ms - h->last_ms < interval_ms)
             return false;
-        hist_set_last(h, ts_ms, 0, status, ms, seq);
+        hist_set_last(h, ts_ms, hist_first_seq(ts_ms), status, ms, seq);
         return true;
     }
     /* Not newer than the last entry (an out-of-order bay, a stale flag, a reload): only a status

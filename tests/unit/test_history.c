@@ -59,6 +59,23 @@ static void test_same_time_status_change(void **state)
 }
 
 /* Random event times (late bays, repeats, jumps) and statuses: every id strictly increases. */
+/* ts 0 (the epoch) is a valid event time, but 0-0 is not a stream id: the entry is 0-1. */
+static void test_epoch_entry(void **state)
+{
+    hist_state h;
+    hist_init(&h);
+    int64_t ms;
+    uint64_t seq;
+    assert_true(hist_next_id(&h, 0, LOT_STATUS_OPEN, MINUTE, &ms, &seq));
+    assert_int_equal(ms, 0);
+    assert_int_equal(seq, 1);
+    assert_true(hist_next_id(&h, 0, LOT_STATUS_FULL, MINUTE, &ms, &seq));
+    assert_int_equal(ms, 0);
+    assert_int_equal(seq, 2);
+    assert_true(hist_next_id(&h, MINUTE, LOT_STATUS_FULL, MINUTE, &ms, &seq));
+    assert_int_equal(seq, 0);
+}
+
 static void test_ids_strictly_increase(void **state)
 {
     hist_state h;
@@ -151,6 +168,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_entry_and_interval),
         cmocka_unit_test(test_same_time_status_change),
+        cmocka_unit_test(test_epoch_entry),
         cmocka_unit_test(test_ids_strictly_increase),
         cmocka_unit_test(test_restore),
         cmocka_unit_test(test_take),
