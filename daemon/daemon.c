@@ -57,6 +57,7 @@ struct parkd {
 
 static void daemon_stop(parkd *d, int exit_code);
 static void daemon_on_store_closed(void *ctx);
+static uint64_t daemon_stop_time_left(const parkd *d);
 static void daemon_reload(parkd *d);
 static void daemon_restore_pending(parkd *d);
 
@@ -287,12 +288,19 @@ static const store_callbacks daemon_store_callbacks = {
 
 /* ---- periodic work ---- */
 
+static const char *daemon_redis_state(const parkd *d)
+{
+    if (!store_is_connected(d->st))
+        return "down";
+    return store_is_refusing(d->st) ? "refusing writes" : "up";
+}
+
 static void daemon_update_status(parkd *d)
 {
     /* the configured lots (restored or not yet); the state only while it is not plain ready */
     char status[200];
     int len = snprintf(status, sizeof status, "%zu lots, %" PRIu64 " msg/s, redis %s, mqtt %s",
-                       d->cfg->n_lots, d->msg_rate, store_is_connected(d->st) ? "up" : "down",
+                       d->cfg->n_lots, d->msg_rate, daemon_redis_state(d),
                        d->mq && mq_is_connected(d->mq) ? "up" : "down");
     if (d->state != DAEMON_READY && len > 0 && (size_t)len < sizeof status)
         snprintf(status + len, sizeof status - (size_t)len, "; %s", daemon_state_names[d->state]);
@@ -376,7 +384,7 @@ static void daemon_on_old_mqtt_closed(void *ctx)
     if (d->state == DAEMON_DRAINING) {
         mq_free(d->mq);     /* never started */
         d->mq = NULL;
-        store_close(d->st, daemon_on_store_closed, d);  /* the rest of daemon_finish_stop */
+        store_close(d->st, daemon_stop_time_left(d), daemon_on_store_closed, d);
         return;
     }
     pipe_set_mqtt(d->pipe, d->mq);
@@ -495,6 +503,15 @@ static void daemon_reload(parkd *d)
 
 /* ---- shutdown ---- */
 
+/* What is left of the SHUTDOWN_TIMEOUT_MS that SIGTERM started: every part of the shutdown
+ * (the flush, MQTT's offline, Redis's last replies) shares it, so a hung broker or Redis
+ * cannot stretch the stop past it. Unacknowledged input is redelivered after a restart. */
+static uint64_t daemon_stop_time_left(const parkd *d)
+{
+    uint64_t now = uv_now(d->loop);
+    return d->stop_deadline > now ? d->stop_deadline - now : 0;
+}
+
 static void daemon_on_part_closed(void *ctx)
 {
     parkd *d = ctx;
@@ -511,7 +528,7 @@ static void daemon_on_store_closed(void *ctx)
 static void daemon_on_mqtt_closed(void *ctx)
 {
     parkd *d = ctx;
-    store_close(d->st, daemon_on_store_closed, d);
+    store_close(d->st, daemon_stop_time_left(d), daemon_on_store_closed, d);
 }
 
 static void daemon_close_handles(parkd *d)
@@ -532,13 +549,10 @@ static void daemon_finish_stop(parkd *d)
     metrics_stop(d->metrics);
     d->metrics = NULL;
     d->open_parts = 1;
-    if (d->mq && !d->mq_next) {
-        uint64_t now = uv_now(d->loop);
-        mq_close(d->mq, d->stop_deadline > now ? d->stop_deadline - now : 0,
-                 daemon_on_mqtt_closed, d);
-    } else if (!d->mq) {
-        store_close(d->st, daemon_on_store_closed, d);
-    }
+    if (d->mq && !d->mq_next)
+        mq_close(d->mq, daemon_stop_time_left(d), daemon_on_mqtt_closed, d);
+    else if (!d->mq)
+        store_close(d->st, daemon_stop_time_left(d), daemon_on_store_closed, d);
     /* with a client switch in progress its close callback frees both, then nothing follows:
      * the old client's close continues into daemon_on_old_mqtt_closed */
     daemon_close_handles(d);

@@ -20,12 +20,6 @@ static _Atomic int log_level = CFG_LOG_INFO;
 static bool log_to_journal;
 
 /* The limiters are only used from the loop thread (message handling). */
-typedef struct log_limit {
-    int64_t window_start_ms;
-    unsigned lines;
-    unsigned long suppressed;
-} log_limit;
-
 static log_limit log_limits[LOG_REASONS];
 static log_limit log_anomaly_limit;
 
@@ -125,15 +119,15 @@ static void log_escape(const char *in, char *out, size_t size)
     out[o] = '\0';
 }
 
-/* True when LIM lets one more line through now; *SUPPRESSED is then the count held back. */
-static bool log_limit_pass(log_limit *lim, unsigned long *suppressed)
+bool log_limit_pass(log_limit *lim, int64_t window_ms, unsigned burst,
+                    unsigned long *suppressed)
 {
     int64_t now = util_wall_ms();
-    if (now - lim->window_start_ms >= LOG_WINDOW_MS) {
+    if (now - lim->window_start_ms >= window_ms) {
         lim->window_start_ms = now;
         lim->lines = 0;
     }
-    if (lim->lines >= LOG_BURST) {
+    if (lim->lines >= burst) {
         lim->suppressed++;
         return false;
     }
@@ -152,7 +146,8 @@ void log_rejected(unsigned reason_index, const char *reason, const char *topic,
                   const char *detail)
 {
     unsigned long suppressed;
-    if (!log_warnings_on() || !log_limit_pass(&log_limits[reason_index % LOG_REASONS], &suppressed))
+    if (!log_warnings_on() || !log_limit_pass(&log_limits[reason_index % LOG_REASONS], LOG_WINDOW_MS,
+                                               LOG_BURST, &suppressed))
         return;
     char safe[1024];
     log_escape(topic ? topic : "", safe, sizeof safe);
@@ -166,7 +161,8 @@ void log_rejected(unsigned reason_index, const char *reason, const char *topic,
 void log_anomaly(const char *kind, const char *topic, const char *detail)
 {
     unsigned long suppressed;
-    if (!log_warnings_on() || !log_limit_pass(&log_anomaly_limit, &suppressed))
+    if (!log_warnings_on() || !log_limit_pass(&log_anomaly_limit, LOG_WINDOW_MS, LOG_BURST,
+                                                    &suppressed))
         return;
     char safe[1024];
     log_escape(topic ? topic : "", safe, sizeof safe);

@@ -35,6 +35,7 @@ const char *const pipe_counter_names[PIPE_C_COUNT] = {
     [PIPE_C_PUBLISHED] = "published",
     [PIPE_C_REDIS_BATCHES] = "redis_batches",
     [PIPE_C_REDIS_TIMEOUTS] = "redis_timeouts",
+    [PIPE_C_REDIS_REFUSALS] = "redis_refusals",
     [PIPE_C_INPUT_FIRST + PL_KIND_BAY] = "input_bay",
     [PIPE_C_INPUT_FIRST + PL_KIND_GATE] = "input_gate",
     [PIPE_C_INPUT_FIRST + PL_KIND_COUNT] = "input_count",
@@ -559,8 +560,8 @@ static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
             pipe_mark_stored(p, p->mq_generation == b->mq_generation ? b->upto : 0);
         p->daemon_stored |= b->has_daemon;
     }
-    /* A failure needs nothing here: the store reconnects, and on_connected has everything
-     * written again; the input stays unacknowledged meanwhile. */
+    /* A failure (the connection went) needs nothing here: the store reconnects, and
+     * on_connected has everything written again; the input stays unacknowledged meanwhile. */
     free(b);
     pipe_update_backpressure(p);
     if (ok && p->on_stored)
@@ -667,6 +668,7 @@ static void pipe_write_outputs(pipeline *p)
 static void pipe_write_daemon_hash(pipeline *p)
 {
     p->counters[PIPE_C_REDIS_TIMEOUTS] = store_timeouts(p->st);
+    p->counters[PIPE_C_REDIS_REFUSALS] = store_refusals(p->st);
     store_counters c = { pipe_counter_names, p->counters, PIPE_C_COUNT };
     store_batch_daemon(p->st, p->started_ms, &c);
     p->daemon_due = false;
@@ -797,8 +799,8 @@ static void pipe_ack_idle(pipeline *p)
 
 void pipe_flush(pipeline *p, bool drain)
 {
-    if (!store_is_connected(p->st))
-        return;     /* lots stay queued and input unacknowledged until Redis is back */
+    if (!store_is_writable(p->st))
+        return;     /* lots stay queued and input unacknowledged until Redis takes writes */
     uint64_t now = uv_now(p->loop);
     int64_t wall = util_wall_ms();
     bool force_summary = drain || p->republish_due;

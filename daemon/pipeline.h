@@ -36,6 +36,7 @@ enum pipe_counter {
     PIPE_C_PUBLISHED,
     PIPE_C_REDIS_BATCHES,
     PIPE_C_REDIS_TIMEOUTS,
+    PIPE_C_REDIS_REFUSALS,
     PIPE_C_INPUT_FIRST,     /* + enum pl_kind: messages with a valid topic, per kind */
     PIPE_C_COUNT = PIPE_C_INPUT_FIRST + PL_KIND_COUNT + 1
 };

@@ -18,6 +18,11 @@
 
 #define STORE_BACKOFF_MIN_MS 250
 #define STORE_BACKOFF_MAX_MS 10000
+#define STORE_RESEND_MIN_MS 100     /* a batch Redis refused is sent again after this, */
+#define STORE_RESEND_MAX_MS 5000    /* doubling up to this while it keeps refusing */
+#define STORE_REFUSAL_LOG_MS 30000  /* "still refuses" at most once per this */
+#define STORE_CAUSE_MAX 200
+#define STORE_SPARE_MAX (1u << 20)  /* a confirmed batch's buffers are kept for the next one */
 #define STORE_FIELDS_PER_HSET 256   /* bays per HSET: keeps single commands small */
 #define STORE_KEY_MAX (CFG_REDIS_PREFIX_MAX + sizeof "lot:" + PL_ID_MAX + sizeof ":baystate")
 #define STORE_NUM_MAX 40            /* a formatted number: %.17g, an int64, "1:<ts_ms>" */
@@ -40,10 +45,24 @@ struct store {
     size_t waiting;             /* replies with a callback of ours outstanding */
     uint64_t progress_ms;       /* loop time of the last reply, or of the wait's start */
     uint64_t connect_ms;        /* loop time the current connection attempt began */
-    bool batch_open;
+    struct store_batch *open;   /* being built, between store_batch_begin and _commit */
+    struct store_batch *head, *tail;    /* committed and not yet confirmed, in order */
+    struct store_batch *spare;  /* a confirmed batch's buffers, for the next one */
+    struct store_batch *dead;   /* not sent whole; freed once hiredis dropped its callbacks */
+    size_t n_batches;           /* head .. tail */
+    size_t execs_waiting;       /* EXECs sent whose reply is outstanding */
+    bool refusing;              /* Redis refused the head batch: it goes again, nothing new */
+    uv_timer_t resend_timer;
+    uint64_t resend_backoff_ms;
+    uint64_t refusals;          /* EXECs Redis refused, ever */
+    uint64_t refusals_now;      /* since it last took a batch */
+    int64_t refusing_since_ms;
+    char refusal_cause[STORE_CAUSE_MAX];
+    log_limit refusal_log;
+    log_limit tolerated_log;
+    uint64_t close_deadline_ms; /* loop time by which the close gives up on Redis */
     struct store_bay_writer *bay_writer;    /* scratch argv space, reused every batch */
     struct store_gate_writer *gate_writer;
-    size_t in_flight;
     int handles_open;
     void (*close_done)(void *ctx);
     void *close_ctx;
@@ -119,6 +138,8 @@ static bool store_stalled(const store *s, uint64_t now)
 }
 
 static void store_retry_later(store *s);
+static void store_fail_batches(store *s);
+static void store_close_handles(store *s);
 
 static void store_on_timeout_tick(uv_timer_t *timer)
 {
@@ -136,7 +157,11 @@ static void store_on_timeout_tick(uv_timer_t *timer)
     if (!connected) {
         s->ac = NULL;
         s->failing = false;
-        store_retry_later(s);
+        store_fail_batches(s);
+        if (s->closing)
+            store_close_handles(s);
+        else
+            store_retry_later(s);
     }
 }
 
@@ -193,8 +218,9 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0) {
         char ep[300];
+        /* The backoff is reset by a confirmed batch, not here: a Redis that answers PING but
+         * drops every write would otherwise be retried in a tight loop. */
         s->ready = true;
-        s->backoff_ms = STORE_BACKOFF_MIN_MS;
         log_info("redis: connected to %s, db %d", store_endpoint(s, ep, sizeof ep),
                  s->cfg->redis.db);
         s->cb->on_connected(s->ctx);
@@ -276,6 +302,7 @@ static void store_close_handles(store *s)
 {
     uv_close((uv_handle_t *)&s->reconnect_timer, store_on_handle_closed);
     uv_close((uv_handle_t *)&s->timeout_timer, store_on_handle_closed);
+    uv_close((uv_handle_t *)&s->resend_timer, store_on_handle_closed);
 }
 
 static void store_on_disconnect(const redisAsyncContext *ac, int status)
@@ -285,8 +312,8 @@ static void store_on_disconnect(const redisAsyncContext *ac, int status)
     s->ac = NULL;       /* freed by hiredis after this callback */
     s->ready = false;
     s->failing = false;
-    s->batch_open = false;
     s->waiting = 0;
+    store_fail_batches(s);
     if (s->closing) {
         store_close_handles(s);
         return;
@@ -338,10 +365,12 @@ store *store_new(uv_loop_t *loop, const cfg_config *cfg, const store_callbacks *
     s->cb = cb;
     s->ctx = ctx;
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
+    s->resend_backoff_ms = STORE_RESEND_MIN_MS;
     uv_timer_init(loop, &s->reconnect_timer);
     uv_timer_init(loop, &s->timeout_timer);
-    s->reconnect_timer.data = s->timeout_timer.data = s;
-    s->handles_open = 2;
+    uv_timer_init(loop, &s->resend_timer);
+    s->reconnect_timer.data = s->timeout_timer.data = s->resend_timer.data = s;
+    s->handles_open = 3;
     return s;
 }
 
@@ -365,6 +394,7 @@ void store_reconnect(store *s)
         redisAsyncFree(s->ac);
         s->ac = NULL;
     }
+    store_fail_batches(s);
     uv_timer_stop(&s->reconnect_timer);
     store_connect(s);
 }
@@ -382,6 +412,11 @@ int store_start(store *s)
 bool store_is_connected(const store *s)
 {
     return s->ac && s->ready && !s->failing;
+}
+
+bool store_is_writable(const store *s)
+{
+    return store_is_connected(s) && !s->refusing;
 }
 
 uint64_t store_reconnects(const store *s)
@@ -446,21 +481,115 @@ static char *store_put_uint(char *p, size_t v)
     return p;
 }
 
+/* ---- kept batches ---- */
+
+/* A committed batch waits here, its commands kept in the Redis protocol, until Redis has
+ * confirmed its EXEC. A batch that Redis refuses while the connection stays up (maxmemory's
+ * OOM, a replica's READONLY) is sent again as it was, after a backoff, and so is every batch
+ * after it, in order: Redis then holds what it would hold had nothing been refused, and
+ * nothing is rebuilt or written in full for it. Only a lost connection fails them (done with
+ * ok = false): Redis may have lost what it held, and the caller writes it again. */
+typedef struct store_batch {
+    struct store_batch *next;
+    store *s;
+    char *buf;                  /* the commands, back to back */
+    size_t len, cap;
+    size_t *ends;               /* command i is buf[ends[i - 1] .. ends[i]) */
+    size_t n_cmds, cap_ends;
+    size_t *tolerated;          /* ascending indexes of commands whose error is no failure */
+    size_t n_tolerated, cap_tolerated;
+    uint64_t token;
+    void (*done)(void *ctx, uint64_t token, bool ok);
+    void *ctx;
+    bool refused;               /* this round's EXEC was refused */
+    char cause[STORE_CAUSE_MAX];    /* the first error a queued command got this round */
+} store_batch;
+
+static store_batch *store_batch_new(store *s)
+{
+    store_batch *b = s->spare;
+    if (b) {
+        s->spare = NULL;
+    } else {
+        b = util_xcalloc(1, sizeof *b);
+    }
+    b->s = s;
+    b->next = NULL;
+    b->len = b->n_cmds = b->n_tolerated = 0;
+    b->refused = false;
+    b->cause[0] = '\0';
+    return b;
+}
+
+static void store_batch_free(store_batch *b)
+{
+    if (!b)
+        return;
+    free(b->buf);
+    free(b->ends);
+    free(b->tolerated);
+    free(b);
+}
+
+/* Keeps B's buffers for the next batch, unless they grew large (a full write at start). */
+static void store_batch_recycle(store *s, store_batch *b)
+{
+    if (s->spare || b->cap > STORE_SPARE_MAX) {
+        store_batch_free(b);
+        return;
+    }
+    s->spare = b;
+}
+
+/* Room for NEED more bytes at the end of B's buffer. */
+static char *store_batch_reserve(store_batch *b, size_t need)
+{
+    util_grow((void **)&b->buf, &b->cap, b->len + need, 1);
+    return b->buf + b->len;
+}
+
+static void store_batch_end_command(store_batch *b, size_t len)
+{
+    b->len += len;
+    util_grow((void **)&b->ends, &b->cap_ends, b->n_cmds + 1, sizeof *b->ends);
+    b->ends[b->n_cmds++] = b->len;
+}
+
+static bool store_batch_tolerates(const store_batch *b, size_t cmd)
+{
+    for (size_t i = 0; i < b->n_tolerated; i++) {
+        if (b->tolerated[i] == cmd)
+            return true;
+    }
+    return false;
+}
+
+/* A queued command's reply (+QUEUED, or the error that will abort the EXEC): the error is the
+ * cause worth logging, where EXEC itself only says EXECABORT. */
+static void store_on_queued(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store_batch *b = privdata;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR && !b->cause[0])
+        snprintf(b->cause, sizeof b->cause, "%s", reply->str);
+}
+
 /* One command of the open batch (its reply is part of EXEC's), in the Redis protocol written
- * in one pass into one buffer. hiredis's redisFormatCommandArgv grows an sds string argument
- * by argument: with it, make bench on one VM gave 13.9-18.5 ms of CPU per 1,000 QoS 0 events
+ * in one pass into the batch's buffer, which keeps it until Redis confirmed the batch (hiredis
+ * copies it into its own output buffer). hiredis's redisFormatCommandArgv grows an sds string
+ * argument by argument: with it, make bench on one VM gave 13.9-18.5 ms of CPU per 1,000 QoS 0 events
  * and a QoS 0 ratio to the ceiling of 0.55-0.61 (three runs); with this writer 14.1 ms and
  * 0.63, as before the pipeline redesign (11.9-14.4 ms, 0.62-0.67). */
 static void store_send_argv(store *s, int argc, const char **argv, const size_t *len)
 {
-    if (!s->batch_open || !s->ac)
+    store_batch *b = s->open;
+    if (!b || !s->ac)
         return;
     size_t total = 16;
     for (int i = 0; i < argc; i++)
         total += len[i] + 24;
-    char stack[8192];
-    char *buf = total <= sizeof stack ? stack : util_xmalloc(total);
-    char *p = buf;
+    char *start = store_batch_reserve(b, total);
+    char *p = start;
     *p++ = '*';
     p = store_put_uint(p, (size_t)argc);
     *p++ = '\r';
@@ -475,10 +604,10 @@ static void store_send_argv(store *s, int argc, const char **argv, const size_t 
         *p++ = '\r';
         *p++ = '\n';
     }
-    if (redisAsyncFormattedCommand(s->ac, NULL, NULL, buf, (size_t)(p - buf)) != REDIS_OK)
+    store_batch_end_command(b, (size_t)(p - start));
+    if (redisAsyncFormattedCommand(s->ac, store_on_queued, b, start, (size_t)(p - start)) !=
+        REDIS_OK)
         log_warning("redis: command not sent: the connection is closing");
-    if (buf != stack)
-        free(buf);
 }
 
 static void store_send(store *s, store_args *a)
@@ -716,6 +845,14 @@ void store_batch_history(store *s, const char *lot_id, const hist_entry *e)
     store_arg_str(&a, "~");
     store_arg_i64(&a, s->cfg->history.max_len);
     store_arg_fmt(&a, "%" PRId64 "-%" PRIu64, e->ms, e->seq);
+    if (s->open) {
+        /* one message's history entry may fail (an id behind the stream's top) without
+         * failing what the batch stores */
+        store_batch *b = s->open;
+        util_grow((void **)&b->tolerated, &b->cap_tolerated, b->n_tolerated + 1,
+                  sizeof *b->tolerated);
+        b->tolerated[b->n_tolerated++] = b->n_cmds;
+    }
     store_arg_str(&a, "occupied");
     store_arg_i64(&a, e->occupied);
     store_arg_str(&a, "free");
@@ -806,89 +943,210 @@ void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c)
 
 int store_batch_begin(store *s)
 {
-    if (!store_is_connected(s))
+    if (!store_is_writable(s))
         return -ENOTCONN;
-    if (s->batch_open)
+    if (s->open)
         abort();    /* two owners of one batch: the bug this API exists to prevent */
     if (redisAsyncCommand(s->ac, NULL, NULL, "MULTI") != REDIS_OK)
         return -ENOTCONN;
-    s->batch_open = true;
+    s->open = store_batch_new(s);
     return 0;
 }
 
 bool store_batch_is_open(const store *s)
 {
-    return s->batch_open;
+    return s->open != NULL;
 }
 
-typedef struct store_batch_done {
-    store *s;
-    uint64_t token;
-    void (*done)(void *ctx, uint64_t token, bool ok);
-    void *ctx;
-} store_batch_done;
-
-/* NULL: the connection went (its callbacks handle that). Otherwise whether every command
- * of the transaction succeeded. */
-static bool store_exec_ok(const redisReply *reply)
+/* NULL when the transaction did what it must, else why not. An error of a tolerated command
+ * (a history entry) is logged, rate-limited, and does not fail it: the other commands of the
+ * transaction ran, and one message's history entry must not hold up storing the rest. */
+static const char *store_exec_refusal(store *s, const store_batch *b, const redisReply *reply)
 {
-    if (reply->type == REDIS_REPLY_ERROR) {
-        log_error("redis: transaction failed: %s", reply->str);
-        return false;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        log_error("redis: transaction aborted");
-        return false;
-    }
+    if (reply->type == REDIS_REPLY_ERROR)
+        return b->cause[0] ? b->cause : reply->str;
+    if (reply->type != REDIS_REPLY_ARRAY)
+        return "transaction aborted";
     for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-            log_error("redis: command %zu of a transaction failed: %s", i,
-                      reply->element[i]->str);
-            return false;
-        }
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ERROR)
+            continue;
+        if (!store_batch_tolerates(b, i))
+            return e->str;
+        unsigned long suppressed;
+        if (log_limit_pass(&s->tolerated_log, 10000, 5, &suppressed))
+            log_warning("redis: a history entry was not written: %s (%lu similar suppressed)",
+                        e->str, suppressed);
     }
-    return true;
+    return NULL;
+}
+
+static void store_send_batch(store *s, store_batch *b);
+
+static void store_on_resend_timer(uv_timer_t *timer)
+{
+    store *s = timer->data;
+    if (!store_is_connected(s) || s->closing)
+        return;     /* the disconnect failed the batches */
+    for (store_batch *b = s->head; b; b = b->next)
+        store_send_batch(s, b);
+}
+
+/* Every batch has its reply for this round and the head was refused: all go again, in order,
+ * after a backoff that only a confirmed batch resets. */
+static void store_schedule_resend(store *s)
+{
+    int rc = uv_timer_start(&s->resend_timer, store_on_resend_timer, s->resend_backoff_ms, 0);
+    if (rc < 0)
+        log_error("redis: cannot schedule sending the refused batch again: %s", uv_strerror(rc));
+    s->resend_backoff_ms = s->resend_backoff_ms * 2 > STORE_RESEND_MAX_MS
+                               ? STORE_RESEND_MAX_MS
+                               : s->resend_backoff_ms * 2;
+}
+
+/* The cause once when Redis starts refusing, or when the cause changes; then at most every
+ * STORE_REFUSAL_LOG_MS, with how long it has lasted. */
+static void store_note_refusal(store *s, const char *cause)
+{
+    s->refusals++;
+    s->refusals_now++;
+    unsigned long suppressed;
+    if (!s->refusing || strcmp(cause, s->refusal_cause) != 0) {
+        if (!s->refusing)
+            s->refusing_since_ms = util_wall_ms();
+        s->refusing = true;
+        snprintf(s->refusal_cause, sizeof s->refusal_cause, "%s", cause);
+        s->refusal_log.window_start_ms = util_wall_ms();
+        log_error("redis: refuses writes: %s; the input stays unacknowledged, and the batch is "
+                  "sent again with backoff (up to %d s)", cause, STORE_RESEND_MAX_MS / 1000);
+    } else if (log_limit_pass(&s->refusal_log, STORE_REFUSAL_LOG_MS, 1, &suppressed)) {
+        log_warning("redis: still refuses writes: %s (%" PRIu64 " attempts in %.0f s)", cause,
+                    s->refusals_now, (double)(util_wall_ms() - s->refusing_since_ms) / 1000.0);
+    }
+}
+
+static void store_confirm_head(store *s)
+{
+    store_batch *b = s->head;
+    s->head = b->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->n_batches--;
+    if (s->refusing) {
+        log_info("redis: takes writes again, after %" PRIu64 " refused attempts in %.1f s",
+                 s->refusals_now, (double)(util_wall_ms() - s->refusing_since_ms) / 1000.0);
+        s->refusing = false;
+    }
+    s->refusals_now = 0;
+    s->resend_backoff_ms = STORE_RESEND_MIN_MS;
+    s->backoff_ms = STORE_BACKOFF_MIN_MS;   /* a connection that stores is a good one */
+    b->done(b->ctx, b->token, true);
+    store_batch_recycle(s, b);
 }
 
 static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
 {
-    store_batch_done *b = privdata;
+    store_batch *b = privdata;
     store *s = b->s;
     store_got_reply(s);
-    s->in_flight--;
-    bool ok = r && store_exec_ok(r);
-    if (r && !ok && !s->closing && !s->failing) {
-        /* Redis refused part of it (out of memory, a replica, a rename…): reconnect with
-         * backoff; the reconnect writes every lot in full, and the input stays unacknowledged
-         * meanwhile. */
-        log_error("redis: a batch failed; reconnecting to write the full state again");
-        store_reconnect(s);
+    s->execs_waiting--;
+    if (!r)
+        return;     /* the connection went: store_fail_batches fails every batch */
+    const char *refusal = store_exec_refusal(s, b, r);
+    if (refusal) {
+        b->refused = true;
+        store_note_refusal(s, refusal);
+    } else if (b == s->head) {
+        store_confirm_head(s);
     }
-    b->done(b->ctx, b->token, ok);
-    free(b);
+    /* else an earlier batch was refused: this one goes again after it, so they stay in order */
+    if (s->head && s->head->refused && s->execs_waiting == 0 && !s->closing)
+        store_schedule_resend(s);
+}
+
+/* MULTI, B's commands as they were built, EXEC. */
+static void store_send_batch(store *s, store_batch *b)
+{
+    b->refused = false;
+    b->cause[0] = '\0';
+    int rc = redisAsyncCommand(s->ac, NULL, NULL, "MULTI");
+    size_t from = 0;
+    for (size_t i = 0; i < b->n_cmds && rc == REDIS_OK; i++) {
+        rc = redisAsyncFormattedCommand(s->ac, store_on_queued, b, b->buf + from,
+                                        b->ends[i] - from);
+        from = b->ends[i];
+    }
+    if (rc == REDIS_OK && store_command(s, store_on_exec, b, "EXEC") == 0) {
+        s->execs_waiting++;
+        return;
+    }
+    log_warning("redis: a batch was not sent: the connection is closing");
+}
+
+/* The connection is gone: every kept batch fails (done with ok = false), in order. */
+static void store_fail_batches(store *s)
+{
+    store_batch_free(s->open);
+    s->open = NULL;
+    while (s->dead) {
+        store_batch *b = s->dead;
+        s->dead = b->next;
+        store_batch_free(b);
+    }
+    while (s->head) {
+        store_batch *b = s->head;
+        s->head = b->next;
+        s->n_batches--;
+        b->done(b->ctx, b->token, false);
+        store_batch_free(b);
+    }
+    s->tail = NULL;
+    s->execs_waiting = 0;
+    s->refusing = false;
+    s->refusals_now = 0;
+    s->resend_backoff_ms = STORE_RESEND_MIN_MS;
+    uv_timer_stop(&s->resend_timer);
 }
 
 int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_t token, bool ok),
                        void *ctx)
 {
-    if (!s->batch_open)
+    store_batch *b = s->open;
+    if (!b)
         abort();
-    s->batch_open = false;
-    if (!store_is_connected(s))
-        return -ENOTCONN;
-    store_batch_done *b = util_xmalloc(sizeof *b);
-    *b = (store_batch_done){ s, token, done, ctx };
-    if (store_command(s, store_on_exec, b, "EXEC") < 0) {
-        free(b);
+    s->open = NULL;
+    if (!store_is_connected(s) || store_command(s, store_on_exec, b, "EXEC") < 0) {
+        /* hiredis may still call back for the commands it took: keep B until it cannot */
+        b->next = s->dead;
+        s->dead = b;
         return -ENOTCONN;
     }
-    s->in_flight++;
+    b->token = token;
+    b->done = done;
+    b->ctx = ctx;
+    if (s->tail)
+        s->tail->next = b;
+    else
+        s->head = b;
+    s->tail = b;
+    s->n_batches++;
+    s->execs_waiting++;
     return 0;
 }
 
 size_t store_batches_in_flight(const store *s)
 {
-    return s->in_flight;
+    return s->n_batches;
+}
+
+uint64_t store_refusals(const store *s)
+{
+    return s->refusals;
+}
+
+bool store_is_refusing(const store *s)
+{
+    return s->refusing;
 }
 
 /* ---- restore ---- */
@@ -1041,7 +1299,7 @@ int store_restore(store *s, lot *const *lots, size_t n, store_model_fn model,
 {
     static const enum store_key keys[] = { STORE_KEY_STATE, STORE_KEY_BAYSTATE, STORE_KEY_GATESEQ,
                                            STORE_KEY_MODEL };
-    if (!store_is_connected(s) || s->batch_open)
+    if (!store_is_connected(s) || s->open)
         return -ENOTCONN;
     store_restore_job *job = util_xcalloc(1, sizeof *job);
     *job = (store_restore_job){ s, 1, false, model, done, ctx };   /* held while sending */
@@ -1068,15 +1326,37 @@ int store_restore(store *s, lot *const *lots, size_t n, store_model_fn model,
 
 /* ---- shutdown ---- */
 
-void store_close(store *s, void (*done)(void *ctx), void *ctx)
+/* The close's deadline: Redis did not answer in time, so the replies in flight are given up
+ * (the input they hold is unacknowledged and comes again). */
+static void store_on_close_deadline(uv_timer_t *timer)
+{
+    store *s = timer->data;
+    if (!s->ac)
+        return;
+    log_warning("redis: no answer before the shutdown deadline; closing without it");
+    redisAsyncContext *ac = s->ac;
+    bool connected = ac->c.flags & REDIS_CONNECTED;
+    s->failing = true;
+    redisAsyncFree(ac);     /* a connected context's disconnect callback closes the handles */
+    if (!connected) {
+        s->ac = NULL;
+        store_fail_batches(s);
+        store_close_handles(s);
+    }
+}
+
+void store_close(store *s, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx)
 {
     s->closing = true;
     s->close_done = done;
     s->close_ctx = ctx;
     uv_timer_stop(&s->reconnect_timer);
+    uv_timer_stop(&s->resend_timer);
     if (s->ac && (s->ac->c.flags & REDIS_CONNECTED)) {
-        /* hiredis waits for the replies in flight; the timeout timer keeps running, so a
-         * stalled Redis cannot hold the shutdown for longer than redis.timeout */
+        /* hiredis waits for the replies in flight, for at most TIMEOUT_MS (the timer is
+         * armed first: the disconnect may complete, and close the handles, right away) */
+        if (uv_timer_start(&s->reconnect_timer, store_on_close_deadline, timeout_ms, 0) < 0)
+            log_error("redis: cannot time the close");
         redisAsyncDisconnect(s->ac);    /* the disconnect callback closes the handles */
         return;
     }
@@ -1085,6 +1365,7 @@ void store_close(store *s, void (*done)(void *ctx), void *ctx)
         redisAsyncFree(s->ac);
         s->ac = NULL;
     }
+    store_fail_batches(s);
     store_close_handles(s);
 }
 
@@ -1092,6 +1373,8 @@ void store_free(store *s)
 {
     if (!s)
         return;
+    store_fail_batches(s);
+    store_batch_free(s->spare);
     free(s->bay_writer);
     free(s->gate_writer);
     free(s);

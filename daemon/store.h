@@ -5,9 +5,15 @@
  *
  * Writes are batches: store_batch_begin opens a MULTI, the store_batch_* calls append commands,
  * store_batch_commit sends EXEC. Only the pipeline module calls them; nothing here opens a
- * batch as a side effect. Failure model: a lost connection or a reply slower than
- * redis.timeout fails every batch in flight (done with ok = false) and reconnects with
- * backoff; the caller rewrites its full state on the next on_connected. */
+ * batch as a side effect. Failure model: a committed batch is kept (its commands as sent)
+ * until Redis confirms it. A batch Redis refuses on a live connection (maxmemory's OOM, a
+ * read-only replica, any command error but a history entry's) is sent again as it was, with
+ * every batch after it, after a backoff (0.1 s doubling to 5 s, reset only by a confirmed
+ * batch); meanwhile store_is_writable is false, no new batch opens, and the cause is logged
+ * once, then at most every 30 s. A lost connection or a reply slower than redis.timeout fails
+ * every kept batch (done with ok = false) and reconnects with backoff (0.25 s doubling to
+ * 10 s, reset only by a confirmed batch); the caller rewrites its full state on the next
+ * on_connected. */
 #ifndef PARKD_STORE_H
 #define PARKD_STORE_H
 
@@ -50,6 +56,12 @@ void store_reconnect(store *s);
 /* Starts connecting (retried with backoff). Returns 0 or a negative errno (timers). */
 int store_start(store *s);
 bool store_is_connected(const store *s);
+/* Connected and taking writes: a batch may open (false while a refused batch waits). */
+bool store_is_writable(const store *s);
+/* Redis refused the oldest kept batch and it waits to be sent again. */
+bool store_is_refusing(const store *s);
+/* EXECs Redis refused since the start. */
+uint64_t store_refusals(const store *s);
 uint64_t store_reconnects(const store *s);
 /* Times a reply took longer than redis.timeout (each one dropped the connection). */
 uint64_t store_timeouts(const store *s);
@@ -71,7 +83,8 @@ int store_restore(store *s, lot *const *lots, size_t n, store_model_fn model,
 
 /* ---- batches ---- */
 
-/* Opens this turn's batch (MULTI). Returns 0, or -ENOTCONN. One batch at a time is open. */
+/* Opens this turn's batch (MULTI). Returns 0, or -ENOTCONN (not writable). One batch at a
+ * time is open. */
 int store_batch_begin(store *s);
 bool store_batch_is_open(const store *s);
 
@@ -97,16 +110,19 @@ void store_batch_update(store *s, const char *json, size_t len);
 /* The parkd:daemon hash: version, pid, started_ms and the counters. */
 void store_batch_daemon(store *s, int64_t started_ms, const store_counters *counters);
 
-/* Sends EXEC. DONE(CTX, TOKEN, ok) runs when Redis has executed the batch (ok) or it failed
- * (connection lost or timed out, or a command error, which is logged). Returns 0, or
- * -ENOTCONN (the batch is dropped; DONE is not called). */
+/* Sends EXEC. DONE(CTX, TOKEN, ok) runs once: when Redis has executed the batch (ok; batches
+ * are confirmed in the order they were committed), or when the connection was lost or timed
+ * out first (not ok). A refusal is not a failure: the batch goes again (see above). Returns
+ * 0, or -ENOTCONN (the batch is dropped; DONE is not called). */
 int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_t token, bool ok),
                        void *ctx);
+/* Committed batches not yet confirmed (sent, or refused and waiting to go again). */
 size_t store_batches_in_flight(const store *s);
 
-/* Waits for every reply in flight (at most redis.timeout), disconnects and closes all
- * handles, then DONE(CTX). Free with store_free after. */
-void store_close(store *s, void (*done)(void *ctx), void *ctx);
+/* Waits for every reply in flight, for at most TIMEOUT_MS (a refused batch is not sent
+ * again), disconnects and closes all handles, then DONE(CTX). Batches not confirmed by then
+ * fail (their input is unacknowledged and is redelivered). Free with store_free after. */
+void store_close(store *s, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx);
 void store_free(store *s);
 
 #endif
