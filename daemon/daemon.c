@@ -295,13 +295,22 @@ static const char *daemon_redis_state(const parkd *d)
     return store_is_refusing(d->st) ? "refusing writes" : "up";
 }
 
+/* While Redis does not store, input is held and the broker connection lapses with it: say that
+ * the broker is not the cause. */
+static const char *daemon_mqtt_state(const parkd *d)
+{
+    if (d->mq && mq_is_connected(d->mq))
+        return "up";
+    return store_is_writable(d->st) ? "down" : "down (input waits for redis)";
+}
+
 static void daemon_update_status(parkd *d)
 {
     /* the configured lots (restored or not yet); the state only while it is not plain ready */
     char status[200];
     int len = snprintf(status, sizeof status, "%zu lots, %" PRIu64 " msg/s, redis %s, mqtt %s",
                        d->cfg->n_lots, d->msg_rate, daemon_redis_state(d),
-                       d->mq && mq_is_connected(d->mq) ? "up" : "down");
+                       daemon_mqtt_state(d));
     if (d->state != DAEMON_READY && len > 0 && (size_t)len < sizeof status)
         snprintf(status + len, sizeof status - (size_t)len, "; %s", daemon_state_names[d->state]);
     notify_status(status);

@@ -295,6 +295,7 @@ static lot_outcome lot_apply_bay(lot *l, const char *id, const pl_event *ev, int
         b = lot_add_bay(l, id, ev->occupied, ts_ms);
     } else if (ts_ms < b->ts_ms) {
         out.result = LOT_IGNORED_OLD;
+        out.lag_ms = b->ts_ms - ts_ms;
         return out;
     } else if (b->occupied == ev->occupied) {
         out.result = LOT_UNCHANGED;
@@ -371,6 +372,7 @@ static lot_outcome lot_apply_count(lot *l, const pl_event *ev, int64_t ts_ms)
     lot_outcome out = { .result = LOT_APPLIED };
     if (ts_ms < l->count_ts_ms) {
         out.result = LOT_IGNORED_OLD;
+        out.lag_ms = l->count_ts_ms - ts_ms;
         return out;
     }
     out.capacity_mismatch = ev->has_capacity && ev->capacity != l->capacity;

@@ -42,6 +42,7 @@ typedef struct lot_outcome {
     bool capacity_mismatch;     /* a count message's capacity differs from the configured one */
     bool recalibrated;          /* a count on a gates lot; correction = new - old occupied */
     int64_t correction;
+    int64_t lag_ms;             /* LOT_IGNORED_OLD: how far behind the last applied time */
 } lot_outcome;
 
 typedef struct lot {

@@ -49,6 +49,7 @@ struct mq_client {
     bool in_library;            /* inside a libmosquitto loop call: never re-enter it */
     uint64_t messages_read;
     uint64_t messages_stored;
+    uint64_t held_since;        /* loop time unstored input began to hold the barrier, or 0 */
     uint64_t reconnects;
     size_t unacked;
 
@@ -68,6 +69,8 @@ static const char *mq_strerror(int rc)
 {
     if (rc == MOSQ_ERR_ERRNO)
         return strerror(errno);
+    if (rc == MOSQ_ERR_KEEPALIVE)   /* libmosquitto 2.0.11 calls it "Unknown error." */
+        return "no answer from the broker within mqtt.keepalive";
     return mosquitto_strerror(rc);
 }
 
@@ -126,6 +129,7 @@ static void mq_drop_socket(mq_client *c, const char *why)
     /* Messages read but unacknowledged will be redelivered on the new session; their effects
      * are applied already and are idempotent, so nothing waits for them any more. */
     c->messages_stored = c->messages_read;
+    c->held_since = 0;
     c->unacked = 0;
     if (was_connected) {
         log_warning("mqtt: connection lost: %s", why);
@@ -205,6 +209,8 @@ static void mq_read_burst(mq_client *c)
         if (!mq_socket_has_data(c->poll_fd))
             break;
     }
+    if (c->barrier && c->messages_read > c->messages_stored && !c->held_since)
+        c->held_since = uv_now(c->loop);
 }
 
 /* libuv reports any socket error as UV_EBADF; the socket itself knows what happened (a
@@ -314,6 +320,16 @@ static void mq_on_misc_timer(uv_timer_t *timer)
     c->in_library = true;
     int rc = mosquitto_loop_misc(c->mosq);
     c->in_library = false;
+    if (rc == MOSQ_ERR_KEEPALIVE && c->held_since) {
+        /* Nothing is written (not even PINGREQ) or read while input waits for Redis: the
+         * cause is there, not at the broker. */
+        char why[160];
+        snprintf(why, sizeof why, "keepalive lapsed while input waited %.1f s for Redis to "
+                 "store it (the broker delivers it again)",
+                 (double)(uv_now(c->loop) - c->held_since) / 1000.0);
+        mq_drop_socket(c, why);
+        return;
+    }
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
         mq_drop_socket(c, mq_strerror(rc));
         return;
@@ -541,6 +557,8 @@ void mq_mark_stored(mq_client *c, uint64_t upto)
 {
     if (upto > c->messages_stored && upto <= c->messages_read)
         c->messages_stored = upto;
+    if (c->messages_stored == c->messages_read)
+        c->held_since = 0;
     if (mq_flush_writes(c))
         mq_update_poll(c);
 }

@@ -48,6 +48,7 @@ typedef struct pipe_lot {
     pubrule_lot rule;
     char *name_json;            /* the name as a JSON string */
     char *name_source;          /* the name it was made from, to notice a reload's change */
+    log_limit old_log;          /* "ignored an older event" lines of this lot */
 } pipe_lot;
 
 /* One snapshot taken this turn: what goes out for a lot, as it was at that moment. */
@@ -369,12 +370,28 @@ static bool pipe_is_own_output(const pipeline *p, const char *topic)
     return strncmp(topic, out, n) == 0 && topic[n] == '/';
 }
 
+/* An ignored older event is normal now and then (reordering), but a sensor whose clock jumped
+ * back would otherwise vanish without a trace: one line per lot per minute, with the lag. */
+static void pipe_log_old(const lot *l, const lot_outcome *o, const char *topic)
+{
+    pipe_lot *pl = l->pub_data;
+    unsigned long suppressed;
+    if (!log_limit_pass(&pl->old_log, 60000, 1, &suppressed))
+        return;
+    log_warning("lot %s: ignored an event %.1f s older than the last applied one, on %s (a "
+                "sensor clock behind?; %lu more of this lot in the last minute)", l->id,
+                (double)o->lag_ms / 1000.0, topic, suppressed);
+}
+
 static void pipe_count_outcome(pipeline *p, const lot *l, const lot_outcome *o, const char *topic)
 {
     switch (o->result) {
     case LOT_APPLIED: p->counters[PIPE_C_APPLIED]++; break;
     case LOT_UNCHANGED: p->counters[PIPE_C_UNCHANGED]++; break;
-    case LOT_IGNORED_OLD: p->counters[PIPE_C_IGNORED_OLD]++; break;
+    case LOT_IGNORED_OLD:
+        p->counters[PIPE_C_IGNORED_OLD]++;
+        pipe_log_old(l, o, topic);
+        break;
     case LOT_IGNORED_DUPLICATE: p->counters[PIPE_C_IGNORED_DUPLICATE]++; break;
     case LOT_REJECTED:
         pipe_reject(p, o->reject, topic,

@@ -46,6 +46,13 @@ pub "$IN/G1/count" "$(count_msg 60 "$T0")"
 settle
 check "a different value at the same ts is a correction, applied" 60 "$(hget G1 occupied)"
 
+# --- an older count is ignored, and said so with its lag ----------------------------------------
+pub "$IN/G1/count" "$(count_msg 10 $((T0 - 3600)))"
+settle
+check "a count an hour older than the last applied one is ignored" 60 "$(hget G1 occupied)"
+check_eventually "the ignored older event is logged with its lag" \
+    "grep -c 'lot G1: ignored an event 3600.0 s older than the last applied one' '$PARKD_LOG'" 1 3
+
 # --- across a broker restart ---------------------------------------------------------------------
 T1=$((T0 + 600))
 pub "$IN/G1/count" "$(count_msg 30 "$T1")"

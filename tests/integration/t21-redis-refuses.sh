@@ -72,4 +72,10 @@ fault_compare t21 "$T/truth" 30
 check "no reconnect to Redis for a refusal" 0 "$(grep -c 'redis: connection lost\|reconnecting' "$PARKD_LOG")"
 check "parkd:daemon counts the refusals" yes "$([ "$(fault_counter redis_refusals)" -ge 2 ] && echo yes)"
 check "EXECABORT is not what the log says" 0 "$(grep -c 'EXECABORT' "$PARKD_LOG")"
+check "no 'Unknown error.' in the log" 0 "$(grep -c 'Unknown error' "$PARKD_LOG")"
+# input held for Redis stops the broker's keepalive (nothing is read or written meanwhile): when
+# the connection lapses, the log says why
+lapses=$(grep -c 'mqtt: connection lost' "$PARKD_LOG")
+check "every MQTT connection loss names Redis as the cause ($lapses)" "$lapses" \
+    "$(grep 'mqtt: connection lost' "$PARKD_LOG" | grep -c 'waited .* for Redis')"
 finish
