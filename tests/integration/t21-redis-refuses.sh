@@ -19,8 +19,12 @@ heal() { rget config set maxmemory 0 >/dev/null 2>&1; rget replicaof no one >/de
 trap '_lib_rc=$?; heal; _fault_cleanup; exit $_lib_rc' EXIT
 
 fault_servers
-# info level: the refusal lines are what is counted, not per-batch debug lines
-fault_config "log.level=info"
+# info level: the refusal lines are what is counted, not per-batch debug lines. 2,000 more lots
+# without input make the full state (with every lot's forecast model) large, so that rewriting
+# it on every retry would show in CPU and RSS.
+EXTRA=$(awk 'BEGIN { for (i = 1; i <= 2000; i++) printf "  - {id: X%04d, capacity: 100, source: count}\n", i }')
+write_config "$("$FG" $FG_ARGS lots)
+$EXTRA" "mqtt.client_id=parkd-fault-$$" "log.level=info"
 parkd_start
 fault_truth "$T/truth"
 
