@@ -66,7 +66,7 @@ typedef struct cfg_key {
     const char *name;          /* full dotted path, e.g. "mqtt.tls.ca_file" */
     enum cfg_type type;
     unsigned flags;
-    int64_t imin, imax;        /* CFG_T_INT, CFG_T_DURATION(S) */
+    int64_t imin, imax;        /* CFG_T_INT, CFG_T_DURATION(S); CFG_T_STRING: imax bytes (0: any) */
     double dmin, dmax;         /* CFG_T_DOUBLE */
     const cfg_enum *enums;     /* CFG_T_ENUM, ends with a NULL name */
     const char *deflt;         /* YAML text of the default; NULL: none (or NULL for nullable) */
@@ -149,6 +149,9 @@ static const cfg_key cfg_keys[] = {
     DUR(C, "publish.heartbeat", 0, 1, MS_YEAR, "5m", publish.heartbeat_ms),
     DBL(C, "publish.deadband", 0, 0, 1e7, "1", publish.deadband),
     DUR(C, "publish.summary_interval", 0, 1, MS_YEAR, "10s", publish.summary_interval_ms),
+    /* Bytes of one summary page's payload; MQTT's own limit is 256 MiB. */
+    INT(C, "publish.summary_max_bytes", CFG_SUMMARY_MIN_BYTES, 268435455, "60000",
+        publish.summary_max_bytes),
 
     SECTION("smoothing"),
     DUR(C, "smoothing.tau", 0, 1, MS_YEAR, "5m", smoothing.tau_ms),
@@ -188,7 +191,7 @@ static const cfg_key cfg_keys[] = {
 /* One entry of `lots`. No defaults here: name falls back to id, the rest to `defaults`. */
 static const cfg_key cfg_lot_keys[] = {
     SPECIAL(L, "id", CFG_T_ID, CFG_F_REQUIRED, NULL, id),
-    STR(L, "name", CFG_F_NONEMPTY, NULL, name),
+    STR(L, "name", CFG_F_NONEMPTY, NULL, name, .imax = CFG_NAME_MAX),
     { .name = "capacity", .type = CFG_T_INT, .flags = CFG_F_REQUIRED, .imin = 1, .imax = 10000000,
       FIELD(L, capacity) },
     ENUM(L, "source", CFG_F_REQUIRED, cfg_sources, NULL, source),
@@ -461,6 +464,10 @@ static int cfg_parse_string(const cfg_key *k, const char *text, cfg_value *v, ch
     }
     if ((k->flags & CFG_F_TOPIC) && text[strlen(text) - 1] == '/') {
         snprintf(msg, MSG_SIZE, "must not end with '/'");
+        return -1;
+    }
+    if (k->imax && strlen(text) > (size_t)k->imax) {
+        snprintf(msg, MSG_SIZE, "at most %" PRId64 " bytes, got %zu", k->imax, strlen(text));
         return -1;
     }
     v->s = util_xstrdup(text);

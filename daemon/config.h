@@ -8,6 +8,13 @@
 
 #define CFG_MAX_HORIZONS 32        /* forecast.horizons entries */
 #define CFG_REDIS_PREFIX_MAX 128   /* bytes of redis.prefix */
+/* Bytes of a lot's name: with the id's 64 this bounds the size of every output of a lot (the
+ * availability JSON, a summary entry), whatever the name holds. */
+#define CFG_NAME_MAX 256
+/* The smallest publish.summary_max_bytes: a page must hold the totals and at least one lot of
+ * the largest size the limits allow (a 256-byte name escaped as \u00XX throughout makes a
+ * summary entry ~1.8 KB); 4096 holds that twice over. */
+#define CFG_SUMMARY_MIN_BYTES 4096
 
 /* What a reload that changes a key does (the "on reload" column of config.c's table). Keys
  * without one apply at once. */
@@ -62,6 +69,7 @@ typedef struct cfg_config {
         int64_t heartbeat_ms;
         double deadband;
         int64_t summary_interval_ms;
+        int64_t summary_max_bytes;  /* a larger summary is split into pages (SPEC §4) */
     } publish;
     struct { int64_t tau_ms; } smoothing;
     struct {

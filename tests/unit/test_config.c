@@ -129,7 +129,8 @@ static const char full_yaml[] =
     "  password_file: /etc/parkd/redis.pw\n"
     "  db: 15\n"
     "  prefix: \"p:\"\n"
-    "publish: {min_interval: 0, heartbeat: 1h, deadband: 2.5, summary_interval: 500ms}\n"
+    "publish: {min_interval: 0, heartbeat: 1h, deadband: 2.5, summary_interval: 500ms,\n"
+    "          summary_max_bytes: 4096}\n"
     "smoothing: {tau: 90s}\n"
     "forecast: {horizons: [1h, 15m, 2h, 30m]}\n"
     "history: {interval: 30s, max_len: 5000}\n"
@@ -177,6 +178,7 @@ static void test_full_config(void **state)
     assert_int_equal(c->publish.heartbeat_ms, MS_HOUR);
     assert_true(c->publish.deadband == 2.5);
     assert_int_equal(c->publish.summary_interval_ms, 500);
+    assert_int_equal(c->publish.summary_max_bytes, 4096);
     assert_int_equal(c->smoothing.tau_ms, 90000);
     assert_int_equal(c->forecast.n_horizons, 4);
     assert_int_equal(c->forecast.horizons_ms[0], 15 * MS_MIN);   /* sorted ascending */
@@ -240,6 +242,7 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->publish.heartbeat_ms, 5 * MS_MIN);
     assert_true(c->publish.deadband == 1);
     assert_int_equal(c->publish.summary_interval_ms, 10000);
+    assert_int_equal(c->publish.summary_max_bytes, 60000);
     assert_int_equal(c->smoothing.tau_ms, 5 * MS_MIN);
     assert_int_equal(c->forecast.n_horizons, 3);
     assert_int_equal(c->forecast.horizons_ms[0], 15 * MS_MIN);
@@ -489,7 +492,25 @@ static void test_out_of_range(void **state)
     expect_one_error("lots:\n  - {id: A, capacity: 10000001, source: count}\n", 2, 23,
                      "lots[0].capacity: must be between 1 and 10000000");
     expect_one_error(LOT_BLOCK "    lat: 90.5\n    lon: 0\n", 5, 10, "lots[0].lat: must be in [-90, 90], got 90.5");
+    expect_one_error("publish: {summary_max_bytes: 4095}\n" LOTS, 1, 30,
+                     "publish.summary_max_bytes: must be between 4096 and 268435455, got 4095");
     expect_one_error(LOT_BLOCK "    lat: 0\n    lon: -180.01\n", 6, 10, "lots[0].lon: must be in [-180, 180]");
+}
+
+/* A name is bounded (CFG_NAME_MAX) so that every output of a lot has a bounded size. */
+static void test_name_length(void **state)
+{
+    char name[CFG_NAME_MAX + 2], text[CFG_NAME_MAX + 128];
+    memset(name, 'n', sizeof name - 1);
+    name[CFG_NAME_MAX] = '\0';
+    snprintf(text, sizeof text, "lots:\n  - {id: A, capacity: 1, source: count, name: %s}\n", name);
+    cfg_config *c = load_ok(text);
+    assert_int_equal(strlen(c->lots[0].name), CFG_NAME_MAX);
+    cfg_free(c);
+    name[CFG_NAME_MAX] = 'n';
+    name[CFG_NAME_MAX + 1] = '\0';
+    snprintf(text, sizeof text, "lots:\n  - {id: A, capacity: 1, source: count, name: %s}\n", name);
+    expect_one_error(text, 2, 47, "lots[0].name: at most 256 bytes, got 257");
 }
 
 static void test_duplicate_keys(void **state)
@@ -787,6 +808,7 @@ static void assert_same_settings(const cfg_config *a, const cfg_config *b)
     assert_int_equal(a->publish.heartbeat_ms, b->publish.heartbeat_ms);
     assert_true(a->publish.deadband == b->publish.deadband);
     assert_int_equal(a->publish.summary_interval_ms, b->publish.summary_interval_ms);
+    assert_int_equal(a->publish.summary_max_bytes, b->publish.summary_max_bytes);
     assert_int_equal(a->smoothing.tau_ms, b->smoothing.tau_ms);
     assert_int_equal(a->forecast.n_horizons, b->forecast.n_horizons);
     for (size_t i = 0; i < a->forecast.n_horizons; i++)
@@ -935,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_name_length),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_duplicate_lot_id),
         cmocka_unit_test(test_missing_required),
