@@ -56,47 +56,172 @@ size_t out_format_availability(const lot *l, const char *name_json, char *buf, s
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-static void out_summary_lot(const lot *l, json_t *arr, int64_t *free_total,
-                            int64_t *cap_total, int64_t *newest)
+/* ---- the summary (SPEC §4) ----
+ * Each lot's entry is dumped on its own, so that pages can be cut between entries by their
+ * lengths; joined, they read exactly as one json_dumps of the whole document would. */
+
+#define OUT_FRAME_MAX 192           /* a page's text around its lots: ts, totals, page numbers */
+
+typedef struct out_summary {
+    char **entries;                 /* one JSON object per lot */
+    size_t *lens;
+    size_t n;
+    int64_t free_total, cap_total;  /* over the lots with data */
+    char ts[48];                    /* the newest lot time as a JSON string, or null */
+} out_summary;
+
+/* L's summary entry, malloc'd; NULL on out of memory in jansson (or a name that is not UTF-8,
+ * which the YAML parser already refuses). */
+static char *out_summary_entry(const lot *l)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "lot", json_string(l->id));
-    json_object_set_new(o, "name", json_string(l->name));
-    json_object_set_new(o, "free", l->has_data ? json_integer(lot_free_spaces(l)) : json_null());
-    json_object_set_new(o, "capacity", json_integer(l->capacity));
-    json_object_set_new(o, "status", json_string(lot_status_name(l->status)));
-    json_object_set_new(o, "stale", json_boolean(l->stale));
-    json_object_set_new(o, "lat", l->has_position ? json_real(l->lat) : json_null());
-    json_object_set_new(o, "lon", l->has_position ? json_real(l->lon) : json_null());
-    json_array_append_new(arr, o);
-    if (l->has_data) {
-        *free_total += lot_free_spaces(l);
-        *cap_total += l->capacity;
-        if (l->ts_ms > *newest)
-            *newest = l->ts_ms;
-    }
+    json_t *o = json_pack("{s:s, s:s, s:o, s:I, s:s, s:b, s:o, s:o}", "lot", l->id,
+                          "name", l->name,
+                          "free", l->has_data ? json_integer(lot_free_spaces(l)) : json_null(),
+                          "capacity", (json_int_t)l->capacity,
+                          "status", lot_status_name(l->status), "stale", (int)l->stale,
+                          "lat", l->has_position ? json_real(l->lat) : json_null(),
+                          "lon", l->has_position ? json_real(l->lon) : json_null());
+    if (!o)
+        return NULL;
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    return text;
 }
 
-char *out_format_summary(lot *const *lots, size_t n)
+static void out_summary_free(out_summary *s)
 {
-    json_t *root = json_object();
-    json_t *arr = json_array();
-    int64_t free_total = 0, cap_total = 0, newest = INT64_MIN;
-    for (size_t i = 0; i < n; i++)
-        out_summary_lot(lots[i], arr, &free_total, &cap_total, &newest);
-    char ts[40];
-    if (newest != INT64_MIN) {
-        pl_format_time(newest, ts, sizeof ts);
-        json_object_set_new(root, "ts", json_string(ts));
-    } else {
-        json_object_set_new(root, "ts", json_null());
+    for (size_t i = 0; i < s->n; i++)
+        free(s->entries[i]);
+    free(s->entries);
+    free(s->lens);
+}
+
+/* Every lot's entry and the totals; -1 on out of memory in jansson. */
+static int out_summary_collect(out_summary *s, lot *const *lots, size_t n)
+{
+    *s = (out_summary){ .entries = util_xcalloc(n + 1, sizeof *s->entries),
+                        .lens = util_xcalloc(n + 1, sizeof *s->lens) };
+    int64_t newest = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        const lot *l = lots[i];
+        if (!(s->entries[i] = out_summary_entry(l))) {
+            out_summary_free(s);
+            return -1;
+        }
+        s->lens[i] = strlen(s->entries[i]);
+        s->n++;
+        if (l->has_data) {
+            s->free_total += lot_free_spaces(l);
+            s->cap_total += l->capacity;
+            if (l->ts_ms > newest)
+                newest = l->ts_ms;
+        }
     }
-    json_object_set_new(root, "lots", arr);
-    json_object_set_new(root, "free", json_integer(free_total));
-    json_object_set_new(root, "capacity", json_integer(cap_total));
-    char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(root);
+    if (newest == INT64_MIN) {
+        snprintf(s->ts, sizeof s->ts, "null");
+    } else {
+        s->ts[0] = '"';
+        size_t k = pl_format_time(newest, s->ts + 1, sizeof s->ts - 2);
+        memcpy(s->ts + 1 + k, "\"", 2);
+    }
+    return 0;
+}
+
+/* The text of page K of PAGES before and after its lots; returns their total length, or 0 if
+ * they did not fit OUT_FRAME_MAX (cannot happen: a ts and four numbers). Page 1 keeps the
+ * unsplit summary's order, with "pages" added at the end. */
+static size_t out_page_frame(const out_summary *s, size_t k, size_t pages,
+                             char head[OUT_FRAME_MAX], char tail[OUT_FRAME_MAX])
+{
+    int h, t;
+    if (k == 1) {
+        h = snprintf(head, OUT_FRAME_MAX, "{\"ts\":%s,\"lots\":[", s->ts);
+        t = snprintf(tail, OUT_FRAME_MAX, "],\"free\":%" PRId64 ",\"capacity\":%" PRId64
+                     ",\"pages\":%zu}", s->free_total, s->cap_total, pages);
+    } else {
+        h = snprintf(head, OUT_FRAME_MAX, "{\"ts\":%s,\"page\":%zu,\"pages\":%zu,\"lots\":[",
+                     s->ts, k, pages);
+        t = snprintf(tail, OUT_FRAME_MAX, "]}");
+    }
+    if (h < 0 || t < 0 || h >= OUT_FRAME_MAX || t >= OUT_FRAME_MAX)
+        return 0;
+    return (size_t)h + (size_t)t;
+}
+
+/* Room for lots on page 1 (FIRST) or a later page, with the page numbers at their widest (the
+ * count is not known yet); 0 if the frame alone fills MAX_BYTES. */
+static size_t out_page_room(const out_summary *s, bool first, size_t max_bytes)
+{
+    char head[OUT_FRAME_MAX], tail[OUT_FRAME_MAX];
+    size_t frame = out_page_frame(s, first ? 1 : SIZE_MAX, SIZE_MAX, head, tail);
+    return frame && frame < max_bytes ? max_bytes - frame : 0;
+}
+
+/* Cuts the entries into pages greedily: (*STARTS)[k] is the first entry of page k + 1
+ * (malloc'd). Returns the number of pages, 0 when an entry alone does not fit a page. */
+static size_t out_summary_cut(const out_summary *s, size_t max_bytes, size_t **starts)
+{
+    size_t pages = 0, cap = 0, i = 0;
+    *starts = NULL;
+    do {
+        size_t room = out_page_room(s, pages == 0, max_bytes), used = 0, first = i;
+        for (; i < s->n && used + (i > first) + s->lens[i] <= room; i++)
+            used += (i > first) + s->lens[i];
+        if (i == first && i < s->n) {
+            free(*starts);
+            *starts = NULL;
+            return 0;
+        }
+        util_grow((void **)starts, &cap, pages + 1, sizeof **starts);
+        (*starts)[pages++] = first;
+    } while (i < s->n);
+    return pages;
+}
+
+/* Page K of PAGES: its frame around entries [FROM, TO), malloc'd. */
+static char *out_page_text(const out_summary *s, size_t k, size_t pages, size_t from, size_t to)
+{
+    char head[OUT_FRAME_MAX], tail[OUT_FRAME_MAX];
+    size_t len = out_page_frame(s, k, pages, head, tail);
+    for (size_t i = from; i < to; i++)
+        len += s->lens[i] + (i > from);
+    char *text = util_xmalloc(len + 1), *w = text;
+    w = stpcpy(w, head);
+    for (size_t i = from; i < to; i++) {
+        if (i > from)
+            *w++ = ',';
+        memcpy(w, s->entries[i], s->lens[i]);
+        w += s->lens[i];
+    }
+    stpcpy(w, tail);
     return text;
+}
+
+char **out_format_summary_pages(lot *const *lots, size_t n, size_t max_bytes, size_t *n_pages)
+{
+    out_summary s;
+    *n_pages = 0;
+    if (out_summary_collect(&s, lots, n) < 0)
+        return NULL;
+    size_t *starts;
+    size_t pages = out_summary_cut(&s, max_bytes, &starts);
+    char **out = NULL;
+    if (pages) {
+        out = util_xcalloc(pages, sizeof *out);
+        for (size_t k = 0; k < pages; k++)
+            out[k] = out_page_text(&s, k + 1, pages, starts[k], k + 1 < pages ? starts[k + 1] : s.n);
+        *n_pages = pages;
+    }
+    free(starts);
+    out_summary_free(&s);
+    return out;
+}
+
+void out_free_pages(char **pages, size_t n)
+{
+    for (size_t i = 0; pages && i < n; i++)
+        free(pages[i]);
+    free(pages);
 }
 
 int out_publish_lot(mq_client *mq, const cfg_config *cfg, const char *lot_id, const char *kind,
@@ -109,10 +234,12 @@ int out_publish_lot(mq_client *mq, const cfg_config *cfg, const char *lot_id, co
     return mq ? mq_publish(mq, topic, json, len) : -ENOTCONN;
 }
 
-int out_publish_summary(mq_client *mq, const cfg_config *cfg, const char *json)
+/* Page 1 on <out>/summary, page K > 1 on <out>/summary/<K>; an empty JSON clears a page. */
+int out_publish_summary_page(mq_client *mq, const cfg_config *cfg, size_t k, const char *json)
 {
     char topic[OUT_TOPIC_MAX];
-    int n = snprintf(topic, sizeof topic, "%s/summary", cfg->mqtt.output_prefix);
+    int n = k == 1 ? snprintf(topic, sizeof topic, "%s/summary", cfg->mqtt.output_prefix)
+                   : snprintf(topic, sizeof topic, "%s/summary/%zu", cfg->mqtt.output_prefix, k);
     if (n < 0 || (size_t)n >= sizeof topic)
         return -EIO;
     return mq ? mq_publish(mq, topic, json, strlen(json)) : -ENOTCONN;

@@ -119,6 +119,7 @@ struct pipeline {
     size_t due_cursor;          /* where the next pass over due lots starts */
     bool summary_dirty;
     uint64_t summary_last_ms;
+    size_t summary_pages;       /* summary pages that may be retained on the broker */
 
     int64_t newest_event_ms;    /* the event clock: newest event time applied */
     int64_t newest_event_wall_ms;
@@ -721,22 +722,54 @@ static bool pipe_summary_pending(const pipeline *p)
     return p->summary_dirty && p->mq && mq_is_connected(p->mq);
 }
 
+/* Clears the retained pages K > N that a longer summary left, so that a client never reads
+ * stale ones; p->summary_pages keeps counting them until every clear has gone out. */
+static void pipe_clear_summary_pages(pipeline *p, size_t n)
+{
+    size_t k = n + 1;
+    while (k <= p->summary_pages && out_publish_summary_page(p->mq, p->cfg, k, "") == 0)
+        k++;
+    if (k > p->summary_pages)
+        p->summary_pages = n;
+}
+
+/* The further pages go out first and page 1 last: QoS 1 on one connection keeps that order, so
+ * a client that reassembles when page 1 arrives already has the pages of the same summary.
+ * Returns 0 or the first error (the rest is not sent: a reconnect republishes it all). */
+static int pipe_send_summary_pages(pipeline *p, char *const *pages, size_t n)
+{
+    if (n > p->summary_pages)
+        p->summary_pages = n;
+    for (size_t k = n; k >= 1; k--) {
+        int rc = out_publish_summary_page(p->mq, p->cfg, k, pages[k - 1]);
+        if (rc < 0)
+            return rc;
+        p->counters[PIPE_C_PUBLISHED]++;
+    }
+    pipe_clear_summary_pages(p, n);
+    return 0;
+}
+
 static void pipe_publish_summary(pipeline *p, uint64_t now, bool force)
 {
     if (!pipe_summary_pending(p))
         return;
     if (!force && now - p->summary_last_ms < (uint64_t)p->cfg->publish.summary_interval_ms)
         return;
-    char *text = out_format_summary(p->lots, p->n_lots);
-    if (!text)
-        return;
-    /* A refused publish waits a summary interval too rather than being retried at once. */
+    /* A refused publish or a failed format waits a summary interval too rather than being
+     * retried at once. */
     p->summary_last_ms = now;
-    if (out_publish_summary(p->mq, p->cfg, text) == 0) {
-        p->counters[PIPE_C_PUBLISHED]++;
-        p->summary_dirty = false;
+    size_t n;
+    char **pages = out_format_summary_pages(p->lots, p->n_lots,
+                                            (size_t)p->cfg->publish.summary_max_bytes, &n);
+    if (!pages) {
+        log_error("publish: cannot format the summary in pages of %" PRId64 " bytes",
+                  p->cfg->publish.summary_max_bytes);
+        return;
     }
-    free(text);
+    if (pipe_send_summary_pages(p, pages, n) == 0)
+        p->summary_dirty = false;
+    out_free_pages(pages, n);
 }
 
 /* Arms the publish timer for the earliest pending publish, heartbeat or summary. */
