@@ -11,6 +11,7 @@
 #                       reach its input subscription and the message counters stay exact)
 #   RP=parkd:           redis.prefix
 #   NO_SERVERS=1        do not start mosquitto / redis (CLI-only tests)
+#   MOSQ_EXTRA_CONF=... lines appended to mosquitto.conf (e.g. "max_packet_size 65536")
 #
 # Environment from tests/run.sh: PARKD_TOP, PARKD_BIN, PARKD_TOOLS, BUILD.
 
@@ -236,6 +237,7 @@ start_mosquitto() {
             echo "log_type all"
             echo "max_queued_messages 10000"
             [ "$(id -u)" = 0 ] && echo "user root"
+            [ -n "${MOSQ_EXTRA_CONF:-}" ] && printf '%s\n' "$MOSQ_EXTRA_CONF"
         } >"$T/mosquitto.conf"
         mosquitto -c "$T/mosquitto.conf" >"$T/mosquitto.stderr" 2>&1 &
         MOSQ_PID=$!
