@@ -262,23 +262,26 @@ static void daemon_create_lots(parkd *d, const cfg_lot *const *lots, size_t n)
 
 /* ---- Redis ---- */
 
-static void daemon_on_redis_connected(void *ctx)
+static void daemon_on_redis_connected(void *ctx, bool intact)
 {
     parkd *d = ctx;
     if (d->state == DAEMON_CONNECTING)
         daemon_set_state(d, DAEMON_RESTORING);
     if (daemon_running(d)) {
-        /* whatever failed in flight, and whatever Redis lost (a restart without persistence) */
-        pipe_resync_all(d->pipe);
+        /* Not intact: what failed in flight, and whatever Redis lost (a restart without
+         * persistence), is written again. Intact: Redis has it all, and the store resends
+         * what it had not executed. */
+        if (!intact)
+            pipe_resync_all(d->pipe);
         pipe_flush(d->pipe, d->state == DAEMON_DRAINING);
     }
     daemon_restore_pending(d);
 }
 
+/* Nothing to do until on_connected says whether Redis lost anything. */
 static void daemon_on_redis_disconnected(void *ctx)
 {
-    parkd *d = ctx;
-    pipe_resync_all(d->pipe);
+    (void)ctx;
 }
 
 static const store_callbacks daemon_store_callbacks = {

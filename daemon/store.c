@@ -60,7 +60,9 @@ struct store {
     char refusal_cause[STORE_CAUSE_MAX];
     log_limit refusal_log;
     log_limit tolerated_log;
-    uint64_t close_deadline_ms; /* loop time by which the close gives up on Redis */
+    char run_id[48];            /* this process's run: <started_ms>.<pid> */
+    uint64_t next_seq;          /* of the next batch */
+    uint64_t confirmed_seq;     /* of the last confirmed batch, 0 before the first */
     struct store_bay_writer *bay_writer;    /* scratch argv space, reused every batch */
     struct store_gate_writer *gate_writer;
     int handles_open;
@@ -85,13 +87,14 @@ static void store_connect(store *s);
  * most CFG_REDIS_PREFIX_MAX (config.c), so a key always fits STORE_KEY_MAX whole. */
 
 enum store_key {
-    STORE_KEY_LOTS, STORE_KEY_DAEMON, STORE_KEY_UPDATES,
+    STORE_KEY_LOTS, STORE_KEY_DAEMON, STORE_KEY_UPDATES, STORE_KEY_WRITTEN,
     STORE_KEY_LOT, STORE_KEY_STATE, STORE_KEY_BAYS, STORE_KEY_BAYSTATE, STORE_KEY_GATESEQ,
     STORE_KEY_MODEL, STORE_KEY_FORECAST, STORE_KEY_HISTORY
 };
 
 static const char *const store_key_names[] = {
     [STORE_KEY_LOTS] = "lots", [STORE_KEY_DAEMON] = "daemon", [STORE_KEY_UPDATES] = "updates",
+    [STORE_KEY_WRITTEN] = "written",
     [STORE_KEY_LOT] = "", [STORE_KEY_STATE] = ":state", [STORE_KEY_BAYS] = ":bays",
     [STORE_KEY_BAYSTATE] = ":baystate", [STORE_KEY_GATESEQ] = ":gateseq",
     [STORE_KEY_MODEL] = ":model", [STORE_KEY_FORECAST] = ":forecast",
@@ -109,6 +112,100 @@ static size_t store_key(const store *s, enum store_key k, const char *lot_id, ch
     if (n < 0 || (size_t)n >= size)
         abort();    /* the bounds above make this impossible; a torn key must never be used */
     return (size_t)n;
+}
+
+/* ---- kept batches ---- */
+
+/* A committed batch waits here, its commands kept in the Redis protocol, until Redis has
+ * confirmed its EXEC. A batch that Redis refuses while the connection stays up (maxmemory's
+ * OOM, a replica's READONLY) is sent again as it was, after a backoff, and so is every batch
+ * after it, in order: Redis then holds what it would hold had nothing been refused, and
+ * nothing is rebuilt or written in full for it. Only a lost connection fails them (done with
+ * ok = false): Redis may have lost what it held, and the caller writes it again. */
+typedef struct store_batch {
+    struct store_batch *next;
+    store *s;
+    char *buf;                  /* the commands, back to back */
+    size_t len, cap;
+    size_t *ends;               /* command i is buf[ends[i - 1] .. ends[i]) */
+    size_t n_cmds, cap_ends;
+    size_t *tolerated;          /* ascending indexes of commands whose error is no failure */
+    size_t n_tolerated, cap_tolerated;
+    uint64_t seq;               /* its <prefix>written mark (see store_batch_commit) */
+    uint64_t token;
+    void (*done)(void *ctx, uint64_t token, bool ok);
+    void *ctx;
+    bool refused;               /* this round's EXEC was refused */
+    char cause[STORE_CAUSE_MAX];    /* the first error a queued command got this round */
+} store_batch;
+
+static store_batch *store_batch_new(store *s)
+{
+    store_batch *b = s->spare;
+    if (b) {
+        s->spare = NULL;
+    } else {
+        b = util_xcalloc(1, sizeof *b);
+    }
+    b->s = s;
+    b->next = NULL;
+    b->len = b->n_cmds = b->n_tolerated = 0;
+    b->refused = false;
+    b->cause[0] = '\0';
+    return b;
+}
+
+static void store_batch_free(store_batch *b)
+{
+    if (!b)
+        return;
+    free(b->buf);
+    free(b->ends);
+    free(b->tolerated);
+    free(b);
+}
+
+/* Keeps B's buffers for the next batch, unless they grew large (a full write at start). */
+static void store_batch_recycle(store *s, store_batch *b)
+{
+    if (s->spare || b->cap > STORE_SPARE_MAX) {
+        store_batch_free(b);
+        return;
+    }
+    s->spare = b;
+}
+
+/* Room for NEED more bytes at the end of B's buffer. */
+static char *store_batch_reserve(store_batch *b, size_t need)
+{
+    util_grow((void **)&b->buf, &b->cap, b->len + need, 1);
+    return b->buf + b->len;
+}
+
+static void store_batch_end_command(store_batch *b, size_t len)
+{
+    b->len += len;
+    util_grow((void **)&b->ends, &b->cap_ends, b->n_cmds + 1, sizeof *b->ends);
+    b->ends[b->n_cmds++] = b->len;
+}
+
+static bool store_batch_tolerates(const store_batch *b, size_t cmd)
+{
+    for (size_t i = 0; i < b->n_tolerated; i++) {
+        if (b->tolerated[i] == cmd)
+            return true;
+    }
+    return false;
+}
+
+/* A queued command's reply (+QUEUED, or the error that will abort the EXEC): the error is the
+ * cause worth logging, where EXEC itself only says EXECABORT. */
+static void store_on_queued(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store_batch *b = privdata;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR && !b->cause[0])
+        snprintf(b->cause, sizeof b->cause, "%s", reply->str);
 }
 
 /* ---- replies we wait for: the timeout ---- */
@@ -139,6 +236,9 @@ static bool store_stalled(const store *s, uint64_t now)
 
 static void store_retry_later(store *s);
 static void store_fail_batches(store *s);
+static void store_keep_batches(store *s);
+static void store_check_mark(store *s);
+static void store_confirm_head(store *s);
 static void store_close_handles(store *s);
 
 static void store_on_timeout_tick(uv_timer_t *timer)
@@ -157,7 +257,7 @@ static void store_on_timeout_tick(uv_timer_t *timer)
     if (!connected) {
         s->ac = NULL;
         s->failing = false;
-        store_fail_batches(s);
+        store_keep_batches(s);
         if (s->closing)
             store_close_handles(s);
         else
@@ -220,11 +320,91 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
         char ep[300];
         /* The backoff is reset by a confirmed batch, not here: a Redis that answers PING but
          * drops every write would otherwise be retried in a tight loop. */
-        s->ready = true;
         log_info("redis: connected to %s, db %d", store_endpoint(s, ep, sizeof ep),
                  s->cfg->redis.db);
-        s->cb->on_connected(s->ctx);
+        store_check_mark(s);
     }
+}
+
+static void store_send_batch(store *s, store_batch *b);
+
+/* Connected: whether Redis still holds all that was confirmed decides what the caller
+ * writes (intact: only what changes from now; else everything). */
+static void store_set_ready(store *s, bool intact)
+{
+    s->ready = true;
+    if (!intact)
+        store_fail_batches(s);
+    s->cb->on_connected(s->ctx, intact);
+}
+
+/* The mark Redis holds, against this run's: the batches it names and those before it were
+ * executed (their EXEC reply was lost with the connection) and count as confirmed; the rest
+ * go again, in order. Anything else (no mark, another run's, an older one: Redis lost data,
+ * or a replica behind took over) means everything is written again. */
+static bool store_take_mark(store *s, const redisReply *reply)
+{
+    size_t run_len = strlen(s->run_id);
+    if (reply->type != REDIS_REPLY_STRING || reply->len <= run_len + 1 ||
+        memcmp(reply->str, s->run_id, run_len) != 0 || reply->str[run_len] != ':')
+        return false;
+    char *end;
+    unsigned long long seq = strtoull(reply->str + run_len + 1, &end, 10);
+    if (*end || seq < s->confirmed_seq)
+        return false;
+    if (seq > s->confirmed_seq) {
+        bool known = false;
+        for (store_batch *b = s->head; b && !known; b = b->next)
+            known = b->seq == seq;
+        if (!known)
+            return false;
+    }
+    /* the rest first, so that nothing the confirmations' callbacks start can overtake it */
+    for (store_batch *b = s->head; b; b = b->next) {
+        if (b->seq > seq)
+            store_send_batch(s, b);
+    }
+    s->ready = true;    /* the confirmations' callbacks may look */
+    while (s->head && s->head->seq <= seq)
+        store_confirm_head(s);
+    return true;
+}
+
+static void store_on_mark(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store *s = privdata;
+    store_got_reply(s);
+    if (!r || (ac->c.flags & REDIS_DISCONNECTING))
+        return;     /* the disconnect callback keeps the batches for the next try */
+    redisReply *reply = r;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis: setup failed: %s", reply->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    size_t kept = s->n_batches;
+    bool intact = store_take_mark(s, reply);
+    if (intact)
+        log_info("redis: holds everything stored before the connection went (%zu of %zu "
+                 "batches in flight to send again)", s->n_batches, kept);
+    if (!intact && s->confirmed_seq)
+        log_warning("redis: does not hold what parkd last stored (restarted without it, or "
+                    "another server): writing every lot in full");
+    store_set_ready(s, intact);
+}
+
+static int store_command(store *s, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
+
+static void store_check_mark(store *s)
+{
+    if (!s->head && !s->confirmed_seq) {
+        store_set_ready(s, false);
+        return;
+    }
+    char key[STORE_KEY_MAX];
+    store_key(s, STORE_KEY_WRITTEN, NULL, key, sizeof key);
+    if (store_command(s, store_on_mark, s, "GET %s", key) < 0)
+        log_error("redis: cannot ask for the write mark");     /* the timeout reconnects */
 }
 
 /* A command whose reply we wait for (and time). Returns 0 or -ENOTCONN. */
@@ -313,7 +493,7 @@ static void store_on_disconnect(const redisAsyncContext *ac, int status)
     s->ready = false;
     s->failing = false;
     s->waiting = 0;
-    store_fail_batches(s);
+    store_keep_batches(s);
     if (s->closing) {
         store_close_handles(s);
         return;
@@ -366,6 +546,7 @@ store *store_new(uv_loop_t *loop, const cfg_config *cfg, const store_callbacks *
     s->ctx = ctx;
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
     s->resend_backoff_ms = STORE_RESEND_MIN_MS;
+    snprintf(s->run_id, sizeof s->run_id, "%" PRId64 ".%ld", util_wall_ms(), (long)getpid());
     uv_timer_init(loop, &s->reconnect_timer);
     uv_timer_init(loop, &s->timeout_timer);
     uv_timer_init(loop, &s->resend_timer);
@@ -394,7 +575,7 @@ void store_reconnect(store *s)
         redisAsyncFree(s->ac);
         s->ac = NULL;
     }
-    store_fail_batches(s);
+    store_keep_batches(s);
     uv_timer_stop(&s->reconnect_timer);
     store_connect(s);
 }
@@ -479,99 +660,6 @@ static char *store_put_uint(char *p, size_t v)
     while (n)
         *p++ = tmp[--n];
     return p;
-}
-
-/* ---- kept batches ---- */
-
-/* A committed batch waits here, its commands kept in the Redis protocol, until Redis has
- * confirmed its EXEC. A batch that Redis refuses while the connection stays up (maxmemory's
- * OOM, a replica's READONLY) is sent again as it was, after a backoff, and so is every batch
- * after it, in order: Redis then holds what it would hold had nothing been refused, and
- * nothing is rebuilt or written in full for it. Only a lost connection fails them (done with
- * ok = false): Redis may have lost what it held, and the caller writes it again. */
-typedef struct store_batch {
-    struct store_batch *next;
-    store *s;
-    char *buf;                  /* the commands, back to back */
-    size_t len, cap;
-    size_t *ends;               /* command i is buf[ends[i - 1] .. ends[i]) */
-    size_t n_cmds, cap_ends;
-    size_t *tolerated;          /* ascending indexes of commands whose error is no failure */
-    size_t n_tolerated, cap_tolerated;
-    uint64_t token;
-    void (*done)(void *ctx, uint64_t token, bool ok);
-    void *ctx;
-    bool refused;               /* this round's EXEC was refused */
-    char cause[STORE_CAUSE_MAX];    /* the first error a queued command got this round */
-} store_batch;
-
-static store_batch *store_batch_new(store *s)
-{
-    store_batch *b = s->spare;
-    if (b) {
-        s->spare = NULL;
-    } else {
-        b = util_xcalloc(1, sizeof *b);
-    }
-    b->s = s;
-    b->next = NULL;
-    b->len = b->n_cmds = b->n_tolerated = 0;
-    b->refused = false;
-    b->cause[0] = '\0';
-    return b;
-}
-
-static void store_batch_free(store_batch *b)
-{
-    if (!b)
-        return;
-    free(b->buf);
-    free(b->ends);
-    free(b->tolerated);
-    free(b);
-}
-
-/* Keeps B's buffers for the next batch, unless they grew large (a full write at start). */
-static void store_batch_recycle(store *s, store_batch *b)
-{
-    if (s->spare || b->cap > STORE_SPARE_MAX) {
-        store_batch_free(b);
-        return;
-    }
-    s->spare = b;
-}
-
-/* Room for NEED more bytes at the end of B's buffer. */
-static char *store_batch_reserve(store_batch *b, size_t need)
-{
-    util_grow((void **)&b->buf, &b->cap, b->len + need, 1);
-    return b->buf + b->len;
-}
-
-static void store_batch_end_command(store_batch *b, size_t len)
-{
-    b->len += len;
-    util_grow((void **)&b->ends, &b->cap_ends, b->n_cmds + 1, sizeof *b->ends);
-    b->ends[b->n_cmds++] = b->len;
-}
-
-static bool store_batch_tolerates(const store_batch *b, size_t cmd)
-{
-    for (size_t i = 0; i < b->n_tolerated; i++) {
-        if (b->tolerated[i] == cmd)
-            return true;
-    }
-    return false;
-}
-
-/* A queued command's reply (+QUEUED, or the error that will abort the EXEC): the error is the
- * cause worth logging, where EXEC itself only says EXECABORT. */
-static void store_on_queued(redisAsyncContext *ac, void *r, void *privdata)
-{
-    store_batch *b = privdata;
-    redisReply *reply = r;
-    if (reply && reply->type == REDIS_REPLY_ERROR && !b->cause[0])
-        snprintf(b->cause, sizeof b->cause, "%s", reply->str);
 }
 
 /* One command of the open batch (its reply is part of EXEC's), in the Redis protocol written
@@ -981,8 +1069,6 @@ static const char *store_exec_refusal(store *s, const store_batch *b, const redi
     return NULL;
 }
 
-static void store_send_batch(store *s, store_batch *b);
-
 static void store_on_resend_timer(uv_timer_t *timer)
 {
     store *s = timer->data;
@@ -1040,6 +1126,7 @@ static void store_confirm_head(store *s)
     s->refusals_now = 0;
     s->resend_backoff_ms = STORE_RESEND_MIN_MS;
     s->backoff_ms = STORE_BACKOFF_MIN_MS;   /* a connection that stores is a good one */
+    s->confirmed_seq = b->seq;
     b->done(b->ctx, b->token, true);
     store_batch_recycle(s, b);
 }
@@ -1083,7 +1170,43 @@ static void store_send_batch(store *s, store_batch *b)
     log_warning("redis: a batch was not sent: the connection is closing");
 }
 
-/* The connection is gone: every kept batch fails (done with ok = false), in order. */
+/* The batch's last command: SET <prefix>written <run>:<seq>. Inside the transaction, so a
+ * Redis that holds a batch's mark holds everything of it and of the batches before it (AOF
+ * and RDB keep whole transactions, in order): after a reconnect, the mark says whether Redis
+ * still has all that was confirmed, and which batches in flight it executed. */
+static void store_batch_mark(store *s, store_batch *b)
+{
+    store_args a;
+    a.argc = 0;
+    store_arg_str(&a, "SET");
+    store_arg_key(&a, s, STORE_KEY_WRITTEN, NULL);
+    store_arg_fmt(&a, "%s:%" PRIu64, s->run_id, b->seq);
+    store_send(s, &a);
+}
+
+/* The connection is gone, but Redis may still hold everything (a timeout, a network blip, a
+ * restart with persistence): the batches stay, to be checked against the mark once connected
+ * again. Without a confirmed batch there is nothing to check against, so they fail. */
+static void store_keep_batches(store *s)
+{
+    if (s->closing || s->confirmed_seq == 0) {
+        store_fail_batches(s);
+        return;
+    }
+    store_batch_free(s->open);
+    s->open = NULL;
+    while (s->dead) {
+        store_batch *b = s->dead;
+        s->dead = b->next;
+        store_batch_free(b);
+    }
+    s->execs_waiting = 0;
+    s->refusing = false;
+    s->refusals_now = 0;
+    uv_timer_stop(&s->resend_timer);
+}
+
+/* Every kept batch fails (done with ok = false), in order: the caller writes all again. */
 static void store_fail_batches(store *s)
 {
     store_batch_free(s->open);
@@ -1114,6 +1237,8 @@ int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_
     store_batch *b = s->open;
     if (!b)
         abort();
+    b->seq = ++s->next_seq;
+    store_batch_mark(s, b);
     s->open = NULL;
     if (!store_is_connected(s) || store_command(s, store_on_exec, b, "EXEC") < 0) {
         /* hiredis may still call back for the commands it took: keep B until it cannot */

@@ -11,9 +11,12 @@
  * every batch after it, after a backoff (0.1 s doubling to 5 s, reset only by a confirmed
  * batch); meanwhile store_is_writable is false, no new batch opens, and the cause is logged
  * once, then at most every 30 s. A lost connection or a reply slower than redis.timeout fails
- * every kept batch (done with ok = false) and reconnects with backoff (0.25 s doubling to
- * 10 s, reset only by a confirmed batch); the caller rewrites its full state on the next
- * on_connected. */
+ * nothing at once: it reconnects with backoff (0.25 s doubling to 10 s, reset only by a
+ * confirmed batch) and reads <prefix>written, the mark each batch sets in its transaction.
+ * When Redis holds this run's mark of the last confirmed batch or of one in flight, it lost
+ * nothing: the batches it executed count as confirmed, the rest go again, and on_connected
+ * says intact. Otherwise (Redis restarted without its data, another server) the kept batches
+ * fail and the caller rewrites its full state. */
 #ifndef PARKD_STORE_H
 #define PARKD_STORE_H
 
@@ -30,10 +33,13 @@
 typedef struct store store;
 
 typedef struct store_callbacks {
-    /* Connected, authenticated and on the right db (after every reconnect too). */
-    void (*on_connected)(void *ctx);
-    /* The connection was lost or timed out: every batch in flight has failed (its done
-     * callback ran with ok = false before this). A reconnect is scheduled. */
+    /* Connected, authenticated and on the right db (after every reconnect too). INTACT:
+     * Redis holds everything confirmed so far, and the batches in flight when the connection
+     * went were confirmed or are sent again; else they have failed (done with ok = false)
+     * and Redis may have lost anything: the caller writes its full state again. */
+    void (*on_connected)(void *ctx, bool intact);
+    /* The connection was lost or timed out; a reconnect is scheduled. The batches in flight
+     * wait for on_connected's verdict (or fail first: done with ok = false). */
     void (*on_disconnected)(void *ctx);
 } store_callbacks;
 
