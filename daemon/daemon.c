@@ -450,7 +450,7 @@ static void daemon_swap_config(parkd *d, cfg_config *next, const reload_plan *pl
     d->cfg = next;
     if (plan->effects & CFG_RELOAD_REDIS) {
         log_info("reload: redis settings changed, reconnecting");
-        store_reconnect(d->st);     /* the reconnect writes every lot in full */
+        store_reconnect(d->st);     /* another server, db or prefix: written in full */
     }
 }
 

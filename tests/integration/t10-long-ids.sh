@@ -32,7 +32,7 @@ check "the lot hash name is exact (capacity field there)" 50 "$(rget hget "${RP}
 
 # Every key parkd wrote: the prefix, then lots, daemon, or lot:<one of our ids>[:suffix]
 keys=$(rget --scan --pattern '*' | sort)
-bad=$(printf '%s\n' "$keys" | grep -Ev "^parkd:(lots|daemon|lot:($LG|$LB|$LC)(:[a-z]+)?)$" | tr '\n' ' ')
+bad=$(printf '%s\n' "$keys" | grep -Ev "^parkd:(lots|daemon|written|lot:($LG|$LB|$LC)(:[a-z]+)?)$" | tr '\n' ' ')
 check "every Redis key is <prefix>lot:<full id>[:suffix] (no torn or padded names)" "" "$bad"
 bytes=$(printf '%s\n' "$keys" | LC_ALL=C grep -c '[^A-Za-z0-9_.:-]')
 check "no key holds a byte outside the id alphabet" 0 "$bytes"
