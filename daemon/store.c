@@ -1184,15 +1184,9 @@ static void store_batch_mark(store *s, store_batch *b)
     store_send(s, &a);
 }
 
-/* The connection is gone, but Redis may still hold everything (a timeout, a network blip, a
- * restart with persistence): the batches stay, to be checked against the mark once connected
- * again. Without a confirmed batch there is nothing to check against, so they fail. */
-static void store_keep_batches(store *s)
+/* What no connection outlives: the open batch, those not sent whole, the refusal round. */
+static void store_drop_round(store *s)
 {
-    if (s->closing || s->confirmed_seq == 0) {
-        store_fail_batches(s);
-        return;
-    }
     store_batch_free(s->open);
     s->open = NULL;
     while (s->dead) {
@@ -1206,16 +1200,21 @@ static void store_keep_batches(store *s)
     uv_timer_stop(&s->resend_timer);
 }
 
+/* The connection is gone, but Redis may still hold everything (a timeout, a network blip, a
+ * restart with persistence): the batches stay, to be checked against the mark once connected
+ * again. Without a confirmed batch there is nothing to check against, so they fail. */
+static void store_keep_batches(store *s)
+{
+    if (s->closing || s->confirmed_seq == 0)
+        store_fail_batches(s);
+    else
+        store_drop_round(s);
+}
+
 /* Every kept batch fails (done with ok = false), in order: the caller writes all again. */
 static void store_fail_batches(store *s)
 {
-    store_batch_free(s->open);
-    s->open = NULL;
-    while (s->dead) {
-        store_batch *b = s->dead;
-        s->dead = b->next;
-        store_batch_free(b);
-    }
+    store_drop_round(s);
     while (s->head) {
         store_batch *b = s->head;
         s->head = b->next;
@@ -1224,11 +1223,7 @@ static void store_fail_batches(store *s)
         store_batch_free(b);
     }
     s->tail = NULL;
-    s->execs_waiting = 0;
-    s->refusing = false;
-    s->refusals_now = 0;
     s->resend_backoff_ms = STORE_RESEND_MIN_MS;
-    uv_timer_stop(&s->resend_timer);
 }
 
 int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_t token, bool ok),
