@@ -1158,29 +1158,27 @@ static void cfg_apply_defaults(cfg_config *cfg)
     }
 }
 
-/* Reads the whole of PATH into a malloc'd NUL-terminated buffer. Returns 0 or an errno. */
-static int cfg_read_file(const char *path, char **data, size_t *len)
+/* Reads FD to its end into a malloc'd NUL-terminated buffer. Returns 0 or an errno. */
+static int cfg_read_fd(int fd, char **data, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno;
     size_t cap = 0, n = 0;
     char *buf = NULL;
     int err = 0;
     for (;;) {
         util_grow((void **)&buf, &cap, n + 4096 + 1, 1);
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            err = ferror(f) ? (errno ? errno : EIO) : 0;
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            err = got < 0 ? errno : 0;
             break;
         }
+        n += (size_t)got;
         if (n > CFG_MAX_FILE) {
             err = EFBIG;
             break;
         }
     }
-    fclose(f);
     if (err) {
         free(buf);
         return err;
@@ -1189,6 +1187,31 @@ static int cfg_read_file(const char *path, char **data, size_t *len)
     *data = buf;
     *len = n;
     return 0;
+}
+
+/* Reads the whole of PATH, which must be a regular file (util_open_regular: a FIFO must not
+ * hang --check or block the loop on SIGHUP). Returns 0, or an errno with *KIND naming what
+ * PATH is when it is not a regular file (else NULL). */
+static int cfg_read_file(const char *path, char **data, size_t *len, const char **kind)
+{
+    int fd = util_open_regular(path, kind);
+    if (fd < 0)
+        return errno;
+    int err = cfg_read_fd(fd, data, len);
+    close(fd);
+    return err;
+}
+
+/* "PATH: cannot read: REASON\n", or "PATH: not a regular file (a FIFO)\n": malloc'd. */
+static char *cfg_read_error(const char *path, int err, const char *kind)
+{
+    const char *why = kind ? kind : strerror(err);
+    char *text = util_xmalloc(strlen(path) + strlen(why) + 48);
+    if (kind)
+        sprintf(text, "%s: not a regular file (%s)\n", path, kind);
+    else
+        sprintf(text, "%s: cannot read: %s\n", path, why);
+    return text;
 }
 
 /* Line and column (1-based, in bytes) of byte OFFSET of DATA: libyaml gives reader errors (bad
@@ -1285,12 +1308,11 @@ int cfg_load(const char *path, cfg_config **out, char **errors)
     *out = NULL;
     if (errors)
         *errors = NULL;
-    int err = cfg_read_file(path, &data, &len);
+    const char *kind = NULL;
+    int err = cfg_read_file(path, &data, &len, &kind);
     if (err) {
-        if (errors) {
-            *errors = util_xmalloc(strlen(path) + strlen(strerror(err)) + 32);
-            sprintf(*errors, "%s: cannot read: %s\n", path, strerror(err));
-        }
+        if (errors)
+            *errors = cfg_read_error(path, err, kind);
         return -1;
     }
     p.cfg = util_xcalloc(1, sizeof *p.cfg);
@@ -1466,7 +1488,8 @@ int cfg_check_secret_files(const cfg_config *cfg, char **warnings)
         }
         close(fd);
         if (!S_ISREG(st.st_mode)) {
-            cfg_warn_file(&text, &len, &cap, cfg, r, "is not a regular file");
+            cfg_warn_file(&text, &len, &cap, cfg, r, "is not a regular file (%s)",
+                          util_file_kind(st.st_mode));
             n++;
             continue;
         }

@@ -1,10 +1,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void util_oom(size_t size)
 {
@@ -67,18 +70,83 @@ int64_t util_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *util_file_kind(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:  return "a regular file";
+    case S_IFDIR:  return "a directory";
+    case S_IFIFO:  return "a FIFO";
+    case S_IFCHR:  return "a character device";
+    case S_IFBLK:  return "a block device";
+    case S_IFSOCK: return "a socket";
+    default:       return "not a file";
+    }
+}
+
+/* -1 with errno and *KIND set for what MODE says is not a regular file; 0 for one. */
+static int util_refuse_kind(mode_t mode, const char **kind)
+{
+    if (S_ISREG(mode))
+        return 0;
+    if (kind)
+        *kind = util_file_kind(mode);
+    errno = S_ISDIR(mode) ? EISDIR : EINVAL;
+    return -1;
+}
+
+int util_open_regular(const char *path, const char **kind)
+{
+    struct stat st;
+    if (kind)
+        *kind = NULL;
+    /* stat first, so a device is not even opened (opening some has effects); fstat after, as
+     * the path may have been replaced in between */
+    if (stat(path, &st) < 0 || util_refuse_kind(st.st_mode, kind) < 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || util_refuse_kind(st.st_mode, kind) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads up to SIZE bytes of FD into BUF. Returns the count, or -1 with errno set. */
+static ssize_t util_read_upto(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    while (n < size) {
+        ssize_t got = read(fd, buf + n, size - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    return (ssize_t)n;
+}
+
 char *util_read_secret_file(const char *path)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = util_open_regular(path, NULL);
+    if (fd < 0)
         return NULL;
     char buf[1024];
-    if (!fgets(buf, sizeof buf, f)) {
-        fclose(f);
-        errno = EINVAL;
+    ssize_t n = util_read_upto(fd, buf, sizeof buf - 1);
+    int err = errno;
+    close(fd);
+    if (n <= 0) {
+        explicit_bzero(buf, sizeof buf);
+        errno = n < 0 ? err : EINVAL;
         return NULL;
     }
-    fclose(f);
+    buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     char *secret = util_xstrdup(buf);
     explicit_bzero(buf, sizeof buf);

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Never return NULL: running out of memory is fatal for a daemon that must not lose state
  * silently, so these print a message and abort. */
@@ -19,8 +20,21 @@ void util_grow(void **array, size_t *cap, size_t need, size_t elem);
 /* Wall-clock time in ms since the epoch. */
 int64_t util_wall_ms(void);
 
-/* Reads a secret from PATH: its first line without the newline. Returns a malloc'd string
- * (caller frees, after wiping it), or NULL with errno set. Never logs the content. */
+/* Opens PATH for reading when it is a regular file, for the files parkd reads itself on its
+ * loop (configuration, password files): a FIFO named by mistake would block the loop in open()
+ * or read() until some writer came (no signal handled meanwhile), and a device such as
+ * /dev/zero never ends. Nothing but a regular file is opened, and the open cannot block
+ * (O_NONBLOCK). Returns the descriptor (O_CLOEXEC; caller closes), or -1 with errno set: EISDIR
+ * for a directory, EINVAL for any other kind of file; *KIND (when KIND is not NULL) then names
+ * that kind ("a FIFO"), else it is NULL. */
+int util_open_regular(const char *path, const char **kind);
+
+/* What MODE's file type is, for a message: "a regular file", "a directory", "a FIFO", ... */
+const char *util_file_kind(mode_t mode);
+
+/* Reads a secret from PATH, a regular file (util_open_regular): its first line without the
+ * newline, at most 1023 bytes. Returns a malloc'd string (caller frees, after wiping it), or
+ * NULL with errno set (EINVAL for an empty file). Never logs the content. */
 char *util_read_secret_file(const char *path);
 
 /* A hint for a connect that failed with ERR before reaching the server: for EPERM/EACCES

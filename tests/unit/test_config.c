@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 
 #define MS_MIN  (60 * 1000)
 #define MS_HOUR (60 * MS_MIN)
@@ -399,9 +401,61 @@ static void test_cannot_read(void **state)
     assert_string_equal(errors, "/nonexistent/parkd.yaml: cannot read: No such file or directory\n");
     free(errors);
     assert_int_equal(cfg_load("/tmp", &c, &errors), -1);
-    assert_string_equal(errors, "/tmp: cannot read: Is a directory\n");
+    assert_string_equal(errors, "/tmp: not a regular file (a directory)\n");
+    free(errors);
+    assert_int_equal(cfg_load("/dev/null", &c, &errors), -1);
+    assert_string_equal(errors, "/dev/null: not a regular file (a character device)\n");
     free(errors);
     assert_int_equal(cfg_load("/nonexistent", &c, NULL), -1);   /* errors may be NULL */
+}
+
+/* A FIFO as the configuration or a password file is refused at once: opening one for reading
+ * blocks until a writer comes. The alarm turns a regression into a failure instead of a hang. */
+static void test_fifo_files(void **state)
+{
+    char dir[] = "/tmp/parkd-test-fifo-XXXXXX", fifo[96], pw[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/parkd.yaml", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(5);
+    cfg_config *c = NULL;
+    char *errors = NULL, expect[160];
+    assert_int_equal(cfg_load(fifo, &c, &errors), -1);
+    assert_null(c);
+    snprintf(expect, sizeof expect, "%s: not a regular file (a FIFO)\n", fifo);
+    assert_string_equal(errors, expect);
+    free(errors);
+
+    errno = 0;
+    assert_null(util_read_secret_file(fifo));
+    assert_int_equal(errno, EINVAL);
+    assert_null(util_read_secret_file("/dev/zero"));   /* would never end */
+    assert_int_equal(errno, EINVAL);
+    assert_null(util_read_secret_file(dir));
+    assert_int_equal(errno, EISDIR);
+    const char *kind = NULL;
+    assert_int_equal(util_open_regular(fifo, &kind), -1);
+    assert_string_equal(kind, "a FIFO");
+    alarm(0);
+
+    /* a regular password file: its first line, without the newline */
+    snprintf(pw, sizeof pw, "%s/pw", dir);
+    FILE *f = fopen(pw, "w");
+    assert_non_null(f);
+    fputs("s3cret\r\nsecond line\n", f);
+    fclose(f);
+    char *secret = util_read_secret_file(pw);
+    assert_string_equal(secret, "s3cret");
+    free(secret);
+    f = fopen(pw, "w");
+    assert_non_null(f);
+    fclose(f);
+    errno = 0;
+    assert_null(util_read_secret_file(pw));     /* empty */
+    assert_int_equal(errno, EINVAL);
+    unlink(pw);
+    unlink(fifo);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_syntax_errors(void **state)
@@ -953,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_duration_errors),
         cmocka_unit_test(test_horizons),
         cmocka_unit_test(test_cannot_read),
+        cmocka_unit_test(test_fifo_files),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types),
