@@ -416,10 +416,14 @@ static char *mq_error(const char *what, const char *detail)
     return util_xstrdup(buf);
 }
 
-/* libmosquitto answers a missing file with "Invalid function arguments"; say which. */
+/* libmosquitto answers a missing file with "Invalid function arguments"; say which. It
+ * fopen()s the files on the loop, where a FIFO would block: only a regular file passes. */
 static int mq_check_tls_file(char **err, const char *key, const char *path)
 {
-    if (!path || access(path, R_OK) == 0)
+    int fd = path ? util_open_regular(path, NULL) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (!path || fd >= 0)
         return 0;
     char buf[600];
     snprintf(buf, sizeof buf, "mqtt: TLS: cannot read %s %s: %s", key, path, strerror(errno));
