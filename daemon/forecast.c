@@ -39,7 +39,7 @@
 #define FC_RIDGE 0.1                       /* pull of the prior, in squared-deviation units */
 #define FC_REG_TAU_MS (14 * 86400000LL)    /* the regression forgets over about two weeks */
 #define FC_DEVIATION_TAU_MS 14400000.0     /* prior: a deviation fades over about four hours */
-#define FC_PENDING_MAX 64                  /* forecasts awaiting their target, per horizon */
+#define FC_PENDING_MAX 64                  /* most forecasts awaiting their target, per horizon */
 #define FC_PENDING_SPACING_MS 600000       /* at most one learning forecast per 10 min */
 #define FC_HOLD_MAX_MS (24 * 3600000LL)    /* bays and gates: no event means no change */
 #define FC_FULL_FREE 0.5                   /* a forecast below half a space rounds to full */
@@ -62,8 +62,8 @@ typedef struct fc_horizon {
     ln_reg reg;
     bool reg_dirty;
     ln_errors errors;
-    fc_pending pending[FC_PENDING_MAX];    /* ring, oldest at head */
-    unsigned head, n;
+    fc_pending *pending;                   /* ring of cap (fc_pending_cap), oldest at head */
+    unsigned cap, head, n;
     int64_t last_pending_ms;
 } fc_horizon;
 
@@ -128,14 +128,41 @@ static double fc_free_spaces(const lot *l, double occ)
 
 /* ---- per-lot state ---- */
 
+/* Spacing of learning forecasts for a horizon of MS: every 10 min, or sparser so that the
+ * pending ring always spans the horizon. */
+static int64_t fc_pending_spacing(int64_t ms)
+{
+    int64_t s = ms / (FC_PENDING_MAX - 4);
+    return s > FC_PENDING_SPACING_MS ? s : FC_PENDING_SPACING_MS;
+}
+
+/* The pending ring a horizon of MS needs. A forecast is pushed only after everything due was
+ * scored, so those waiting were pushed within the last MS, at least a spacing apart: at most
+ * ceil(MS / spacing) of them, e.g. 6 for 60 min. Sized so rather than FC_PENDING_MAX for all,
+ * which for the usual 15-60 min horizons kept 2.5 KB a horizon and lot that never filled. */
+static unsigned fc_pending_cap(int64_t ms)
+{
+    int64_t n = ms / fc_pending_spacing(ms) + 2;
+    return n < FC_PENDING_MAX ? (unsigned)n : FC_PENDING_MAX;
+}
+
 static void fc_horizon_init(fc_horizon *h, int64_t ms)
 {
     memset(h, 0, sizeof *h);
     h->ms = ms;
+    h->cap = fc_pending_cap(ms);
+    h->pending = util_xcalloc(h->cap, sizeof *h->pending);
     double prior[LN_FEATURES] = { exp(-(double)ms / FC_DEVIATION_TAU_MS), 0.0, 0.0, 0.0, 0.0 };
     ln_reg_init(&h->reg, prior);
     ln_errors_init(&h->errors);
     h->last_pending_ms = INT64_MIN;
+}
+
+static void fc_free_horizons(fc_lot *fl)
+{
+    for (size_t i = 0; i < fl->n_hz; i++)
+        free(fl->hz[i].pending);
+    free(fl->hz);
 }
 
 /* Rebuilds the horizons for the current configuration, keeping what was learned for any
@@ -149,12 +176,14 @@ static void fc_lot_regen(fc_engine *fc, fc_lot *fl)
         size_t j = 0;
         while (j < fl->n_hz && fl->hz[j].ms != ms)
             j++;
-        if (j < fl->n_hz)
+        if (j < fl->n_hz) {
             hz[i] = fl->hz[j];
-        else
+            fl->hz[j].pending = NULL;       /* moved */
+        } else {
             fc_horizon_init(&hz[i], ms);
+        }
     }
-    free(fl->hz);
+    fc_free_horizons(fl);
     fl->hz = hz;
     fl->n_hz = n;
     fl->gen = fc->gen;
@@ -243,7 +272,7 @@ void fc_forget_lot(fc_engine *fc, lot *l)
     (void)fc;   /* per-lot state is all on the lot; the engine keeps none of it */
     fc_lot *fl = l->fc_data;
     if (fl) {
-        free(fl->hz);
+        fc_free_horizons(fl);
         free(fl);
     }
     l->fc_data = NULL;
@@ -407,7 +436,7 @@ static void fc_score_due(fc_engine *fc, fc_lot *fl, const lot *l, fc_horizon *h,
             break;
         if (bridged && p->target_ms > fl->obs_ms)
             fc_score(fc, h, p, fc_value_between(l, fl->obs_ms, fl->obs_x, t, x, p->target_ms));
-        h->head = (h->head + 1) % FC_PENDING_MAX;
+        h->head = (h->head + 1) % h->cap;
         h->n--;
     }
 }
@@ -432,21 +461,13 @@ static void fc_learn(fc_engine *fc, fc_lot *fl, const lot *l, int64_t t, double 
     fl->obs_x = x;
 }
 
-/* Spacing of learning forecasts for horizon H: every 10 min, or sparser so that the pending
- * ring always spans the horizon. */
-static int64_t fc_pending_spacing(const fc_horizon *h)
-{
-    int64_t s = h->ms / (FC_PENDING_MAX - 4);
-    return s > FC_PENDING_SPACING_MS ? s : FC_PENDING_SPACING_MS;
-}
-
 static void fc_push_pending(fc_horizon *h, int64_t t, const fc_point *pt)
 {
-    if (h->n == FC_PENDING_MAX) {
-        h->head = (h->head + 1) % FC_PENDING_MAX;   /* cannot happen with the spacing above */
+    if (h->n == h->cap) {
+        h->head = (h->head + 1) % h->cap;   /* cannot happen: fc_pending_cap */
         h->n--;
     }
-    fc_pending *p = &h->pending[(h->head + h->n) % FC_PENDING_MAX];
+    fc_pending *p = &h->pending[(h->head + h->n) % h->cap];
     p->target_ms = t + h->ms;
     p->forecast = (float)pt->occ;
     p->expected = (float)pt->expected;
@@ -464,7 +485,7 @@ static void fc_record_pending(fc_engine *fc, fc_lot *fl, int64_t t, double x)
     fc_point *pts = NULL;
     for (size_t i = 0; i < fl->n_hz; i++) {
         fc_horizon *h = &fl->hz[i];
-        if (h->last_pending_ms != INT64_MIN && t < h->last_pending_ms + fc_pending_spacing(h))
+        if (h->last_pending_ms != INT64_MIN && t < h->last_pending_ms + fc_pending_spacing(h->ms))
             continue;
         if (!pts) {
             pts = util_xcalloc(fl->n_hz, sizeof *pts);

@@ -136,11 +136,23 @@ void ln_errors_init(ln_errors *e)
     memset(e, 0, sizeof *e);
 }
 
+/* ERR, clamped to [-1, 1], in LN_ERROR_SCALE-ths. */
+static int16_t ln_error_q(double err)
+{
+    double c = err < -1.0 ? -1.0 : err > 1.0 ? 1.0 : err;
+    return (int16_t)lround(c * LN_ERROR_SCALE);
+}
+
+static double ln_error_dq(int16_t q)
+{
+    return (double)q / LN_ERROR_SCALE;
+}
+
 void ln_errors_add(ln_errors *e, double err)
 {
     if (!isfinite(err))
         return;
-    e->e[e->next] = (float)err;
+    e->e[e->next] = ln_error_q(err);
     e->dirty[e->next / LN_ERROR_CHUNK] = true;
     e->next = (e->next + 1) % LN_ERRORS;
     if (e->count < LN_ERRORS)
@@ -174,8 +186,8 @@ void ln_errors_stats(ln_errors *e, double low, double high, double *q_low, doubl
         float sorted[LN_ERRORS];
         double sum = 0.0;
         for (uint32_t i = 0; i < e->count; i++) {
-            sorted[i] = e->e[i];
-            sum += fabs(e->e[i]);
+            sorted[i] = (float)ln_error_dq(e->e[i]);
+            sum += fabs(ln_error_dq(e->e[i]));
         }
         qsort(sorted, e->count, sizeof sorted[0], ln_cmp_float);
         e->q_low = ln_quantile(sorted, e->count, low);
@@ -199,7 +211,7 @@ void ln_errors_flush(ln_errors *e, const char *name,
         size_t n = 0;
         for (int i = 0; i < LN_ERROR_CHUNK; i++)
             n += (size_t)snprintf(value + n, sizeof value - n, "%s%.4g", i ? " " : "",
-                                  (double)e->e[c * LN_ERROR_CHUNK + i]);
+                                  ln_error_dq(e->e[c * LN_ERROR_CHUNK + i]));
         snprintf(field, sizeof field, "%s.%d", name, c);
         emit(ctx, field, value);
     }
@@ -238,13 +250,13 @@ static bool ln_errors_restore_chunk(ln_errors *e, const char *index, const char 
     long c = strtol(index, &end, 10);
     if (errno || end == index || *end || c < 0 || c >= LN_ERRORS / LN_ERROR_CHUNK)
         return false;
-    float v[LN_ERROR_CHUNK];
+    int16_t v[LN_ERROR_CHUNK];
     const char *s = value;
     for (int i = 0; i < LN_ERROR_CHUNK; i++) {
         double d = strtod(s, &end);
         if (end == s || !isfinite(d) || fabs(d) > 1.0)
             return false;
-        v[i] = (float)d;
+        v[i] = ln_error_q(d);
         s = end;
     }
     while (*s == ' ')

@@ -37,11 +37,14 @@ int ln_reg_encode(const ln_reg *r, char *buf, size_t size);
 /* Restores from ln_reg_encode text; false (R unchanged) when it does not parse. */
 bool ln_reg_decode(ln_reg *r, const char *text);
 
-/* The last LN_ERRORS signed errors (actual - forecast). */
+/* The last LN_ERRORS signed errors (actual - forecast), differences of occupancies and so in
+ * [-1, 1], kept in LN_ERROR_SCALE-ths: 16 bits are finer than one space in 32767, and halve the
+ * ring, which is a good part of a lot's memory (one per horizon). */
 #define LN_ERRORS 512
 #define LN_ERROR_CHUNK 16
+#define LN_ERROR_SCALE 32767
 typedef struct ln_errors {
-    float e[LN_ERRORS];
+    int16_t e[LN_ERRORS];
     uint32_t next;                         /* where the next error goes */
     uint32_t count;                        /* <= LN_ERRORS */
     bool stats_valid;

@@ -65,22 +65,53 @@ void pf_init(pf_profile *p)
     for (int r = 0; r < PF_RING_DAYS; r++) {
         p->recent_day[r] = PF_NO_DAY;
         for (int k = 0; k < PF_DAY_SLOTS; k++)
-            p->recent[r][k] = NAN;
+            p->recent[r][k] = PF_Q_NONE;
     }
+}
+
+/* ---- 16-bit values ---- */
+
+static double pf_clamp01(double v)
+{
+    return v < 0.0 ? 0.0 : v > 1.0 ? 1.0 : v;
+}
+
+/* Occupancy X (clamped to [0, 1]; NaN is 0) in PF_Q_SCALE-ths, rounded to the nearest. */
+static uint16_t pf_q(double x)
+{
+    return (uint16_t)lround((x >= 0.0 ? pf_clamp01(x) : 0.0) * PF_Q_SCALE);
+}
+
+static double pf_dq(uint16_t q)
+{
+    return (double)q / PF_Q_SCALE;
+}
+
+/* Weight W (clamped to what 16 bits hold) in PF_W_SCALE-ths. */
+static uint16_t pf_qw(double w)
+{
+    double max = (double)UINT16_MAX / PF_W_SCALE;
+    return (uint16_t)lround((w > 0.0 ? (w < max ? w : max) : 0.0) * PF_W_SCALE);
+}
+
+static double pf_dqw(uint16_t q)
+{
+    return (double)q / PF_W_SCALE;
 }
 
 /* ---- learning ---- */
 
-static void pf_learn_mean(float *mean, float *weight, double keep, double x)
+static void pf_learn_mean(uint16_t *mean, uint16_t *weight, double keep, double x)
 {
-    double w = *weight * keep + 1.0;
-    *mean = (float)(*mean + (x - *mean) / w);
-    *weight = (float)w;
+    double w = pf_dqw(*weight) * keep + 1.0;
+    double m = pf_dq(*mean);
+    *mean = pf_q(m + (x - m) / w);
+    *weight = pf_qw(w);
 }
 
 /* The ring row for DAY, cleared for it if it held an older day; NULL when DAY is older than
  * the row's (a late sample must not wipe newer days). */
-static float *pf_recent_row(pf_profile *p, int32_t day)
+static uint16_t *pf_recent_row(pf_profile *p, int32_t day)
 {
     int r = pf_mod(day, PF_RING_DAYS);
     if (p->recent_day[r] == day)
@@ -89,7 +120,7 @@ static float *pf_recent_row(pf_profile *p, int32_t day)
         return NULL;
     p->recent_day[r] = day;
     for (int k = 0; k < PF_DAY_SLOTS; k++)
-        p->recent[r][k] = NAN;
+        p->recent[r][k] = PF_Q_NONE;
     for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++)
         p->dirty_recent[r][c] = true;
     p->dirty_recent_day[r] = true;
@@ -114,9 +145,9 @@ void pf_sample(pf_profile *p, int64_t t_ms, double x)
     pf_learn_mean(&p->day_mean[k], &p->day_weight[k], PF_DAY_KEEP, x);
     p->dirty_week[w / PF_CHUNK] = true;
     p->dirty_day[k / PF_CHUNK] = true;
-    float *row = pf_recent_row(p, lt.day);
+    uint16_t *row = pf_recent_row(p, lt.day);
     if (row) {
-        row[k] = (float)x;
+        row[k] = pf_q(x);
         p->dirty_recent[pf_mod(lt.day, PF_RING_DAYS)][k / PF_CHUNK] = true;
     }
 }
@@ -127,12 +158,12 @@ void pf_sample(pf_profile *p, int64_t t_ms, double x)
 static bool pf_slot_value(const pf_profile *p, int64_t w, double *out)
 {
     int k = pf_mod(w, PF_WEEK_SLOTS);
-    double a = p->week_weight[k];
-    double dw = p->day_weight[k % PF_DAY_SLOTS];
+    double a = pf_dqw(p->week_weight[k]);
+    double dw = pf_dqw(p->day_weight[k % PF_DAY_SLOTS]);
     double b = PF_DAY_SHARE * (dw < 1.0 ? dw : 1.0);
     if (a + b <= 0.0)
         return false;
-    *out = (a * p->week_mean[k] + b * p->day_mean[k % PF_DAY_SLOTS]) / (a + b);
+    *out = (a * pf_dq(p->week_mean[k]) + b * pf_dq(p->day_mean[k % PF_DAY_SLOTS])) / (a + b);
     return true;
 }
 
@@ -169,9 +200,9 @@ static bool pf_recent_get(const pf_profile *p, int64_t day, int64_t k, double *o
     day += pf_floor_div(k, PF_DAY_SLOTS);
     k = pf_mod(k, PF_DAY_SLOTS);
     int r = pf_mod(day, PF_RING_DAYS);
-    if (p->recent_day[r] != day || isnan(p->recent[r][k]))
+    if (p->recent_day[r] != day || p->recent[r][k] == PF_Q_NONE)
         return false;
-    *out = p->recent[r][k];
+    *out = pf_dq(p->recent[r][k]);
     return true;
 }
 
@@ -277,7 +308,7 @@ bool pf_analog(const pf_profile *p, int64_t now_ms, double x, int64_t target_ms,
 
 typedef void (*pf_emit_fn)(void *ctx, const char *field, const char *value);
 
-static void pf_emit_pairs(const float *mean, const float *weight, char prefix, int chunk,
+static void pf_emit_pairs(const uint16_t *mean, const uint16_t *weight, char prefix, int chunk,
                           pf_emit_fn emit, void *ctx)
 {
     char field[32], value[400];
@@ -285,7 +316,7 @@ static void pf_emit_pairs(const float *mean, const float *weight, char prefix, i
     for (int i = 0; i < PF_CHUNK; i++) {
         int k = chunk * PF_CHUNK + i;
         n += (size_t)snprintf(value + n, sizeof value - n, "%s%.5g %.4g", i ? " " : "",
-                              (double)mean[k], (double)weight[k]);
+                              pf_dq(mean[k]), pf_dqw(weight[k]));
     }
     snprintf(field, sizeof field, "%c%d", prefix, chunk);
     emit(ctx, field, value);
@@ -296,11 +327,11 @@ static void pf_emit_recent(const pf_profile *p, int row, int chunk, pf_emit_fn e
     char field[32], value[400];
     size_t n = 0;
     for (int i = 0; i < PF_CHUNK; i++) {
-        float v = p->recent[row][chunk * PF_CHUNK + i];
-        if (isnan(v))
+        uint16_t v = p->recent[row][chunk * PF_CHUNK + i];
+        if (v == PF_Q_NONE)
             n += (size_t)snprintf(value + n, sizeof value - n, "%s-", i ? " " : "");
         else
-            n += (size_t)snprintf(value + n, sizeof value - n, "%s%.5g", i ? " " : "", (double)v);
+            n += (size_t)snprintf(value + n, sizeof value - n, "%s%.5g", i ? " " : "", pf_dq(v));
     }
     snprintf(field, sizeof field, "r%d.%d", row, chunk);
     emit(ctx, field, value);
@@ -379,19 +410,14 @@ static bool pf_parse_numbers(const char *s, double *out, int n, bool allow_none)
     return *s == '\0';
 }
 
-static double pf_clamp01(double v)
-{
-    return v < 0.0 ? 0.0 : v > 1.0 ? 1.0 : v;
-}
-
-static bool pf_restore_pairs(float *mean, float *weight, long chunk, const char *value)
+static bool pf_restore_pairs(uint16_t *mean, uint16_t *weight, long chunk, const char *value)
 {
     double v[2 * PF_CHUNK];
     if (!pf_parse_numbers(value, v, 2 * PF_CHUNK, false))
         return false;
     for (int i = 0; i < PF_CHUNK; i++) {
-        mean[chunk * PF_CHUNK + i] = (float)pf_clamp01(v[2 * i]);
-        weight[chunk * PF_CHUNK + i] = (float)(v[2 * i + 1] > 0.0 ? v[2 * i + 1] : 0.0);
+        mean[chunk * PF_CHUNK + i] = pf_q(v[2 * i]);
+        weight[chunk * PF_CHUNK + i] = pf_qw(v[2 * i + 1]);
     }
     return true;
 }
@@ -417,7 +443,7 @@ static bool pf_restore_recent(pf_profile *p, const char *rest, const char *value
     if (!pf_parse_numbers(value, v, PF_CHUNK, true))
         return false;
     for (int i = 0; i < PF_CHUNK; i++)
-        p->recent[row][chunk * PF_CHUNK + i] = isnan(v[i]) ? NAN : (float)pf_clamp01(v[i]);
+        p->recent[row][chunk * PF_CHUNK + i] = isnan(v[i]) ? PF_Q_NONE : pf_q(v[i]);
     return true;
 }
 

@@ -23,6 +23,13 @@
 #define PF_CHUNK 8                                 /* slots per stored field */
 #define PF_NO_DAY INT32_MIN
 
+/* Occupancies are kept in 16 bits, in 65534ths (PF_Q_NONE: no sample): finer than one space
+ * for any car park under 65534 spaces, and half the memory of floats, this being most of what
+ * a lot costs (README, "Bounds"). Weights (at most 1 / (1 - keep), about 20) in 2048ths. */
+#define PF_Q_SCALE 65534
+#define PF_Q_NONE UINT16_MAX
+#define PF_W_SCALE 2048
+
 /* A local time: day number (days since 1970-01-01 in the local calendar), weekday (Monday 0),
  * and position within the day in grid slots (0 <= slot < 96, minute / 15 with the fraction). */
 typedef struct pf_local {
@@ -34,10 +41,10 @@ typedef struct pf_local {
 typedef struct pf_profile {
     /* exponentially weighted mean per slot of the week, and of the day (all days alike: the
      * fallback while the week is still being learned) */
-    float week_mean[PF_WEEK_SLOTS], week_weight[PF_WEEK_SLOTS];
-    float day_mean[PF_DAY_SLOTS], day_weight[PF_DAY_SLOTS];
-    /* the samples of the last PF_RING_DAYS local days: row day % PF_RING_DAYS; NaN = none */
-    float recent[PF_RING_DAYS][PF_DAY_SLOTS];
+    uint16_t week_mean[PF_WEEK_SLOTS], week_weight[PF_WEEK_SLOTS];
+    uint16_t day_mean[PF_DAY_SLOTS], day_weight[PF_DAY_SLOTS];
+    /* the samples of the last PF_RING_DAYS local days: row day % PF_RING_DAYS */
+    uint16_t recent[PF_RING_DAYS][PF_DAY_SLOTS];
     int32_t recent_day[PF_RING_DAYS];              /* the day a row holds, or PF_NO_DAY */
     /* chunks changed since the last pf_flush */
     bool dirty_week[PF_WEEK_SLOTS / PF_CHUNK];

@@ -137,16 +137,16 @@ static void test_errors_stats_and_wrap(void **state)
     for (int i = 0; i <= 100; i++)
         ln_errors_add(e, (i - 50) / 1000.0);        /* -0.05 .. 0.05 */
     ln_errors_stats(e, 0.1, 0.9, &lo, &hi, &mae);
-    assert_float_equal(lo, -0.04, 1e-6);
-    assert_float_equal(hi, 0.04, 1e-6);
-    assert_float_equal(mae, 2550.0 / 101 / 1000, 1e-6);
+    assert_float_equal(lo, -0.04, 1.0 / LN_ERROR_SCALE);
+    assert_float_equal(hi, 0.04, 1.0 / LN_ERROR_SCALE);
+    assert_float_equal(mae, 2550.0 / 101 / 1000, 1.0 / LN_ERROR_SCALE);
     /* a full ring keeps only the last LN_ERRORS */
     for (int i = 0; i < LN_ERRORS; i++)
         ln_errors_add(e, 0.2);
     assert_int_equal(e->count, LN_ERRORS);
     ln_errors_stats(e, 0.1, 0.9, &lo, &hi, &mae);
-    assert_float_equal(lo, 0.2, 1e-6);
-    assert_float_equal(mae, 0.2, 1e-6);
+    assert_float_equal(lo, 0.2, 1.0 / LN_ERROR_SCALE);
+    assert_float_equal(mae, 0.2, 1.0 / LN_ERROR_SCALE);
     ln_errors_add(e, NAN);                           /* ignored */
     assert_int_equal(e->next, 101);
     free(e);
@@ -183,8 +183,8 @@ static void test_errors_flush_restore(void **state)
     }
     assert_int_equal(b->next, a->next);
     assert_int_equal(b->count, a->count);
-    for (int i = 0; i < 40; i++)
-        assert_float_equal(b->e[i], a->e[i], 1e-4);
+    for (int i = 0; i < 40; i++)     /* 4 digits of text, in 16-bit steps */
+        assert_float_equal(b->e[i], a->e[i], 1e-4 * LN_ERROR_SCALE);
     f->n = 0;
     ln_errors_add(a, 0.01);
     ln_errors_flush(a, "e30", collect, f);

@@ -15,6 +15,9 @@
 
 #include "profile.h"
 
+/* Occupancies are kept in 16-bit steps: what comes back is within one of what went in. */
+#define STEP (1.0 / PF_Q_SCALE)
+
 #define MIN 60000LL
 #define HOUR (60 * MIN)
 #define DAY (24 * HOUR)
@@ -92,14 +95,14 @@ static void test_profile_across_spring_forward(void **state)
     pf_sample(p, winter + 15 * MIN, 0.8);
     double v;
     assert_true(pf_expected(p, summer, &v));
-    assert_float_equal(v, 0.7, 1e-6);
+    assert_float_equal(v, 0.7, STEP);
     assert_true(pf_expected(p, summer + 7 * MIN + 30000, &v));   /* halfway to 09:15 */
-    assert_float_equal(v, 0.75, 1e-6);
+    assert_float_equal(v, 0.75, STEP);
     assert_true(pf_days_ago(p, summer, 7, &v));
-    assert_float_equal(v, 0.7, 1e-6);
+    assert_float_equal(v, 0.7, STEP);
     /* 09:00 UTC that summer Monday is 10:00 local: not learned, and 09:15 is the nearest */
     assert_true(pf_expected(p, summer + HOUR, &v));
-    assert_float_equal(v, 0.8, 1e-6);
+    assert_float_equal(v, 0.8, STEP);
     assert_false(pf_days_ago(p, summer + HOUR, 7, &v));
     free(p);
 }
@@ -111,8 +114,8 @@ static void test_profile_across_fall_back(void **state)
     pf_sample(p, SUN_1030_0000Z + 30 * MIN, 0.2);    /* 01:30 BST */
     pf_sample(p, SUN_1030_0000Z + 90 * MIN, 0.4);    /* 01:30 GMT */
     int w = 6 * PF_DAY_SLOTS + 6;
-    assert_float_equal(p->week_weight[w], 1.0 + exp(-1.0 / 6.0), 1e-5);
-    assert_true(p->week_mean[w] > 0.2f && p->week_mean[w] < 0.4f);
+    assert_float_equal(p->week_weight[w] / (double)PF_W_SCALE, 1.0 + exp(-1.0 / 6.0), 1.0 / PF_W_SCALE);
+    assert_true(p->week_mean[w] > 0.2 * PF_Q_SCALE && p->week_mean[w] < 0.4 * PF_Q_SCALE);
     assert_int_equal(p->week_weight[w + 1], 0);
     /* the next Sunday 01:30 (GMT, 01:30 UTC) reads that slot */
     double v;
@@ -142,7 +145,7 @@ static void test_day_profile_fills_in(void **state)
     pf_sample(p, mon, 0.5);
     double v;
     assert_true(pf_expected(p, mon + DAY, &v));     /* Tuesday 10:00: only Monday is known */
-    assert_float_equal(v, 0.5, 1e-6);
+    assert_float_equal(v, 0.5, STEP);
     pf_sample(p, mon + DAY, 0.9);                   /* now Tuesday has its own */
     assert_true(pf_expected(p, mon + DAY, &v));
     assert_true(v > 0.7 && v <= 0.9);
@@ -161,7 +164,7 @@ static void test_expected_reaches_nearest(void **state)
     pf_sample(p, eight + 15 * MIN, 0.4);
     double v;
     assert_true(pf_expected(p, eight + 7 * DAY - 3 * MIN, &v));
-    assert_float_equal(v, 0.3, 1e-6);
+    assert_float_equal(v, 0.3, STEP);
     assert_true(pf_expected(p, eight + 7 * DAY - 59 * MIN, &v));
     assert_false(pf_expected(p, eight + 7 * DAY - 80 * MIN, &v));
     free(p);
@@ -203,7 +206,7 @@ static void test_ring_row_reuse(void **state)
     /* and a late sample for an older day does not wipe the newer one */
     pf_sample(p, t + 15 * MIN, 0.9);
     assert_true(pf_days_ago(p, t + PF_RING_DAYS * DAY + HOUR, 0, &v));
-    assert_float_equal(v, 0.1, 1e-6);
+    assert_float_equal(v, 0.1, STEP);
     free(p);
 }
 
@@ -235,16 +238,17 @@ static void test_flush_restore_round_trip(void **state)
     assert_true(f->n > 100);
     for (int i = 0; i < f->n; i++)
         assert_true(pf_restore_field(q, f->name[i], f->value[i]));
+    /* the text keeps 5 digits of the 16-bit values: each comes back within a step or two */
     for (int k = 0; k < PF_WEEK_SLOTS; k++) {
-        assert_float_equal(q->week_mean[k], p->week_mean[k], 1e-4);
-        assert_float_equal(q->week_weight[k], p->week_weight[k], 1e-3);
+        assert_float_equal(q->week_mean[k], p->week_mean[k], 1e-4 * PF_Q_SCALE);
+        assert_float_equal(q->week_weight[k], p->week_weight[k], 1e-3 * PF_W_SCALE);
     }
     for (int r = 0; r < PF_RING_DAYS; r++) {
         assert_int_equal(q->recent_day[r], p->recent_day[r]);
         for (int k = 0; k < PF_DAY_SLOTS; k++) {
-            assert_int_equal(isnan(q->recent[r][k]), isnan(p->recent[r][k]));
-            if (!isnan(p->recent[r][k]))
-                assert_float_equal(q->recent[r][k], p->recent[r][k], 1e-4);
+            assert_int_equal(q->recent[r][k] == PF_Q_NONE, p->recent[r][k] == PF_Q_NONE);
+            if (p->recent[r][k] != PF_Q_NONE)
+                assert_float_equal(q->recent[r][k], p->recent[r][k], 1e-4 * PF_Q_SCALE);
         }
     }
     /* clean after a flush; one sample dirties three chunks (week, day, recent) */
@@ -270,9 +274,9 @@ static void test_restore_rejects_garbage(void **state)
     assert_false(pf_restore_field(p, "r28", "17000"));
     assert_false(pf_restore_field(p, "x", "1"));
     assert_true(pf_restore_field(p, "r3.2", "0.1 - - 0.4 - - - 2"));
-    assert_float_equal(p->recent[3][16], 0.1, 1e-6);
-    assert_true(isnan(p->recent[3][17]));
-    assert_float_equal(p->recent[3][23], 1.0, 0);     /* clamped to [0, 1] */
+    assert_float_equal(p->recent[3][16] / (double)PF_Q_SCALE, 0.1, 1.0 / PF_Q_SCALE);
+    assert_int_equal(p->recent[3][17], PF_Q_NONE);
+    assert_int_equal(p->recent[3][23], PF_Q_SCALE);   /* clamped to [0, 1] */
     free(p);
 }
 
