@@ -15,6 +15,7 @@
  * the largest size the limits allow (a 256-byte name escaped as \u00XX throughout makes a
  * summary entry ~1.8 KB); 4096 holds that twice over. */
 #define CFG_SUMMARY_MIN_BYTES 4096
+#define CFG_MAX_LOTS_DEFAULT 20000 /* limits.max_lots; config.c says why this many */
 
 /* What a reload that changes a key does (the "on reload" column of config.c's table). Keys
  * without one apply at once. */
@@ -77,7 +78,12 @@ typedef struct cfg_config {
         size_t n_horizons;
     } forecast;
     struct { int64_t interval_ms; int64_t max_len; } history;
-    struct { int64_t max_payload; int64_t max_future_ms; int64_t max_bays_per_lot; } limits;
+    struct {
+        int64_t max_payload;
+        int64_t max_future_ms;
+        int64_t max_bays_per_lot;
+        int64_t max_lots;      /* more lots is a configuration error */
+    } limits;
     enum cfg_log_level log_level;
     struct { char *listen; } metrics;   /* "HOST:PORT" or NULL */
     char *timezone;                     /* NULL: the system's */
@@ -110,6 +116,20 @@ int cfg_parse_duration(const char *s, int64_t *ms);
  * else NULL. Meant for --check and start-up: the result describes this process's user, which
  * for a --check run by hand may differ from the service's. */
 int cfg_check_secret_files(const cfg_config *cfg, char **warnings);
+
+/* About how many bytes of memory a running parkd takes for CFG's lots and horizons (measured;
+ * config.c says how), bays and gates not counted. */
+uint64_t cfg_lots_memory(const cfg_config *cfg);
+
+/* Above this, --check and start-up warn how much memory the lots will take: about 13,000 lots
+ * with three horizons. Below, memory is a small part of any machine parkd runs on, and saying
+ * so for every --check would be noise. */
+#define CFG_MEMORY_WARN_BYTES (UINT64_C(256) << 20)
+
+/* When cfg_lots_memory(CFG) is above CFG_MEMORY_WARN_BYTES, sets *WARNING to a malloc'd line
+ * "PATH: warning: N lots will take about X MB of memory (...)\n" and returns 1; else sets it
+ * to NULL and returns 0. */
+int cfg_check_memory(const cfg_config *cfg, char **warning);
 
 /* Compares OLD and NEW key by key (not the lots). Returns the OR of the CFG_RELOAD_* flags
  * of the keys that differ, and calls EACH(CTX, name, flag) for each of those (EACH may be

@@ -64,6 +64,18 @@ static int parkd_parse_args(int argc, char **argv, parkd_args *a)
     return -1;
 }
 
+/* Shows WARNINGS (and frees them): on stderr for --check, else as log lines. */
+static void parkd_warn(const parkd_args *a, const cfg_config *cfg, char *warnings)
+{
+    if (a->check) {
+        fputs(warnings, stderr);
+    } else {
+        log_init(cfg->log_level);
+        log_warning("%s", warnings);
+    }
+    free(warnings);
+}
+
 static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
 {
     char *errors = NULL;
@@ -80,15 +92,10 @@ static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
         return EXIT_CONFIG;
     }
     char *warnings = NULL;
-    if (cfg_check_secret_files(*cfg, &warnings) > 0) {
-        if (a->check) {
-            fputs(warnings, stderr);
-        } else {
-            log_init((*cfg)->log_level);
-            log_warning("%s", warnings);
-        }
-        free(warnings);
-    }
+    if (cfg_check_secret_files(*cfg, &warnings) > 0)
+        parkd_warn(a, *cfg, warnings);
+    if (cfg_check_memory(*cfg, &warnings) > 0)
+        parkd_warn(a, *cfg, warnings);
     if (a->check) {
         printf("%s: ok\n", a->config);
         cfg_free(*cfg);

@@ -255,6 +255,7 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->limits.max_payload, 1024);
     assert_int_equal(c->limits.max_future_ms, 5 * MS_MIN);
     assert_int_equal(c->limits.max_bays_per_lot, 10000);
+    assert_int_equal(c->limits.max_lots, CFG_MAX_LOTS_DEFAULT);
     assert_int_equal(c->log_level, CFG_LOG_INFO);
     assert_null(c->metrics.listen);
     assert_null(c->timezone);
@@ -872,6 +873,7 @@ static void assert_same_settings(const cfg_config *a, const cfg_config *b)
     assert_int_equal(a->limits.max_payload, b->limits.max_payload);
     assert_int_equal(a->limits.max_future_ms, b->limits.max_future_ms);
     assert_int_equal(a->limits.max_bays_per_lot, b->limits.max_bays_per_lot);
+    assert_int_equal(a->limits.max_lots, b->limits.max_lots);
     assert_int_equal(a->log_level, b->log_level);
     assert_same_string(a->metrics.listen, b->metrics.listen);
     assert_int_equal(a->defaults.stale_after_ms, b->defaults.stale_after_ms);
@@ -903,6 +905,86 @@ static void test_shipped_configs(void **state)
         assert_int_equal(full->lots[i].source, CFG_SOURCE_COUNT);
     cfg_free(min);
     cfg_free(full);
+}
+
+/* ---- limits.max_lots and the memory estimate ---- */
+
+/* "limits: {max_lots: MAX}" and N lots L0..L(N-1), one a line from line 3 (column 5). */
+static char *lots_yaml(const char *max, int n)
+{
+    size_t size = 64 + (size_t)n * 64;
+    char *text = malloc(size);
+    assert_non_null(text);
+    size_t len = (size_t)snprintf(text, size, "limits: {max_lots: %s}\nlots:\n", max);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, size - len, "  - {id: L%d, capacity: 10, source: count}\n", i);
+    return text;
+}
+
+static void test_max_lots(void **state)
+{
+    /* exactly max_lots is fine; ~ is the documented default */
+    char *text = lots_yaml("3", 3);
+    cfg_config *c = load_ok(text);
+    assert_int_equal(c->limits.max_lots, 3);
+    assert_int_equal(c->n_lots, 3);
+    cfg_free(c);
+    free(text);
+    text = lots_yaml("~", 3);
+    c = load_ok(text);
+    assert_int_equal(c->limits.max_lots, CFG_MAX_LOTS_DEFAULT);
+    cfg_free(c);
+    free(text);
+
+    /* one more: an error at the first lot too many (line 6), and only that one */
+    text = lots_yaml("3", 5);
+    expect_one_error(text, 6, 5, "lots[3]: more than limits.max_lots (3) lots (5 in all)");
+    free(text);
+
+    /* errors in the lots within the limit are still shown; those beyond it are not looked at */
+    loaded l;
+    load_bad(&l, "limits: {max_lots: 1}\nlots:\n  - {id: A, capacity: 0, source: count}\n"
+                 "  - {id: B, capacity: 0, source: count}\n");
+    assert_error(&l, 3, 23, "lots[0].capacity");
+    assert_error(&l, 4, 5, "more than limits.max_lots (1)");
+    assert_int_equal(count_lines(l.errors), 2);
+    unload(&l);
+
+    /* a bad max_lots is its own error, without a second one about the count */
+    text = lots_yaml("0", 2);
+    expect_one_error(text, 1, 20, "limits.max_lots: must be between 1 and");
+    free(text);
+}
+
+static void test_memory_estimate(void **state)
+{
+    char *text = lots_yaml("~", 10), *w;
+    cfg_config *c = load_ok(text);
+    free(text);
+    assert_true(cfg_lots_memory(c) > 10 * 10000 && cfg_lots_memory(c) < 10 * 40000);
+    assert_int_equal(cfg_check_memory(c, &w), 0);     /* small: nothing to say */
+    assert_null(w);
+    cfg_free(c);
+
+    text = lots_yaml("~", CFG_MAX_LOTS_DEFAULT);
+    c = load_ok(text);
+    free(text);
+    uint64_t per_lot = cfg_lots_memory(c) / c->n_lots;
+    if (cfg_lots_memory(c) > CFG_MEMORY_WARN_BYTES) {
+        assert_int_equal(cfg_check_memory(c, &w), 1);
+        char expect[128];
+        snprintf(expect, sizeof expect, ": warning: %d lots will take about ", CFG_MAX_LOTS_DEFAULT);
+        assert_non_null(strstr(w, expect));
+        assert_int_equal(strncmp(w, c->path, strlen(c->path)), 0);
+        assert_non_null(strstr(w, " MiB of memory"));
+        assert_int_equal(count_lines(w), 1);
+        free(w);
+    }
+    /* more horizons, more memory */
+    c->forecast.n_horizons++;
+    assert_true(cfg_lots_memory(c) / c->n_lots > per_lot);
+    c->forecast.n_horizons--;
+    cfg_free(c);
 }
 
 /* ---- cfg_check_secret_files (--check warnings) ---- */
@@ -1029,6 +1111,8 @@ int main(void)
         cmocka_unit_test(test_yaml_features),
         cmocka_unit_test(test_shipped_configs),
         cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_max_lots),
+        cmocka_unit_test(test_memory_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
