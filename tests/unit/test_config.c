@@ -917,7 +917,8 @@ static char *lots_yaml(const char *max, int n)
     assert_non_null(text);
     size_t len = (size_t)snprintf(text, size, "limits: {max_lots: %s}\nlots:\n", max);
     for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(text + len, size - len, "  - {id: L%d, capacity: 10, source: count}\n", i);
+        len += (size_t)snprintf(text + len, size - len,
+                                "  - {id: L%d, capacity: 10, source: count}\n", i);
     return text;
 }
 
@@ -973,7 +974,8 @@ static void test_memory_estimate(void **state)
     if (cfg_lots_memory(c) > CFG_MEMORY_WARN_BYTES) {
         assert_int_equal(cfg_check_memory(c, &w), 1);
         char expect[128];
-        snprintf(expect, sizeof expect, ": warning: %d lots will take about ", CFG_MAX_LOTS_DEFAULT);
+        snprintf(expect, sizeof expect, ": warning: %d lots will take about ",
+                 CFG_MAX_LOTS_DEFAULT);
         assert_non_null(strstr(w, expect));
         assert_int_equal(strncmp(w, c->path, strlen(c->path)), 0);
         assert_non_null(strstr(w, " MiB of memory"));

@@ -114,7 +114,8 @@ static void test_profile_across_fall_back(void **state)
     pf_sample(p, SUN_1030_0000Z + 30 * MIN, 0.2);    /* 01:30 BST */
     pf_sample(p, SUN_1030_0000Z + 90 * MIN, 0.4);    /* 01:30 GMT */
     int w = 6 * PF_DAY_SLOTS + 6;
-    assert_float_equal(p->week_weight[w] / (double)PF_W_SCALE, 1.0 + exp(-1.0 / 6.0), 1.0 / PF_W_SCALE);
+    assert_float_equal(p->week_weight[w] / (double)PF_W_SCALE, 1.0 + exp(-1.0 / 6.0),
+                       1.0 / PF_W_SCALE);
     assert_true(p->week_mean[w] > 0.2 * PF_Q_SCALE && p->week_mean[w] < 0.4 * PF_Q_SCALE);
     assert_int_equal(p->week_weight[w + 1], 0);
     /* the next Sunday 01:30 (GMT, 01:30 UTC) reads that slot */
