@@ -116,6 +116,20 @@ static void mq_on_poll_closed(uv_handle_t *handle)
     mq_schedule_reconnect(c);
 }
 
+/* A broker that refuses the client certificate sends a TLS alert and closes; when parkd's
+ * CONNECT reaches the closed socket first, the reset discards the unread alert, and all that
+ * is left to say is the reset. Say what it most likely means. */
+static const char *mq_tls_reset_hint(const mq_client *c, const char *why)
+{
+    if (!c->cfg->mqtt.tls_ca_file || !strstr(why, strerror(ECONNRESET)))
+        return "";
+    return c->cfg->mqtt.tls_cert_file
+               ? " (right after the TLS handshake: the broker may have refused the client "
+                 "certificate; its log says why)"
+               : " (right after the TLS handshake: the broker may require a client "
+                 "certificate, and mqtt.tls.cert_file is not set)";
+}
+
 /* libmosquitto closes its socket itself on errors, so the poll handle must go at once: a new
  * socket could reuse the fd number, and libuv would then unregister the wrong file. */
 static void mq_drop_socket(mq_client *c, const char *why)
@@ -135,7 +149,8 @@ static void mq_drop_socket(mq_client *c, const char *why)
         log_warning("mqtt: connection lost: %s", why);
         c->cb->on_disconnected(c->ctx);
     } else {
-        log_warning("mqtt: cannot connect to %s:%d: %s", c->cfg->mqtt.host, c->cfg->mqtt.port, why);
+        log_warning("mqtt: cannot connect to %s:%d: %s%s", c->cfg->mqtt.host, c->cfg->mqtt.port,
+                    why, mq_tls_reset_hint(c, why));
     }
     if (c->poll_open) {
         uv_close((uv_handle_t *)&c->poll, mq_on_poll_closed);

@@ -27,13 +27,17 @@ parkd_stop_checked "client cert"
 
 # --- no client certificate --------------------------------------------------------------------
 write_config "$LOTS" "mqtt.tls={ca_file: $PKI/ca.crt}"
-parkd_start_refused "no client cert" "mqtt: .*alert certificate required"
+# the broker's alert, or (when parkd's CONNECT met the closed socket first and the reset
+# discarded the alert, as happens on a loaded machine) the reset with the likely cause
+parkd_start_refused "no client cert" \
+    "mqtt: .*(alert certificate required|may require a client certificate, and mqtt.tls.cert_file is not set)"
 check_ok "no client cert: the connection failure names the broker" log_has "mqtt: cannot connect to 127.0.0.1:$MQTT_PORT"
 parkd_stop_checked "no client cert"
 
 # --- a client certificate from another CA ----------------------------------------------------
 write_config "$LOTS" "mqtt.tls={ca_file: $PKI/ca.crt, cert_file: $PKI/evil-client.crt, key_file: $PKI/evil-client.key}"
-parkd_start_refused "client cert of another CA" "mqtt: .*alert unknown ca"
+parkd_start_refused "client cert of another CA" \
+    "mqtt: .*(alert unknown ca|may have refused the client certificate)"
 parkd_stop_checked "client cert of another CA"
 check_ok "client cert of another CA: the broker logged the failed verification" grep -qiE "certificate verify failed|unknown ca|OpenSSL Error" "$T/mosquitto.log"
 
