@@ -82,6 +82,7 @@ typedef struct fc_lot {
     bool scale_dirty;
     hist_state hist;
     bool hist_dirty;
+    bool model_reset;           /* the whole model is marked: the stored hash is cleared first */
 } fc_lot;
 
 /* All lots' recent errors per horizon, for lots that have not scored enough of their own. */
@@ -517,6 +518,7 @@ static void fc_emitter_field(void *ctx, const char *field, const char *value)
 
 static void fc_lot_mark_all_dirty(fc_lot *fl)
 {
+    fl->model_reset = true;
     pf_mark_all_dirty(&fl->profile);
     for (size_t i = 0; i < fl->n_hz; i++) {
         fl->hz[i].reg_dirty = true;
@@ -528,7 +530,17 @@ static void fc_lot_mark_all_dirty(fc_lot *fl)
 
 void fc_mark_all_dirty(fc_engine *fc, lot *l)
 {
+    if (!l->has_data)
+        return;     /* nothing learned: a missing :model restores as the empty one it is */
     fc_lot_mark_all_dirty(fc_lot_for(fc, l));
+}
+
+bool fc_model_take_reset(fc_engine *fc, lot *l)
+{
+    fc_lot *fl = fc_lot_for(fc, l);
+    bool reset = fl->model_reset;
+    fl->model_reset = false;
+    return reset;
 }
 
 /* The changed fields of horizon H: its regression and error ring. */

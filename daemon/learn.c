@@ -224,8 +224,11 @@ void ln_errors_flush(ln_errors *e, const char *name,
 
 void ln_errors_mark_all_dirty(ln_errors *e)
 {
-    for (int c = 0; c < LN_ERRORS / LN_ERROR_CHUNK; c++)
-        e->dirty[c] = true;
+    for (int c = 0; c < LN_ERRORS / LN_ERROR_CHUNK; c++) {
+        e->dirty[c] = false;
+        for (int i = 0; i < LN_ERROR_CHUNK && !e->dirty[c]; i++)
+            e->dirty[c] = e->e[c * LN_ERROR_CHUNK + i] != 0;    /* else as ln_errors_init's */
+    }
     e->meta_dirty = true;
 }
 

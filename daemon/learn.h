@@ -68,6 +68,7 @@ double ln_quantile(const float *v, size_t n, double q);
  * errors, and "<NAME>" = "next count" when that changed; then all is clean. */
 void ln_errors_flush(ln_errors *e, const char *name,
                      void (*emit)(void *ctx, const char *field, const char *value), void *ctx);
+/* Like pf_mark_all_dirty: every chunk that differs from ln_errors_init's, and the meta. */
 void ln_errors_mark_all_dirty(ln_errors *e);
 /* Restores the field whose name after "<NAME>" is SUFFIX ("" or ".<chunk>"); false when it
  * does not parse. */

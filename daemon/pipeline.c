@@ -14,6 +14,11 @@
 #define PIPE_MAX_BATCHES_IN_FLIGHT 8    /* QoS 0 only: with QoS > 0 the barrier keeps it at one */
 #define PIPE_MAX_BACKLOG 200            /* unacknowledged QoS 1 publishes before lots wait */
 #define PIPE_BACKLOG_RETRY_MS 5
+/* A turn writes at most this many lots; the rest stay queued for the turn after Redis confirmed
+ * this one. A full write (start, reload, a Redis that lost its data) built in one turn held the
+ * loop for seconds at a few thousand lots, and its one transaction took Redis longer than
+ * redis.timeout, after which the reconnect wrote it all again, for ever. */
+#define PIPE_MAX_LOTS_PER_BATCH 500
 
 const char *const pipe_counter_names[PIPE_C_COUNT] = {
     [PIPE_C_MESSAGES_IN] = "messages_in",
@@ -49,6 +54,7 @@ typedef struct pipe_lot {
     char *name_json;            /* the name as a JSON string */
     char *name_source;          /* the name it was made from, to notice a reload's change */
     log_limit old_log;          /* "ignored an older event" lines of this lot */
+    unsigned write_what;        /* STORE_LOT_* beyond its changes, for its next write */
 } pipe_lot;
 
 /* One snapshot taken this turn: what goes out for a lot, as it was at that moment. */
@@ -582,29 +588,54 @@ static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
      * on_connected has everything written again; the input stays unacknowledged meanwhile. */
     free(b);
     pipe_update_backpressure(p);
+    if (ok && p->n_queued)
+        pipe_end_turn_soon(p);  /* the rest of a large write, now that Redis took this part */
     if (ok && p->on_stored)
         p->on_stored(p->on_stored_ctx);
 }
 
-/* Every lot's state, configuration and sensors (start, reload, reconnect) join the batch. */
-static void pipe_write_lots(pipeline *p, int64_t wall, uint64_t now)
+static void pipe_write_model(pipeline *p, lot *l);
+
+/* One queued lot: its state and sensors, its observation, publish decision and model. */
+static void pipe_write_lot(pipeline *p, lot *l, int64_t wall, uint64_t now)
 {
-    bool all = p->static_due || p->sensors_due;
-    if (all) {
-        for (size_t i = 0; i < p->n_lots; i++)
-            pipe_queue_lot(p, p->lots[i]);
-    }
-    if (p->ids_due)
-        store_batch_lot_ids(p->st, p->lots, p->n_lots);
+    pipe_lot *pl = l->pub_data;
+    store_batch_lot(p->st, l, pl->write_what, wall);
+    pl->write_what = 0;
+    if (!l->observed)
+        pipe_observe(p, l);
+    pipe_consider(p, l, now, false);
+    pipe_write_model(p, l);
+    l->queued = false;
+    l->observed = false;
+    lot_clear_dirty(l);
+}
+
+/* Queues every lot for a full write (start, reload, a Redis that lost its data). */
+static void pipe_queue_all(pipeline *p)
+{
     unsigned what = (p->static_due ? STORE_LOT_STATIC : 0) |
                     (p->sensors_due ? STORE_LOT_ALL_SENSORS : 0);
-    for (size_t i = 0; i < p->n_queued; i++) {
-        lot *l = p->queued[i];
-        store_batch_lot(p->st, l, what, wall);
-        if (!l->observed)
-            pipe_observe(p, l);
-        pipe_consider(p, l, now, false);
+    for (size_t i = 0; i < p->n_lots; i++) {
+        ((pipe_lot *)p->lots[i]->pub_data)->write_what |= what;
+        pipe_queue_lot(p, p->lots[i]);
     }
+    p->static_due = p->sensors_due = false;
+}
+
+/* The queued lots, at most PIPE_MAX_LOTS_PER_BATCH of them. Returns whether none is left. */
+static bool pipe_write_lots(pipeline *p, int64_t wall, uint64_t now)
+{
+    if (p->static_due || p->sensors_due)
+        pipe_queue_all(p);
+    if (p->ids_due)
+        store_batch_lot_ids(p->st, p->lots, p->n_lots);
+    size_t n = p->n_queued < PIPE_MAX_LOTS_PER_BATCH ? p->n_queued : PIPE_MAX_LOTS_PER_BATCH;
+    for (size_t i = 0; i < n; i++)
+        pipe_write_lot(p, p->queued[i], wall, now);
+    memmove(p->queued, p->queued + n, (p->n_queued - n) * sizeof *p->queued);
+    p->n_queued -= n;
+    return p->n_queued == 0;
 }
 
 static void pipe_fields_emit(void *ctx, const char *field, const char *value)
@@ -626,21 +657,15 @@ static void pipe_fields_clear(pipe_fields *f)
     f->n = 0;
 }
 
-/* What the forecaster learned from the queued lots, as changed :model fields. */
-static void pipe_write_models(pipeline *p)
+static void pipe_write_model(pipeline *p, lot *l)
 {
-    for (size_t i = 0; i < p->n_queued; i++) {
-        lot *l = p->queued[i];
-        pipe_fields_clear(&p->fields);
-        fc_model_changes(p->fc, l, pipe_fields_emit, &p->fields);
-        store_batch_model(p->st, l->id, p->fields.n, (const char *const *)p->fields.names,
-                          (const char *const *)p->fields.values);
-        l->queued = false;
-        l->observed = false;
-        lot_clear_dirty(l);
-    }
+    if (fc_model_take_reset(p->fc, l))
+        store_batch_model_clear(p->st, l->id);
     pipe_fields_clear(&p->fields);
-    p->n_queued = 0;
+    fc_model_changes(p->fc, l, pipe_fields_emit, &p->fields);
+    store_batch_model(p->st, l->id, p->fields.n, (const char *const *)p->fields.names,
+                      (const char *const *)p->fields.values);
+    pipe_fields_clear(&p->fields);
 }
 
 /* Lots whose pending change or heartbeat is due (every pending one when draining). */
@@ -812,20 +837,24 @@ static bool pipe_has_work(const pipeline *p)
            p->sensors_due || p->daemon_due;
 }
 
-/* Sends the open batch; once Redis has it, the input read so far may be acknowledged. */
-static void pipe_commit(pipeline *p, bool has_daemon)
+/* Sends the open batch; once Redis has it, the input read so far may be acknowledged — unless
+ * lots are left queued (PARTIAL): their changes may be what that input did, so the batch that
+ * writes the last of them acknowledges it (batches are confirmed in order). */
+static void pipe_commit(pipeline *p, bool has_daemon, bool partial)
 {
-    uint64_t upto = p->mq ? mq_messages_read(p->mq) : 0;
+    uint64_t upto = p->mq && !partial ? mq_messages_read(p->mq) : 0;
     pipe_batch *b = util_xmalloc(sizeof *b);
-    *b = (pipe_batch){ p, p->mq_generation, upto, upto - p->batched_upto, p->turn_first_read_ms,
-                       has_daemon };
+    *b = (pipe_batch){ p, p->mq_generation, upto, partial ? 0 : upto - p->batched_upto,
+                       partial ? 0 : p->turn_first_read_ms, has_daemon };
     if (store_batch_commit(p->st, (uint64_t)(uintptr_t)b, pipe_on_batch_done, p) < 0) {
         free(b);
         pipe_resync_all(p);     /* the reconnect writes everything again */
         return;
     }
-    p->batched_upto = upto;
-    p->turn_first_read_ms = 0;
+    if (!partial) {
+        p->batched_upto = upto;
+        p->turn_first_read_ms = 0;
+    }
     p->counters[PIPE_C_REDIS_BATCHES]++;
     pipe_update_backpressure(p);
 }
@@ -865,16 +894,15 @@ void pipe_flush(pipeline *p, bool drain)
     }
     if (store_batch_begin(p->st) < 0)
         return;
-    pipe_write_lots(p, wall, now);
+    bool complete = pipe_write_lots(p, wall, now);
     if (drain)
         pipe_take_due(p, now, true);    /* what the queued lots left pending */
-    pipe_write_models(p);
     pipe_write_outputs(p);
     bool has_daemon = p->daemon_due;
     if (has_daemon)
         pipe_write_daemon_hash(p);
-    p->ids_due = p->static_due = p->sensors_due = false;
-    pipe_commit(p, has_daemon);
+    p->ids_due = false;
+    pipe_commit(p, has_daemon, !complete);
     pipe_publish_outputs(p);
     pipe_publish_summary(p, now, force_summary);
     pipe_arm_pub_timer(p, now);

@@ -365,12 +365,37 @@ void pf_flush(pf_profile *p, pf_emit_fn emit, void *ctx)
     }
 }
 
+/* Whether a chunk differs from pf_init's: only those need writing into an empty :model. */
+static bool pf_pairs_learned(const uint16_t *mean, const uint16_t *weight, int chunk)
+{
+    for (int i = 0; i < PF_CHUNK; i++) {
+        int k = chunk * PF_CHUNK + i;
+        if (mean[k] || weight[k])
+            return true;
+    }
+    return false;
+}
+
+static bool pf_recent_learned(const pf_profile *p, int row, int chunk)
+{
+    for (int i = 0; i < PF_CHUNK; i++) {
+        if (p->recent[row][chunk * PF_CHUNK + i] != PF_Q_NONE)
+            return true;
+    }
+    return false;
+}
+
 void pf_mark_all_dirty(pf_profile *p)
 {
-    memset(p->dirty_week, 1, sizeof p->dirty_week);
-    memset(p->dirty_day, 1, sizeof p->dirty_day);
-    memset(p->dirty_recent, 1, sizeof p->dirty_recent);
-    memset(p->dirty_recent_day, 1, sizeof p->dirty_recent_day);
+    for (int c = 0; c < PF_WEEK_SLOTS / PF_CHUNK; c++)
+        p->dirty_week[c] = pf_pairs_learned(p->week_mean, p->week_weight, c);
+    for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++)
+        p->dirty_day[c] = pf_pairs_learned(p->day_mean, p->day_weight, c);
+    for (int r = 0; r < PF_RING_DAYS; r++) {
+        p->dirty_recent_day[r] = p->recent_day[r] != PF_NO_DAY;
+        for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++)
+            p->dirty_recent[r][c] = pf_recent_learned(p, r, c);
+    }
 }
 
 /* A whole non-negative number in [0, LIMIT) from S up to END (or the end of S). */

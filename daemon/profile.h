@@ -84,7 +84,8 @@ bool pf_analog(const pf_profile *p, int64_t now_ms, double x, int64_t target_ms,
  * samples, "-" for none). */
 void pf_flush(pf_profile *p, void (*emit)(void *ctx, const char *field, const char *value),
               void *ctx);
-/* Marks everything as changed (so the next flush writes all of it). */
+/* Marks every chunk that differs from pf_init's as changed: the next flush writes what it takes
+ * to rebuild the profile from an empty :model (the caller clears the hash first). */
 void pf_mark_all_dirty(pf_profile *p);
 /* Restores one field written by pf_flush. Returns false (and changes nothing) for a field that
  * is not the profile's or does not parse. */

@@ -950,6 +950,15 @@ void store_batch_history(store *s, const char *lot_id, const hist_entry *e)
     store_send(s, &a);
 }
 
+void store_batch_model_clear(store *s, const char *lot_id)
+{
+    store_args a;
+    a.argc = 0;
+    store_arg_str(&a, "DEL");
+    store_arg_key(&a, s, STORE_KEY_MODEL, lot_id);
+    store_send(s, &a);
+}
+
 /* Model fields are long (profiles, error rings), so this argv points at the caller's strings. */
 void store_batch_model(store *s, const char *lot_id, size_t n, const char *const *fields,
                        const char *const *values)

@@ -105,6 +105,8 @@ void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms);
 void store_batch_lot_ids(store *s, lot *const *lots, size_t n);
 /* One entry of the lot's history stream, trimmed near history.max_len. */
 void store_batch_history(store *s, const char *lot_id, const hist_entry *e);
+/* DEL of the lot's :model hash, before a whole model is written again (fc_model_take_reset). */
+void store_batch_model_clear(store *s, const char *lot_id);
 /* HSET of N changed fields of the lot's :model hash (nothing when N is 0). */
 void store_batch_model(store *s, const char *lot_id, size_t n, const char *const *fields,
                        const char *const *values);
