@@ -43,6 +43,7 @@ enum cfg_type {
     CFG_T_ENUM,        /* int-sized enum, one of enums[] */
     CFG_T_DURATIONS,   /* forecast.horizons: sorted unique list of durations */
     CFG_T_LISTEN,      /* char * "HOST:PORT" */
+    CFG_T_ORIGINS,     /* http.cors_origins: list of "scheme://host[:port]" or "*" */
     CFG_T_TIMEZONE,    /* char * relative name of a file under CFG_ZONEINFO */
     CFG_T_ID,          /* char * matching the SPEC §2 id rule */
     CFG_T_LOTS         /* the lots list, loaded after everything else (it needs `defaults`) */
@@ -181,6 +182,16 @@ static const cfg_key cfg_keys[] = {
     SECTION("metrics"),
     SPECIAL(C, "metrics.listen", CFG_T_LISTEN, NULLSTR, NULL, metrics.listen, AT_START),
 
+    /* The HTTP server is started once: a reload that changes any of these logs that it needs a
+     * restart (like metrics.listen), so a running server never changes under its clients. */
+    SECTION("http"),
+    SPECIAL(C, "http.listen", CFG_T_LISTEN, NULLSTR, NULL, http.listen, AT_START),
+    { .name = "http.cors_origins", .type = CFG_T_ORIGINS, .reload = CFG_RELOAD_RESTART },
+    INT(C, "http.max_connections", 1, 65536, "256", http.max_connections, AT_START),
+    SECTION("http.map"),
+    STR(C, "http.map.mqtt_ws_url", NULLSTR, NULL, http.map_mqtt_ws_url, AT_START, .imax = 2048),
+    STR(C, "http.map.tile_url", NULLSTR, NULL, http.map_tile_url, AT_START, .imax = 2048),
+
     SPECIAL(C, "timezone", CFG_T_TIMEZONE, NULLSTR, NULL, timezone, AT_START),
 
     SECTION("defaults"),
@@ -255,6 +266,8 @@ typedef union cfg_value {
     bool b;
     char *s;
 } cfg_value;
+
+static void cfg_free_origins(cfg_config *cfg);
 
 /* ---- errors ---- */
 
@@ -887,6 +900,66 @@ static void cfg_report_duplicate(cfg_parser *p, yaml_node_t *key, const yaml_nod
 
 static void cfg_walk_mapping(cfg_parser *p, const char *section, yaml_node_t *map);
 
+/* One CORS origin as browsers send it: "*", or scheme://host[:port] with no path, since the
+ * Origin header is compared byte for byte. Returns NULL or why not. */
+static const char *cfg_origin_problem(const char *o)
+{
+    if (strcmp(o, "*") == 0)
+        return NULL;
+    const char *rest = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
+    if (!rest)
+        return "expected \"*\" or an origin like https://example.org";
+    if (!*rest || strpbrk(rest, "/?# \t\r\n\"\\"))
+        return "an origin is scheme://host[:port], without a path or spaces";
+    if (strlen(o) > CFG_ORIGIN_MAX)
+        return "too long";
+    return NULL;
+}
+
+/* http.cors_origins: a list of origins, each checked by cfg_origin_problem. */
+static bool cfg_set_origins(cfg_parser *p, const cfg_key *k, yaml_node_t *node)
+{
+    if (cfg_is_null(node))
+        return true;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, node, "%s: expected a list of origins, got %s", k->name, cfg_node_kind(node));
+        return false;
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n > CFG_MAX_ORIGINS) {
+        cfg_error_at(p, node, "%s: at most %d origins", k->name, CFG_MAX_ORIGINS);
+        return false;
+    }
+    char **list = util_xcalloc(n + 1, sizeof *list);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = cfg_node(p, node->data.sequence.items.start[i]);
+        const char *why = NULL, *text = (const char *)item->data.scalar.value;
+        if (item->type != YAML_SCALAR_NODE || cfg_is_null(item))
+            why = "expected an origin";
+        else if (strlen(text) != item->data.scalar.length)
+            why = "must not contain a NUL character";
+        else
+            why = cfg_origin_problem(text);
+        if (why) {
+            cfg_error_at(p, item, "%s: %s", k->name, why);
+            ok = false;
+        } else {
+            list[i] = util_xstrdup(text);
+        }
+    }
+    if (!ok) {
+        for (size_t i = 0; i < n; i++)
+            free(list[i]);
+        free(list);
+        return false;
+    }
+    cfg_free_origins(p->cfg);
+    p->cfg->http.cors_origins = list;
+    p->cfg->http.n_cors_origins = n;
+    return true;
+}
+
 /* One "key: value" of the top level or a section, K being its row. */
 static void cfg_walk_value(cfg_parser *p, const cfg_key *k, yaml_node_t *key, yaml_node_t *value)
 {
@@ -905,6 +978,9 @@ static void cfg_walk_value(cfg_parser *p, const cfg_key *k, yaml_node_t *key, ya
         break;
     case CFG_T_DURATIONS:
         seen->bad = !cfg_set_horizons(p, k, value);
+        break;
+    case CFG_T_ORIGINS:
+        seen->bad = !cfg_set_origins(p, k, value);
         break;
     default:
         seen->bad = !cfg_set_scalar(p, k, k->name, value, p->cfg);
@@ -1148,6 +1224,24 @@ static void cfg_check_redis(cfg_parser *p)
         cfg_error_at(p, prefix->value, "redis.prefix: at most %d bytes", CFG_REDIS_PREFIX_MAX);
 }
 
+/* The map page hands these URLs to the browser as they are: say at --check time when one
+ * cannot work (a WebSocket URL for MQTT, an http(s) URL for tiles). */
+static void cfg_check_http(cfg_parser *p)
+{
+    const cfg_config *cfg = p->cfg;
+    const cfg_seen *ws = cfg_seen_key(p, "http.map.mqtt_ws_url");
+    const cfg_seen *tile = cfg_seen_key(p, "http.map.tile_url");
+    const char *w = cfg->http.map_mqtt_ws_url, *t = cfg->http.map_tile_url;
+    if (w && !ws->bad && strncmp(w, "ws://", 5) != 0 && strncmp(w, "wss://", 6) != 0)
+        cfg_error_at(p, ws->value, "http.map.mqtt_ws_url: expected a ws:// or wss:// URL");
+    if (t && !tile->bad && strncmp(t, "http://", 7) != 0 && strncmp(t, "https://", 8) != 0)
+        cfg_error_at(p, tile->value, "http.map.tile_url: expected an http:// or https:// URL");
+    if (w && !ws->bad && strpbrk(w, "\"\\<> \t"))
+        cfg_error_at(p, ws->value, "http.map.mqtt_ws_url: must not contain quotes, <, > or spaces");
+    if (t && !tile->bad && strpbrk(t, "\"\\<> \t"))
+        cfg_error_at(p, tile->value, "http.map.tile_url: must not contain quotes, <, > or spaces");
+}
+
 /* ---- defaults, file, document ---- */
 
 static void cfg_bad_default(const cfg_key *k, const char *msg)
@@ -1307,6 +1401,7 @@ static void cfg_load_document(cfg_parser *p, yaml_node_t *root)
     cfg_walk_mapping(p, "", root);
     cfg_check_mqtt(p);
     cfg_check_redis(p);
+    cfg_check_http(p);
     cfg_check_defaults(p);
     cfg_load_lots(p, root);
 }
@@ -1388,8 +1483,28 @@ void cfg_free(cfg_config *cfg)
     }
     free(cfg->lots);
     free(cfg->forecast.horizons_ms);
+    cfg_free_origins(cfg);
     free(cfg->path);
     free(cfg);
+}
+
+static void cfg_free_origins(cfg_config *cfg)
+{
+    for (size_t i = 0; i < cfg->http.n_cors_origins; i++)
+        free(cfg->http.cors_origins[i]);
+    free(cfg->http.cors_origins);
+    cfg->http.cors_origins = NULL;
+    cfg->http.n_cors_origins = 0;
+}
+
+static bool cfg_origins_differ(const cfg_config *a, const cfg_config *b)
+{
+    if (a->http.n_cors_origins != b->http.n_cors_origins)
+        return true;
+    for (size_t i = 0; i < a->http.n_cors_origins; i++)
+        if (strcmp(a->http.cors_origins[i], b->http.cors_origins[i]) != 0)
+            return true;
+    return false;
 }
 
 /* Linear in the number of lots: meant for start-up and reload, not for every message. */
@@ -1414,6 +1529,8 @@ static bool cfg_value_differs(const cfg_key *k, const cfg_config *a, const cfg_c
         const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
         return (sa == NULL) != (sb == NULL) || (sa && strcmp(sa, sb) != 0);
     }
+    case CFG_T_ORIGINS:
+        return cfg_origins_differ(a, b);
     case CFG_T_SECTION:
     case CFG_T_DURATIONS:
     case CFG_T_LOTS:
@@ -1453,6 +1570,13 @@ void cfg_keep_restart_keys(const cfg_config *old, cfg_config *new_cfg)
         case CFG_T_ID:
             free(*(char **)to);
             *(char **)to = util_xstrdup(*(char *const *)from);
+            break;
+        case CFG_T_ORIGINS:
+            cfg_free_origins(new_cfg);
+            new_cfg->http.n_cors_origins = old->http.n_cors_origins;
+            new_cfg->http.cors_origins = util_xcalloc(old->http.n_cors_origins + 1, sizeof(char *));
+            for (size_t j = 0; j < old->http.n_cors_origins; j++)
+                new_cfg->http.cors_origins[j] = util_xstrdup(old->http.cors_origins[j]);
             break;
         case CFG_T_SECTION:
         case CFG_T_DURATIONS:

@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #define CFG_MAX_HORIZONS 32        /* forecast.horizons entries */
+#define CFG_MAX_ORIGINS 64         /* http.cors_origins entries */
+#define CFG_ORIGIN_MAX 256         /* bytes of one origin */
 #define CFG_REDIS_PREFIX_MAX 128   /* bytes of redis.prefix */
 /* Bytes of a lot's name: with the id's 64 this bounds the size of every output of a lot (the
  * availability JSON, a summary entry), whatever the name holds. */
@@ -86,6 +88,14 @@ typedef struct cfg_config {
     } limits;
     enum cfg_log_level log_level;
     struct { char *listen; } metrics;   /* "HOST:PORT" or NULL */
+    struct {
+        char *listen;          /* "HOST:PORT" or NULL: no HTTP API */
+        char **cors_origins;   /* origins given Access-Control-Allow-Origin ("*": any) */
+        size_t n_cors_origins;
+        int max_connections;   /* open connections at once; more are refused */
+        char *map_mqtt_ws_url; /* for the map page's /config.json; NULL when unset */
+        char *map_tile_url;
+    } http;
     char *timezone;                     /* NULL: the system's */
     struct { int64_t stale_after_ms; double almost_full; double hysteresis; } defaults;
     cfg_lot *lots;
