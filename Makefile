@@ -2,7 +2,7 @@
 #   make               build build/parkd and the tools
 #   make check         -Werror build, unit + integration tests against real servers
 #   make check-asan    the same under AddressSanitizer + UBSan (separate build dir)
-#   make check-tsan    the threaded parts (metrics thread vs the loop) under ThreadSanitizer
+#   make check-tsan    the threaded parts (HTTP thread vs the loop) under ThreadSanitizer
 #   make ci            check + check-asan + check-tsan + fuzz smoke + unit-file checks (what CI runs)
 #   make bench         benchmarks (not part of check)
 #   make demo          local broker + Redis + parkd + a replay of the Birmingham data
@@ -15,6 +15,9 @@ SBINDIR   ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share
+# The map page's files (http.listen serves them at /; PARKD_WEB_ROOT overrides at run time).
+WEBDIR    ?= $(DATADIR)/parkd/web
 DESTDIR   ?=
 
 BUILD     ?= build
@@ -26,7 +29,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT       ?= -O2 -g
 CFLAGS    ?= $(OPT)
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPARKD_VERSION='"$(VERSION)"' $(WARN) $(EXTRA_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Idaemon
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPARKD_VERSION='"$(VERSION)"' -DPARKD_WEB_ROOT='"$(WEBDIR)"' $(WARN) $(EXTRA_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Idaemon
 ALL_LDFLAGS = $(EXTRA_LDFLAGS) $(LDFLAGS)
 
 ifeq ($(SANITIZE),1)
@@ -91,9 +94,9 @@ check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 WERROR=1 OPT='-O1 -g' all unit
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
 
-# The tests that exercise the metrics thread beside the loop, under TSan (the libraries are not
-# instrumented, so only parkd's own threads are checked: the loop and the metrics server).
-TSAN_TESTS ?= t14* t64* t09* t61*
+# The tests that exercise the HTTP thread beside the loop, under TSan (the libraries are not
+# instrumented, so only parkd's own threads are checked: the loop and the HTTP server).
+TSAN_TESTS ?= t14* t64* t09* t61* t80*
 check-tsan:
 	sh scripts/deps.sh
 	$(MAKE) BUILD=build-tsan SANITIZE=thread WERROR=1 OPT='-O1 -g' all
@@ -124,9 +127,11 @@ install: all
 	test -e $(DESTDIR)$(SYSCONFDIR)/parkd/parkd.yaml || install -m 0644 config/parkd.yaml $(DESTDIR)$(SYSCONFDIR)/parkd/parkd.yaml
 	if [ -f systemd/parkd.service ]; then sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/parkd.service > $(DESTDIR)$(UNITDIR)/parkd.service; chmod 0644 $(DESTDIR)$(UNITDIR)/parkd.service; fi
 	for m in man/*.[0-9]; do [ -f "$$m" ] || continue; s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	if [ -d $(BUILD)/web ]; then install -d $(DESTDIR)$(WEBDIR) && cp -R $(BUILD)/web/. $(DESTDIR)$(WEBDIR)/ && chmod -R u=rwX,go=rX $(DESTDIR)$(WEBDIR); fi
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/parkd $(DESTDIR)$(UNITDIR)/parkd.service
+	rm -rf $(DESTDIR)$(WEBDIR)
 	for m in man/*.[0-9]; do [ -f "$$m" ] || continue; s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 clean:

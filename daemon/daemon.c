@@ -8,11 +8,13 @@
 #include <string.h>
 
 #include "forecast.h"
+#include "http.h"
 #include "log.h"
 #include "lot.h"
 #include "metrics.h"
 #include "mqtt.h"
 #include "notify.h"
+#include "opendata.h"
 #include "pipeline.h"
 #include "reload.h"
 #include "store.h"
@@ -38,7 +40,9 @@ struct parkd {
     pipeline *pipe;
     mq_client *mq;
     mq_client *mq_next;         /* a reload's new client, started once the old one closed */
-    metrics *metrics;
+    http_server *api;           /* http.listen: the API, and /metrics */
+    http_server *metrics_srv;   /* metrics.listen when it is another address than http.listen */
+    uint64_t last_snapshot;     /* uv_now of the last API snapshot */
 
     lot **restoring;            /* lots being restored: not running yet (owned until added) */
     size_t n_restoring;
@@ -115,9 +119,18 @@ static void daemon_maybe_ready(parkd *d)
     }
 }
 
+static void daemon_publish_snapshot(parkd *d);
+
+/* After a confirmed batch the API shows what is now in Redis; at most every
+ * SNAPSHOT_MIN_INTERVAL_MS, since a busy loop confirms a batch per turn. */
+#define SNAPSHOT_MIN_INTERVAL_MS 200
+
 static void daemon_on_stored(void *ctx)
 {
-    daemon_maybe_ready(ctx);
+    parkd *d = ctx;
+    daemon_maybe_ready(d);
+    if (d->api && uv_now(d->loop) - d->last_snapshot >= SNAPSHOT_MIN_INTERVAL_MS)
+        daemon_publish_snapshot(d);
 }
 
 /* ---- MQTT ---- */
@@ -319,9 +332,20 @@ static void daemon_update_status(parkd *d)
     notify_status(status);
 }
 
+/* A copy of every running lot (and its forecast) for the API: built here, read there. */
+static void daemon_publish_snapshot(parkd *d)
+{
+    size_t n;
+    lot *const *lots = pipe_lots(d->pipe, &n);
+    od_snapshot *snap = od_snapshot_build(lots, n, d->fc);
+    http_publish(d->api, snap);
+    od_snapshot_unref(snap);
+    d->last_snapshot = uv_now(d->loop);
+}
+
 static void daemon_update_metrics(parkd *d)
 {
-    if (!d->metrics)
+    if (!d->api && !d->metrics_srv)
         return;
     metrics_snapshot snap = { 0 };
     pipe_metrics(d->pipe, &snap);
@@ -329,7 +353,11 @@ static void daemon_update_metrics(parkd *d)
     snap.redis_up = store_is_connected(d->st);
     snap.mqtt_reconnects = d->mq ? mq_reconnects(d->mq) : 0;
     snap.redis_reconnects = store_reconnects(d->st);
-    metrics_update(d->metrics, &snap);
+    size_t len;
+    char *text = metrics_render(&snap, &len);
+    http_set_metrics(d->api, text, len);
+    http_set_metrics(d->metrics_srv, text, len);
+    free(text);
 }
 
 static void daemon_on_tick(uv_timer_t *timer)
@@ -343,6 +371,8 @@ static void daemon_on_tick(uv_timer_t *timer)
     d->msg_rate = (in - d->last_messages_in) * 1000 / TICK_MS;
     d->last_messages_in = in;
     daemon_update_metrics(d);
+    if (d->api)
+        daemon_publish_snapshot(d);
     daemon_update_status(d);
 }
 
@@ -352,18 +382,50 @@ static void daemon_on_watchdog(uv_timer_t *timer)
     notify_watchdog();
 }
 
-static void daemon_start_metrics(parkd *d)
+#ifndef PARKD_WEB_ROOT
+#define PARKD_WEB_ROOT "/usr/local/share/parkd/web"
+#endif
+
+/* metrics.listen alone serves /metrics; http.listen the API and /metrics; the same address
+ * for both is one server. A server that cannot start is logged, and parkd runs without it:
+ * storing input matters more than either. */
+static void daemon_start_http(parkd *d)
 {
-    if (!d->cfg->metrics.listen)
-        return;
+    const cfg_config *c = d->cfg;
+    const char *web_root = getenv("PARKD_WEB_ROOT");
+    char *config_json = od_config_json(c);
+    http_options o = { .listen = c->http.listen, .name = "http", .api = true,
+                       .max_connections = (unsigned)c->http.max_connections,
+                       .cors_origins = c->http.cors_origins,
+                       .n_cors_origins = c->http.n_cors_origins,
+                       .web_root = web_root && *web_root ? web_root : PARKD_WEB_ROOT,
+                       .config_json = config_json };
     char *err = NULL;
-    if (metrics_start(d->cfg->metrics.listen, &d->metrics, &err) < 0) {
-        log_error("%s", err);
-        free(err);
-        return;
+    if (c->http.listen) {
+        if (http_start(&o, &d->api, &err) < 0) {
+            log_error("%s", err);
+            free(err);
+        } else {
+            log_info("http: serving http://%s/ (web root %s)", c->http.listen, o.web_root);
+        }
     }
-    log_info("metrics: serving http://%s/metrics", d->cfg->metrics.listen);
+    free(config_json);
+    const char *ml = c->metrics.listen;
+    if (ml && c->http.listen && !strcmp(ml, c->http.listen)) {
+        if (d->api)
+            log_info("metrics: serving http://%s/metrics", ml);
+    } else if (ml) {
+        http_options m = { .listen = ml, .name = "metrics", .max_connections = 16 };
+        if (http_start(&m, &d->metrics_srv, &err) < 0) {
+            log_error("%s", err);
+            free(err);
+        } else {
+            log_info("metrics: serving http://%s/metrics", ml);
+        }
+    }
     daemon_update_metrics(d);
+    if (d->api)
+        daemon_publish_snapshot(d);
 }
 
 /* ---- reload ---- */
@@ -558,8 +620,9 @@ static void daemon_close_handles(parkd *d)
 static void daemon_finish_stop(parkd *d)
 {
     uv_timer_stop(&d->drain);
-    metrics_stop(d->metrics);
-    d->metrics = NULL;
+    http_stop(d->api);
+    http_stop(d->metrics_srv);
+    d->api = d->metrics_srv = NULL;
     d->open_parts = 1;
     if (d->mq && !d->mq_next)
         mq_close(d->mq, daemon_stop_time_left(d), daemon_on_mqtt_closed, d);
@@ -680,7 +743,7 @@ int daemon_start(parkd *d)
         daemon_stop(d, 1);
         return rc;
     }
-    daemon_start_metrics(d);
+    daemon_start_http(d);
     log_info("parkd %s starting: %zu lots, redis %s:%d, mqtt %s:%d", PARKD_VERSION,
              d->n_restoring, d->cfg->redis.socket ? d->cfg->redis.socket : d->cfg->redis.host,
              d->cfg->redis.port, d->cfg->mqtt.host, d->cfg->mqtt.port);
@@ -691,7 +754,8 @@ void daemon_free(parkd *d)
 {
     if (!d)
         return;
-    metrics_stop(d->metrics);
+    http_stop(d->api);
+    http_stop(d->metrics_srv);
     mq_free(d->mq_next);
     mq_free(d->mq);
     pipe_free(d->pipe);

@@ -1,6 +1,6 @@
-/* metrics: a Prometheus text endpoint (metrics.listen, off by default). The loop renders a
- * snapshot once a second; the HTTP server (libmicrohttpd, its own thread) only serves the last
- * rendered text, so it never touches loop state. */
+/* metrics: the Prometheus text of GET /metrics (metrics.listen or http.listen). The loop
+ * renders a snapshot of its state once a second; http.c serves the last rendered text, so the
+ * HTTP thread never touches loop state. Pure rendering, no server. */
 #ifndef PARKD_METRICS_H
 #define PARKD_METRICS_H
 
@@ -11,8 +11,6 @@
 #include "lot.h"
 
 #define METRICS_LATENCY_BUCKETS 12
-
-typedef struct metrics metrics;
 
 /* Everything the endpoint shows, as the loop sees it at one moment. Counters are mapped to
  * metric families by name (see metrics.c): "messages_in", the message results "applied",
@@ -37,23 +35,8 @@ typedef struct metrics_snapshot {
 /* Upper bounds in seconds of the latency histogram buckets (static array). */
 const double *metrics_latency_bounds(void);
 
-/* Starts serving GET /metrics on LISTEN ("HOST:PORT", "[IPv6]:PORT"; HOST may be a name, the
- * first address it resolves to is used; port 0 picks a free port, see metrics_port), bound to
- * that address only, from a thread of its own. Returns 0 and *out, or a negative errno and
- * *err (malloc'd, caller frees). */
-int metrics_start(const char *listen, metrics **out, char **err);
-
-/* The port the endpoint listens on. */
-int metrics_port(const metrics *m);
-
-/* Renders SNAP into the text served from now on. Called from the loop thread only. */
-void metrics_update(metrics *m, const metrics_snapshot *snap);
-
 /* Renders SNAP in the Prometheus text exposition format (version 0.0.4) into a malloc'd string
  * (caller frees); *len gets its length. Pure: exposed for tests. */
 char *metrics_render(const metrics_snapshot *snap, size_t *len);
-
-/* Stops the server (waits for its thread) and frees M; NULL is fine. */
-void metrics_stop(metrics *m);
 
 #endif

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "metrics.h"
 
 static char id_a[] = "BHMBCCMKT01", name_a[] = "Broad \"Street\" \\ car\npark";
@@ -311,22 +312,37 @@ static int http(int port, const char *method, const char *path, char **body)
 }
 
 /* A server on a free loopback port. */
-static metrics *start_server(void)
+static int metrics_start(const char *listen, http_server **out, char **err)
 {
-    metrics *m = NULL;
+    http_options o = { .listen = listen, .name = "metrics", .max_connections = 16 };
+    return http_start(&o, out, err);
+}
+
+/* What the loop does each second: render, hand the text over. */
+static void metrics_update(http_server *m, const metrics_snapshot *s)
+{
+    size_t len;
+    char *text = metrics_render(s, &len);
+    http_set_metrics(m, text, len);
+    free(text);
+}
+
+static http_server *start_server(void)
+{
+    http_server *m = NULL;
     char *err = NULL;
     int rc = metrics_start("127.0.0.1:0", &m, &err);
     if (rc != 0)
         fail_msg("metrics_start: %s", err ? err : "?");
     assert_null(err);
-    assert_true(metrics_port(m) > 0);
+    assert_true(http_port(m) > 0);
     return m;
 }
 
 static void test_http_endpoint(void **state)
 {
-    metrics *m = start_server();
-    int port = metrics_port(m);
+    http_server *m = start_server();
+    int port = http_port(m);
     char *body = NULL;
     assert_int_equal(http(port, "GET", "/metrics", NULL), 503);   /* no snapshot yet */
 
@@ -352,20 +368,20 @@ static void test_http_endpoint(void **state)
     assert_int_equal(http(port, "GET", "/metrics/x", NULL), 404);
     assert_int_equal(http(port, "POST", "/metrics", NULL), 405);
     assert_int_equal(http(port, "DELETE", "/metrics", NULL), 405);
-    metrics_stop(m);
+    http_stop(m);
 }
 
 static void test_listen_errors(void **state)
 {
-    metrics *m = start_server();
+    http_server *m = start_server();
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", metrics_port(m));
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", http_port(m));
     static const char *const bad[] = {
         "no-port", "127.0.0.1:", ":9108", "[::1]9108", "[::1", "127.0.0.1:65536",
         "127.0.0.1:-1", "127.0.0.1:9x", "host.invalid:9108", NULL,
     };
     for (const char *const *b = bad; *b; b++) {
-        metrics *x = NULL;
+        http_server *x = NULL;
         char *err = NULL;
         int rc = metrics_start(*b, &x, &err);
         if (rc == 0)
@@ -377,28 +393,28 @@ static void test_listen_errors(void **state)
         free(err);
     }
     /* the port is taken: the message says why */
-    metrics *x = NULL;
+    http_server *x = NULL;
     char *err = NULL;
     assert_true(metrics_start(addr, &x, &err) < 0);
     assert_null(x);
     assert_non_null(err);
     assert_non_null(strstr(err, addr));
     free(err);
-    metrics_stop(m);
-    metrics_stop(NULL);
+    http_stop(m);
+    http_stop(NULL);
 }
 
 /* Bound to the address given only: a server on [::1] is not reachable on 127.0.0.1. */
 static void test_listen_ipv6(void **state)
 {
-    metrics *m = NULL;
+    http_server *m = NULL;
     char *err = NULL;
     int rc = metrics_start("[::1]:0", &m, &err);
     if (rc != 0) {
         free(err);
         skip();     /* no IPv6 loopback here */
     }
-    int port = metrics_port(m);
+    int port = http_port(m);
     assert_true(port > 0);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -410,7 +426,7 @@ static void test_listen_ipv6(void **state)
                                 .sin6_addr = IN6ADDR_LOOPBACK_INIT };
     assert_int_equal(connect(fd, (struct sockaddr *)&sa6, sizeof sa6), 0);
     close(fd);
-    metrics_stop(m);
+    http_stop(m);
 }
 
 int main(void)
