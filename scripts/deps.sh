@@ -6,9 +6,10 @@ set -u
 
 PKGS="build-essential pkg-config libuv1-dev libmosquitto-dev libhiredis-dev libyaml-dev
 libsystemd-dev libjansson-dev libmicrohttpd-dev libcmocka-dev mosquitto mosquitto-clients
-redis-server redis-tools valgrind curl openssl procps python3 systemd
+redis-server redis-tools valgrind curl openssl procps python3 python3-jsonschema systemd wrk
 clang-14 libclang-rt-14-dev"
-# python3: JSON checks in tests/integration; systemd: systemd-analyze for the unit checks;
+# python3: JSON checks in tests/integration; python3-jsonschema: the FIWARE schema checks of
+# t80; wrk: the HTTP benchmark of `make bench`; systemd: systemd-analyze for the unit checks;
 # clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`
 
 # Prints the packages of $PKGS that are not fully installed, space-separated.
