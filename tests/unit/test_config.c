@@ -692,6 +692,39 @@ static void test_metrics_listen(void **state)
     }
 }
 
+static void test_http_section(void **state)
+{
+    cfg_config *c = load_ok("lots: [{id: A, capacity: 1, source: count}]\n");
+    assert_null(c->http.listen);
+    assert_int_equal(c->http.max_connections, 256);
+    assert_int_equal(c->http.n_cors_origins, 0);
+    assert_null(c->http.map_mqtt_ws_url);
+    cfg_free(c);
+    c = load_ok("http: {listen: 127.0.0.1:8080, cors_origins: [\"*\", \"https://a.example:8443\"],\n"
+                "       max_connections: 4, map: {mqtt_ws_url: \"wss://b/mqtt\", tile_url: ~}}\n" LOTS);
+    assert_string_equal(c->http.listen, "127.0.0.1:8080");
+    assert_int_equal(c->http.n_cors_origins, 2);
+    assert_string_equal(c->http.cors_origins[1], "https://a.example:8443");
+    assert_int_equal(c->http.max_connections, 4);
+    assert_string_equal(c->http.map_mqtt_ws_url, "wss://b/mqtt");
+    /* every http key is read at start only, the origins list too */
+    cfg_config *d = load_ok("http: {cors_origins: [\"https://c.example\"]}\n" LOTS);
+    assert_int_equal(cfg_reload_effects(c, d, NULL, NULL), CFG_RELOAD_RESTART);
+    cfg_keep_restart_keys(c, d);
+    assert_int_equal(d->http.n_cors_origins, 2);
+    assert_string_equal(d->http.listen, "127.0.0.1:8080");
+    assert_int_equal(cfg_reload_effects(c, d, NULL, NULL), 0);
+    cfg_free(d);
+    cfg_free(c);
+    expect_one_error("http: {cors_origins: [\"ftp://x\"]}\n" LOTS, 1, 23, "http.cors_origins: expected");
+    expect_one_error("http: {cors_origins: [\"https://x/\"]}\n" LOTS, 1, 23, "without a path");
+    expect_one_error("http: {cors_origins: https://x}\n" LOTS, 1, 22, "expected a list of origins");
+    expect_one_error("http: {max_connections: 0}\n" LOTS, 1, 25, "http.max_connections: must be");
+    expect_one_error("http: {map: {mqtt_ws_url: \"http://x\"}}\n" LOTS, 1, 27, "ws:// or wss://");
+    expect_one_error("http: {map: {tile_url: \"x\"}}\n" LOTS, 1, 24, "http:// or https://");
+    expect_one_error("http: {map: {zoom: 3}}\n" LOTS, 1, 14, "unknown key");
+}
+
 static void test_mqtt_rules(void **state)
 {
     expect_one_error("mqtt: {tls: {cert_file: /c.pem}}\n" LOTS, 1, 25,
@@ -1105,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_lat_lon),
         cmocka_unit_test(test_timezone),
         cmocka_unit_test(test_metrics_listen),
+        cmocka_unit_test(test_http_section),
         cmocka_unit_test(test_mqtt_rules),
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_many_errors_capped),

@@ -1,0 +1,234 @@
+/* Unit tests for opendata: the NGSI-LD and ParkAPI answers built from a snapshot. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "opendata.h"
+
+#define TS 1475567982000        /* 2016-10-04T07:59:42Z */
+
+static lot *make_lot(const char *id, enum cfg_source src, bool pos, int64_t occupied)
+{
+    cfg_lot c = { .id = (char *)id, .name = (char *)"Name \"q\"", .capacity = 10, .source = src,
+                  .has_position = pos, .lat = 52.5, .lon = -1.9, .stale_after_ms = 3600000,
+                  .almost_full = 0.9, .hysteresis = 0.05 };
+    lot *l = lot_new(&c, 300000);
+    l->has_data = true;
+    l->occupied = occupied;
+    l->ts_ms = TS;
+    l->status = LOT_STATUS_OPEN;
+    return l;
+}
+
+static void add_bay(lot *l, const char *bay, bool occupied)
+{
+    pl_topic t = { .kind = PL_KIND_BAY };
+    strcpy(t.lot, l->id);
+    strcpy(t.sensor, bay);
+    pl_event ev = { .kind = PL_KIND_BAY, .has_ts = true, .ts_ms = TS, .occupied = occupied };
+    lot_apply(l, &t, &ev, TS, 100);
+}
+
+/* Three lots: A (count, placed), B (bays b2 free, b1 occupied), C (no position). */
+static od_snapshot *make_snapshot(void)
+{
+    lot *lots[3] = { make_lot("A", CFG_SOURCE_COUNT, true, 4),
+                     make_lot("B", CFG_SOURCE_BAYS, true, 0), make_lot("C", CFG_SOURCE_COUNT,
+                                                                       false, 1) };
+    add_bay(lots[1], "b2", false);
+    add_bay(lots[1], "b1", true);
+    od_snapshot *s = od_snapshot_build(lots, 3, NULL);
+    for (int i = 0; i < 3; i++)
+        lot_free(lots[i]);      /* the snapshot holds copies */
+    return s;
+}
+
+static json_t *body(const od_reply *r)
+{
+    json_error_t e;
+    json_t *j = json_loadb(r->body, r->len, 0, &e);
+    if (!j)
+        fail_msg("not JSON: %s: %s", e.text, r->body);
+    return j;
+}
+
+static void test_key_values(void **state)
+{
+    od_snapshot *s = make_snapshot();
+    od_query q = { .type = "OffStreetParking", .options = "keyValues" };
+    od_reply r;
+    od_entities(s, &q, "/e", &r);
+    assert_int_equal(r.status, 200);
+    json_t *a = body(&r);
+    assert_int_equal(json_array_size(a), 2);        /* C has no position: left out */
+    json_t *e = json_array_get(a, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "id")),
+                        "urn:ngsi-ld:OffStreetParking:A");
+    assert_string_equal(json_string_value(json_object_get(e, "name")), "Name \"q\"");
+    assert_int_equal(json_integer_value(json_object_get(e, "availableSpotNumber")), 6);
+    assert_int_equal(json_integer_value(json_object_get(e, "totalSpotNumber")), 10);
+    assert_int_equal(json_integer_value(json_object_get(e, "occupiedSpotNumber")), 4);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(e, "status"), 0)),
+                        "spacesAvailable");
+    assert_string_equal(json_string_value(json_object_get(e, "dateModified")),
+                        "2016-10-04T07:59:42Z");
+    json_t *c = json_object_get(json_object_get(e, "location"), "coordinates");
+    assert_true(json_real_value(json_array_get(c, 0)) == -1.9);   /* [lon, lat] */
+    assert_true(json_real_value(json_array_get(c, 1)) == 52.5);
+    assert_null(json_object_get(e, "@context"));
+    assert_non_null(strstr(r.link, "json-ld#context"));
+    json_decref(a);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+static void test_normalized_and_ld(void **state)
+{
+    od_snapshot *s = make_snapshot();
+    od_query q = { .ld_json = true };
+    od_reply r;
+    od_entity(s, "urn:ngsi-ld:OffStreetParking:A", &q, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "application/ld+json");
+    assert_null(r.link);
+    json_t *e = body(&r);
+    json_t *av = json_object_get(e, "availableSpotNumber");
+    assert_string_equal(json_string_value(json_object_get(av, "type")), "Property");
+    assert_int_equal(json_integer_value(json_object_get(av, "value")), 6);
+    assert_string_equal(json_string_value(json_object_get(av, "observedAt")),
+                        "2016-10-04T07:59:42Z");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e, "location"), "type")),
+                        "GeoProperty");
+    assert_int_equal(json_array_size(json_object_get(e, "@context")), 2);
+    json_decref(e);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+static void test_spots(void **state)
+{
+    od_snapshot *s = make_snapshot();
+    od_query q = { .type = "ParkingSpot", .options = "keyValues" };
+    od_reply r;
+    od_entities(s, &q, "/e", &r);
+    json_t *a = body(&r);
+    assert_int_equal(json_array_size(a), 2);
+    json_t *b1 = json_array_get(a, 0);          /* sorted by bay id */
+    assert_string_equal(json_string_value(json_object_get(b1, "id")),
+                        "urn:ngsi-ld:ParkingSpot:B:b1");
+    assert_string_equal(json_string_value(json_object_get(b1, "status")), "occupied");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 1), "status")), "free");
+    assert_string_equal(json_string_value(json_object_get(b1, "refParkingSite")),
+                        "urn:ngsi-ld:OffStreetParking:B");
+    json_decref(a);
+    od_reply_free(&r);
+    od_entity(s, "urn:ngsi-ld:ParkingSpot:B:b2", &q, &r);
+    assert_int_equal(r.status, 200);
+    od_reply_free(&r);
+    od_entity(s, "urn:ngsi-ld:ParkingGroup:B:z", &q, &r);
+    assert_int_equal(r.status, 404);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+static void test_pages_and_errors(void **state)
+{
+    od_snapshot *s = make_snapshot();
+    od_reply r;
+    od_query q = { .type = "OffStreetParking", .limit = "1", .id_pattern = "^urn:.*[AB]$" };
+    od_entities(s, &q, "/e", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.link);
+    assert_non_null(strstr(r.link, "offset=1>; rel=\"next\""));
+    assert_non_null(strstr(r.link, "idPattern=%5Eurn:.%2A%5BAB%5D%24"));
+    od_reply_free(&r);
+    q.offset = "1";
+    od_entities(s, &q, "/e", &r);
+    assert_true(!r.link || !strstr(r.link, "rel=\"next\""));
+    od_reply_free(&r);
+
+    static const char *const bad_limits[] = { "0", "1001", "-1", "x", "" };
+    for (size_t i = 0; i < sizeof bad_limits / sizeof bad_limits[0]; i++) {
+        od_query b = { .type = "OffStreetParking", .limit = bad_limits[i] };
+        od_entities(s, &b, "/e", &r);
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"));
+        od_reply_free(&r);
+    }
+    od_query t = { .type = "Car" };
+    od_entities(s, &t, "/e", &r);
+    assert_int_equal(r.status, 400);
+    od_reply_free(&r);
+    od_query p = { .type = "OffStreetParking", .id_pattern = "(" };
+    od_entities(s, &p, "/e", &r);
+    assert_int_equal(r.status, 400);
+    od_reply_free(&r);
+    od_entity(s, "urn:ngsi-ld:OffStreetParking:C", &t, &r);   /* no position: no entity */
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "ResourceNotFound"));
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+static void test_parkapi(void **state)
+{
+    od_snapshot *s = make_snapshot();
+    s->lots[2].stale = true;
+    od_reply r;
+    od_parkapi(s, NULL, &r);
+    json_t *j = body(&r);
+    json_t *items = json_object_get(j, "items");
+    assert_int_equal(json_array_size(items), 3);
+    json_t *a = json_array_get(items, 0), *c = json_array_get(items, 2);
+    assert_int_equal(json_integer_value(json_object_get(a, "realtime_free_capacity")), 6);
+    assert_string_equal(json_string_value(json_object_get(a, "realtime_opening_status")), "OPEN");
+    assert_true(json_is_true(json_object_get(a, "has_realtime_data")));
+    assert_true(json_is_false(json_object_get(c, "has_realtime_data")));
+    assert_null(json_object_get(c, "realtime_free_capacity"));
+    assert_null(json_object_get(c, "lat"));
+    json_decref(j);
+    od_reply_free(&r);
+    od_parkapi(s, "nope", &r);
+    assert_int_equal(r.status, 404);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+static void test_paths(void **state)
+{
+    assert_true(http_path_ok("/index.html"));
+    assert_true(http_path_ok("/a/b.js"));
+    assert_true(http_path_ok("/..a"));
+    assert_false(http_path_ok("/../x"));
+    assert_false(http_path_ok("/a/../../x"));
+    assert_false(http_path_ok("/a/.."));
+    assert_false(http_path_ok("/./x"));
+    assert_false(http_path_ok("//etc/passwd"));
+    assert_false(http_path_ok("x"));
+    assert_false(http_path_ok("/a\\b"));
+    assert_string_equal(http_content_type("/a.html"), "text/html; charset=utf-8");
+    assert_string_equal(http_content_type("/a.js.map"), "application/json");
+    assert_string_equal(http_content_type("/a.svg"), "image/svg+xml");
+    assert_string_equal(http_content_type("/x.d/noext"), "application/octet-stream");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_values),
+        cmocka_unit_test(test_normalized_and_ld),
+        cmocka_unit_test(test_spots),
+        cmocka_unit_test(test_pages_and_errors),
+        cmocka_unit_test(test_parkapi),
+        cmocka_unit_test(test_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
