@@ -17,6 +17,7 @@
 #   BENCH_QUICK=1              a tenth of the events (and of the latency run), for a quick look
 #   BENCH_RESULTS [tests/bench/results.md]   where the figures are written ("-": nowhere)
 #   BENCH_PERF=1               also profile parkd in the QoS 1 run (perf, to $BUILD/bench/perf-qos1.txt)
+#   BENCH_HTTP_SECONDS [10]    the wrk run of GET /api/public/v3/parking-sites (skipped without wrk)
 set -u
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -144,9 +145,11 @@ vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # vm_kb PID
 
 # ---- parkd -----------------------------------------------------------------------------------
 
-# write_config FILE LOTS QOS MIN_INTERVAL RUN — LOTS lots of BAYS bays, plus the sentinel lot
+# write_config FILE LOTS QOS MIN_INTERVAL RUN [HTTP_PORT] — LOTS lots of BAYS bays, plus the
+# sentinel lot; with HTTP_PORT, http.listen on it
 write_config() {
     {
+        [ -n "${6:-}" ] && echo "http: {listen: \"127.0.0.1:$6\"}"
         echo "mqtt: {host: 127.0.0.1, port: $MQTT_PORT, client_id: parkd-bench-$5, qos: $3, clean_session: false}"
         echo "redis: {host: 127.0.0.1, port: $REDIS_PORT}"
         [ -n "$4" ] && echo "publish: {min_interval: $4}"
@@ -258,6 +261,27 @@ restore() {
     stop_parkd restore
 }
 
+# http_bench — wrk against GET /api/public/v3/parking-sites of parkd on the state the QoS 1
+# run left ($LOTS lots with data): requests/s, and the loop's messages meanwhile. Skipped
+# (HTTP_RPS says why) without wrk.
+http_bench() {
+    HTTP_RPS="not run (wrk is not installed)"
+    HTTP_LAT=
+    command -v wrk >/dev/null 2>&1 || return 0
+    hport=$(free_port)
+    write_config "$T/http.yaml" "$LOTS" 1 "" http "$hport"
+    start_parkd http "$T/http.yaml"
+    sleep 1.5       # the first snapshots
+    wrk -t2 -c32 -d"${BENCH_HTTP_SECONDS:-10}s" --latency \
+        "http://127.0.0.1:$hport/api/public/v3/parking-sites" >"$T/wrk.out" 2>&1 ||
+        echo "bench: wrk failed: $(tail -n 3 "$T/wrk.out")" >&2
+    HTTP_RPS=$(sed -n 's/^Requests\/sec: *//p' "$T/wrk.out")
+    HTTP_LAT=$(awk '$1 == "99%" { print $2 }' "$T/wrk.out")
+    HTTP_BYTES=$(curl -s "http://127.0.0.1:$hport/api/public/v3/parking-sites" | wc -c)
+    stop_parkd http
+    HTTP_RPS="${HTTP_RPS:-?} requests/s (p99 ${HTTP_LAT:-?}; $HTTP_BYTES bytes each; wrk -t2 -c32)"
+}
+
 # latency — a steady LAT_RATE events/s at QoS 1 with min_interval 0
 latency() {
     rcli flushall >/dev/null
@@ -306,6 +330,8 @@ R1=$RATE; CPU1=$CPU_K; OK1=$OK; HWM1=$HWM_KB; B1=$BATCHES; U1=$UTIL
 BAYS_STORED=$(( $(rcli eval "local n = 0 for _, k in ipairs(redis.call('keys', 'parkd:lot:*:bays')) do n = n + redis.call('hlen', k) end return n" 0) - 1 ))
 echo "bench: restart with $BAYS_STORED bays to restore ..."
 restore
+echo "bench: HTTP API with $LOTS lots ..."
+http_bench
 echo "bench: latency at $LAT_RATE events/s ..."
 latency
 ELAPSED=$(( $(date +%s) - T0 ))
@@ -352,6 +378,7 @@ docs/bench.md).
 | CPU per 1,000 events, QoS 1, $LOTS lots, $EVENTS events | $CPU1 ms ($FLAT x the small run) | flat | $(yes_no "$FLAT < 1.25") |
 | CPU per 1,000 events, QoS 0, $LOTS lots, $EVENTS events | $CPU0 ms | | |
 | CPU per 1,000 events, latency run ($LAT_RATE/s, min_interval 0) | $LAT_CPU_K ms | | |
+| GET /api/public/v3/parking-sites, $LOTS lots | $HTTP_RPS | | |
 EOF
 }
 
