@@ -51,6 +51,13 @@ struct http_server {
     atomic_bool starting;           /* MHD messages go to start_error, not the log */
     char start_error[256];
     int port;
+    /* The ParkAPI list of one snapshot, rendered once: it is the one big answer, the
+     * same for every client. Touched by MHD's one internal thread only; holds a reference
+     * on its snapshot so the pointer comparison can never match a newer one at the same
+     * address. */
+    od_snapshot *sites_for;
+    char *sites_body;
+    size_t sites_len;
     /* MHD's messages after the start (about clients, so a client could flood the log): a
      * burst per window. Touched by MHD's one internal thread only. */
     int64_t log_window_ms;
@@ -229,6 +236,27 @@ static const char *http_arg(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* GET /api/public/v3/parking-sites from the cache, rendered first if S is new. Consumes S's
+ * reference. */
+static enum MHD_Result http_sites(http_server *h, struct MHD_Connection *conn, od_snapshot *s)
+{
+    if (h->sites_for != s) {
+        od_reply rep;
+        od_parkapi(s, NULL, &rep);
+        od_snapshot_unref(h->sites_for);
+        free(h->sites_body);
+        h->sites_for = od_snapshot_ref(s);
+        h->sites_body = rep.body;
+        h->sites_len = rep.len;
+        rep.body = NULL;
+        od_reply_free(&rep);
+    }
+    od_snapshot_unref(s);
+    struct MHD_Response *r = MHD_create_response_from_buffer(h->sites_len, h->sites_body,
+                                                             MHD_RESPMEM_MUST_COPY);
+    return http_queue(h, conn, MHD_HTTP_OK, r, "application/json");
+}
+
 static enum MHD_Result http_api(http_server *h, struct MHD_Connection *conn, const char *url)
 {
     od_snapshot *s = http_take_snapshot(h);
@@ -247,7 +275,7 @@ static enum MHD_Result http_api(http_server *h, struct MHD_Connection *conn, con
     else if (!strncmp(url, HTTP_ENTITIES "/", ne + 1) && url[ne + 1])
         od_entity(s, url + ne + 1, &q, &rep);
     else if (!strcmp(url, HTTP_SITES))
-        od_parkapi(s, NULL, &rep);
+        return http_sites(h, conn, s);
     else
         od_parkapi(s, url + ns + 1, &rep);
     od_snapshot_unref(s);
@@ -510,6 +538,8 @@ void http_stop(http_server *h)
     pthread_mutex_destroy(&h->lock);
     free(h->metrics);
     od_snapshot_unref(h->snap);
+    od_snapshot_unref(h->sites_for);
+    free(h->sites_body);
     for (size_t i = 0; i < h->n_origins; i++)
         free(h->origins[i]);
     free(h->origins);
