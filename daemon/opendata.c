@@ -471,10 +471,19 @@ void od_entities(const od_snapshot *s, const od_query *q, const char *path, od_r
     if (have_re)
         regfree(&re);
     od_set_json(r, 200, ls.items, od_content_type(q->ld_json));
-    if (ls.matched > ls.offset + ls.limit)
-        r->link = od_next_link(path, q, ls.limit, ls.offset + ls.limit);
-    else if (!q->ld_json)
-        r->link = od_context_link();
+    /* one Link header, its values comma-separated (RFC 8288): the context, then the next page */
+    char *next = ls.matched > ls.offset + ls.limit
+                     ? od_next_link(path, q, ls.limit, ls.offset + ls.limit) : NULL;
+    char *ctx = q->ld_json ? NULL : od_context_link();
+    if (next && ctx) {
+        size_t n = strlen(ctx) + strlen(next) + 3;
+        r->link = util_xmalloc(n);
+        snprintf(r->link, n, "%s, %s", ctx, next);
+        free(ctx);
+        free(next);
+    } else {
+        r->link = next ? next : ctx;
+    }
 }
 
 typedef struct od_find {

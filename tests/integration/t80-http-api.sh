@@ -158,8 +158,11 @@ def pages(total):
     while path and n < 20:
         s, h, b = get(path)
         seen += [e["id"] for e in json.loads(b)]
-        link = h.get("link", "")
-        path = link[1:link.index(">")] if 'rel="next"' in link else None
+        nexts = [v for v in h.get("link", "").split(", <") if v.endswith('rel="next"')]
+        path = nexts[0].lstrip("<").split(">")[0] if nexts else None
+        if n == 0:
+            check("a page's Link header has the @context too",
+                  "json-ld#context" in h.get("link", ""), h.get("link"))
         n += 1
     check("pagination: limit=2 pages with Link rel=next cover every entity once",
           len(seen) == total and len(set(seen)) == total and n == (total + 1) // 2, (n, seen))
@@ -416,6 +419,13 @@ check "same address: no second server (no listen error)" 0 "$(grep -c 'cannot li
 check "same address: /metrics" 200 "$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPORT/metrics")"
 check "same address: the API" 200 "$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPORT/api/public/v3/parking-sites")"
 api limit 4
+# a reload that changes http.* keeps the running server and says a restart is needed
+sed -i 's|cors_origins: \["https://map.example"\]|cors_origins: ["https://other.example"]|' "$CFG"
+kill -HUP "$PARKD_PID"
+check_eventually "reload: http.cors_origins is start-only (logged)" \
+    "grep -c 'reload: http.cors_origins changed; it is read at start only' '$PARKD_LOG'" 1
+check "reload: the running server keeps its origins" "https://map.example" \
+    "$(curl -s --max-time 3 -D - -o /dev/null -H 'Origin: https://map.example' "http://127.0.0.1:$HPORT/api/public/v3/parking-sites" | sed -n 's/^[Aa]ccess-[Cc]ontrol-[Aa]llow-[Oo]rigin: *//p' | tr -d '\r')"
 rm "$T/web/index.html"
 code=$(curl -s --max-time 3 -o "$T/idx" -w '%{http_code}' "http://127.0.0.1:$HPORT/")
 check "no index.html: / is 404" 404 "$code"
