@@ -43,6 +43,9 @@ struct parkd {
     http_server *api;           /* http.listen: the API, and /metrics */
     http_server *metrics_srv;   /* metrics.listen when it is another address than http.listen */
     uint64_t last_snapshot;     /* uv_now of the last API snapshot */
+    od_snapshot *snap;          /* that snapshot (a reference), reused by the next one */
+    bool snap_reset;            /* the next snapshot computes every forecast (a reload) */
+    uint64_t snap_ms;           /* how long building it took the loop */
 
     lot **restoring;            /* lots being restored: not running yet (owned until added) */
     size_t n_restoring;
@@ -122,14 +125,19 @@ static void daemon_maybe_ready(parkd *d)
 static void daemon_publish_snapshot(parkd *d);
 
 /* After a confirmed batch the API shows what is now in Redis; at most every
- * SNAPSHOT_MIN_INTERVAL_MS, since a busy loop confirms a batch per turn. */
+ * SNAPSHOT_MIN_INTERVAL_MS, since a busy loop confirms a batch per turn, and never more than
+ * 1/SNAPSHOT_LOOP_SHARE of the loop's time (a snapshot of 20,000 lots takes ~10-20 ms). */
 #define SNAPSHOT_MIN_INTERVAL_MS 200
+#define SNAPSHOT_LOOP_SHARE 20
 
 static void daemon_on_stored(void *ctx)
 {
     parkd *d = ctx;
     daemon_maybe_ready(d);
-    if (d->api && uv_now(d->loop) - d->last_snapshot >= SNAPSHOT_MIN_INTERVAL_MS)
+    uint64_t gap = d->snap_ms * SNAPSHOT_LOOP_SHARE;
+    if (gap < SNAPSHOT_MIN_INTERVAL_MS)
+        gap = SNAPSHOT_MIN_INTERVAL_MS;
+    if (d->api && uv_now(d->loop) - d->last_snapshot >= gap)
         daemon_publish_snapshot(d);
 }
 
@@ -336,11 +344,15 @@ static void daemon_update_status(parkd *d)
 static void daemon_publish_snapshot(parkd *d)
 {
     size_t n;
+    uint64_t t0 = uv_hrtime();
     lot *const *lots = pipe_lots(d->pipe, &n);
-    od_snapshot *snap = od_snapshot_build(lots, n, d->fc);
+    od_snapshot *snap = od_snapshot_build(lots, n, d->fc, d->snap_reset ? NULL : d->snap);
     http_publish(d->api, snap);
-    od_snapshot_unref(snap);
+    od_snapshot_unref(d->snap);
+    d->snap = snap;
+    d->snap_reset = false;
     d->last_snapshot = uv_now(d->loop);
+    d->snap_ms = (uv_hrtime() - t0) / 1000000;
 }
 
 static void daemon_update_metrics(parkd *d)
@@ -557,6 +569,7 @@ static void daemon_reload(parkd *d)
     daemon_apply_lots(d, next, &plan);
     daemon_create_lots(d, plan.added, plan.n_added);
     daemon_swap_config(d, next, &plan);
+    d->snap_reset = true;           /* horizons may have changed */
     pipe_resync_config(d->pipe);    /* names, capacities, positions and the id set */
     reload_plan_free(&plan);
     if (d->n_restoring) {
@@ -623,6 +636,8 @@ static void daemon_finish_stop(parkd *d)
     http_stop(d->api);
     http_stop(d->metrics_srv);
     d->api = d->metrics_srv = NULL;
+    od_snapshot_unref(d->snap);
+    d->snap = NULL;
     d->open_parts = 1;
     if (d->mq && !d->mq_next)
         mq_close(d->mq, daemon_stop_time_left(d), daemon_on_mqtt_closed, d);
@@ -756,6 +771,7 @@ void daemon_free(parkd *d)
         return;
     http_stop(d->api);
     http_stop(d->metrics_srv);
+    od_snapshot_unref(d->snap);
     mq_free(d->mq_next);
     mq_free(d->mq);
     pipe_free(d->pipe);

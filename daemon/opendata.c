@@ -38,7 +38,52 @@ static int od_bay_cmp(const void *a, const void *b)
     return strcmp(((const od_bay *)a)->id, ((const od_bay *)b)->id);
 }
 
-static void od_copy_lot(od_lot *o, lot *l, fc_engine *fc)
+static od_forecast *od_forecast_copy(const od_forecast *f)
+{
+    size_t size = sizeof *f + f->n * sizeof f->h[0];
+    od_forecast *c = util_xmalloc(size);
+    memcpy(c, f, size);
+    return c;
+}
+
+static od_forecast *od_forecast_of(lot *l, fc_engine *fc)
+{
+    fc_forecast f;
+    if (!fc || !fc_forecast_lot(fc, l, &f))
+        return NULL;
+    od_forecast *o = util_xmalloc(sizeof *o + f.n * sizeof o->h[0]);
+    *o = (od_forecast){ .ts_ms = f.ts_ms, .has_full_at = f.has_full_at,
+                        .full_at_ms = f.full_at_ms, .n = f.n };
+    memcpy(o->h, f.h, f.n * sizeof o->h[0]);
+    return o;
+}
+
+/* PREV's forecast for L when L has not changed since (NULL: compute it). */
+static const od_forecast *od_unchanged(const od_lot *prev, const lot *l)
+{
+    if (!prev || !prev->forecast || strcmp(prev->id, l->id) != 0 || !l->has_data ||
+        prev->ts_ms != l->ts_ms || prev->occupied != l->occupied ||
+        prev->capacity != l->capacity)
+        return NULL;
+    return prev->forecast;
+}
+
+/* L's forecast: PREV's when L has not changed, a new one while *BUDGET lasts, else PREV's
+ * (possibly none) until a later snapshot has budget for it. */
+static od_forecast *od_lot_forecast(lot *l, fc_engine *fc, const od_lot *prev, size_t *budget)
+{
+    const od_forecast *same = od_unchanged(prev, l);
+    if (same)
+        return od_forecast_copy(same);
+    if (*budget) {
+        (*budget)--;
+        return od_forecast_of(l, fc);
+    }
+    bool mine = prev && prev->forecast && !strcmp(prev->id, l->id);
+    return mine ? od_forecast_copy(prev->forecast) : NULL;
+}
+
+static void od_copy_lot(od_lot *o, lot *l, fc_engine *fc, const od_lot *prev, size_t *budget)
 {
     *o = (od_lot){ .id = util_xstrdup(l->id), .name = util_xstrdup(l->name ? l->name : l->id),
                    .capacity = l->capacity, .occupied = l->occupied,
@@ -51,17 +96,19 @@ static void od_copy_lot(od_lot *o, lot *l, fc_engine *fc)
         map_foreach(l->bays, od_collect_bay, o);
         qsort(o->bays, o->n_bays, sizeof *o->bays, od_bay_cmp);
     }
-    if (fc)
-        o->has_forecast = fc_forecast_lot(fc, l, &o->forecast);
+    o->forecast = od_lot_forecast(l, fc, prev, budget);
 }
 
-od_snapshot *od_snapshot_build(lot *const *lots, size_t n, fc_engine *fc)
+od_snapshot *od_snapshot_build(lot *const *lots, size_t n, fc_engine *fc,
+                               const od_snapshot *prev)
 {
     od_snapshot *s = util_xcalloc(1, sizeof *s);
     atomic_init(&s->refs, 1);
     s->lots = util_xcalloc(n ? n : 1, sizeof *s->lots);
+    size_t budget = OD_FORECASTS_PER_BUILD;
     for (size_t i = 0; i < n; i++)
-        od_copy_lot(&s->lots[i], lots[i], fc);
+        od_copy_lot(&s->lots[i], lots[i], fc, prev && i < prev->n_lots ? &prev->lots[i] : NULL,
+                    &budget);
     s->n_lots = n;
     return s;
 }
@@ -82,6 +129,7 @@ void od_snapshot_unref(od_snapshot *s)
         for (size_t b = 0; b < l->n_bays; b++)
             free(l->bays[b].id);
         free(l->bays);
+        free(l->forecast);
         free(l->id);
         free(l->name);
     }
@@ -216,7 +264,7 @@ static const char *od_parking_status(const od_lot *l)
 }
 
 /* The forecast extension: what <out>/<lot>/forecast carries, without the lot. */
-static json_t *od_forecast_json(const fc_forecast *fc)
+static json_t *od_forecast_json(const od_forecast *fc)
 {
     json_t *hs = json_array();
     for (size_t i = 0; i < fc->n; i++) {
@@ -246,8 +294,8 @@ static json_t *od_parking_entity(const od_lot *l, const char *id, const od_form 
             od_attr(e, f, "status", json_pack("[s]", st), true);
         od_date_modified(e, f, l);
     }
-    if (l->has_forecast)
-        od_attr(e, f, "forecast", od_forecast_json(&l->forecast), true);
+    if (l->forecast)
+        od_attr(e, f, "forecast", od_forecast_json(l->forecast), true);
     od_entity_end(e, f);
     return e;
 }

@@ -32,6 +32,15 @@ typedef struct od_bay {
     enum od_bay_state state;
 } od_bay;
 
+/* A lot's forecast, sized to its horizons (fc_forecast holds room for CFG_MAX_HORIZONS). */
+typedef struct od_forecast {
+    int64_t ts_ms;
+    bool has_full_at;
+    int64_t full_at_ms;
+    size_t n;
+    fc_horizon_forecast h[];
+} od_forecast;
+
 /* One lot as the API shows it: copies, owned by the snapshot. */
 typedef struct od_lot {
     char *id, *name;
@@ -44,8 +53,7 @@ typedef struct od_lot {
     enum cfg_source source;
     od_bay *bays;                   /* source bays only, sorted by id */
     size_t n_bays;
-    bool has_forecast;
-    fc_forecast forecast;
+    od_forecast *forecast;          /* NULL: none (no data yet) */
 } od_lot;
 
 typedef struct od_snapshot {
@@ -54,9 +62,19 @@ typedef struct od_snapshot {
     size_t n_lots;
 } od_snapshot;
 
-/* A snapshot of LOTS[0..N) (their current state, and each one's forecast from FC), with one
- * reference. Loop thread only (it reads the lots and the forecaster). Never NULL. */
-od_snapshot *od_snapshot_build(lot *const *lots, size_t n, fc_engine *fc);
+/* Forecasts computed per snapshot at most (about 11 µs each): beyond, a changed lot keeps its
+ * previous forecast (or, in a first snapshot, has none) until a later snapshot, so a snapshot
+ * costs the loop a bounded time: with 20,000 lots every forecast is there within 20 s. */
+#define OD_FORECASTS_PER_BUILD 1000
+
+/* A snapshot of LOTS[0..N) (their current state, and each one's forecast from FC; FC NULL:
+ * none), with one reference. Computing a forecast is most of the cost, so a lot whose event
+ * time, occupied and capacity equal its entry in PREV (the previous snapshot, or NULL) keeps
+ * PREV's forecast, as do changed lots past OD_FORECASTS_PER_BUILD: pass PREV NULL after
+ * anything else that changes forecasts (a reload's horizons). Loop thread only (it reads the
+ * lots and the forecaster). Never NULL. */
+od_snapshot *od_snapshot_build(lot *const *lots, size_t n, fc_engine *fc,
+                               const od_snapshot *prev);
 
 /* Takes one more reference / drops one; the last drop frees. Any thread; NULL is fine. */
 od_snapshot *od_snapshot_ref(od_snapshot *s);

@@ -45,7 +45,7 @@ static od_snapshot *make_snapshot(void)
                                                                        false, 1) };
     add_bay(lots[1], "b2", false);
     add_bay(lots[1], "b1", true);
-    od_snapshot *s = od_snapshot_build(lots, 3, NULL);
+    od_snapshot *s = od_snapshot_build(lots, 3, NULL, NULL);
     for (int i = 0; i < 3; i++)
         lot_free(lots[i]);      /* the snapshot holds copies */
     return s;
