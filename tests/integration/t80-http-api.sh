@@ -10,6 +10,7 @@
 command -v curl >/dev/null 2>&1 || { fail "curl is installed" curl nothing; finish; }
 SCHEMAS=$PARKD_TOP/../shared/standards/fiware
 [ -d "$SCHEMAS" ] || SCHEMAS=/work/shared/standards/fiware
+[ -f "$SCHEMAS/OffStreetParking/schema.json" ] || fail "FIWARE schemas found" "$SCHEMAS" nothing
 
 # report — turns the helper's "ok DESC" / "bad DESC: detail" lines into checks
 report() {
@@ -381,7 +382,14 @@ check_eventually "S1 is stale in Redis" "hget S1 stale" 1
 check_eventually "G1 stored" "hget G1 occupied" 2
 sleep 1.2      # the next snapshot (each second) has everything Redis has
 
-api() { _c=$1; shift; "$PY" "$T/api.py" "$_c" "$HPORT" "$REDIS_PORT" "$RP" "$SCHEMAS" "$OUT" "$@" | report; }
+# api CHECK ARGS... — runs one check group of api.py; a crash of the helper is a failure too
+api() {
+    _c=$1; shift
+    "$PY" "$T/api.py" "$_c" "$HPORT" "$REDIS_PORT" "$RP" "$SCHEMAS" "$OUT" "$@" >"$T/api.out" 2>&1
+    _rc=$?
+    report <"$T/api.out"
+    [ "$_rc" -eq 0 ] || fail "api.py $_c runs to the end" "exit 0" "exit $_rc: $(tail -n 2 "$T/api.out")"
+}
 if "$PY" -c 'import jsonschema' 2>/dev/null; then
     api values C1,B1,G1,N1,S1,F1 S1 N1
     api spots B1
