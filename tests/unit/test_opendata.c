@@ -202,6 +202,53 @@ static void test_parkapi(void **state)
     od_snapshot_unref(s);
 }
 
+/* Forecasts: present with data, kept from the previous snapshot while the lot is unchanged,
+ * computed again when it changed, and at most OD_FORECASTS_PER_BUILD new ones per build. */
+static void test_forecast_reuse(void **state)
+{
+    int64_t horizons[2] = { 15 * 60000, 30 * 60000 };
+    cfg_config cfg = { .forecast = { .horizons_ms = horizons, .n_horizons = 2 },
+                       .history = { .interval_ms = 60000, .max_len = 100 },
+                       .smoothing = { .tau_ms = 300000 } };
+    fc_engine *fc = fc_new(&cfg);
+    size_t n = OD_FORECASTS_PER_BUILD + 5;
+    lot **lots = calloc(n, sizeof *lots);
+    for (size_t i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "L%zu", i);
+        lots[i] = make_lot(id, CFG_SOURCE_COUNT, true, 4);
+    }
+    od_snapshot *a = od_snapshot_build(lots, n, fc, NULL);
+    assert_non_null(a->lots[0].forecast);
+    assert_int_equal(a->lots[0].forecast->n, 2);
+    assert_int_equal(a->lots[0].forecast->ts_ms, TS);
+    assert_null(a->lots[n - 1].forecast);           /* past the budget: in a later build */
+    od_snapshot *b = od_snapshot_build(lots, n, fc, a);
+    assert_non_null(b->lots[n - 1].forecast);       /* the unchanged ones cost nothing */
+    lots[0]->ts_ms = TS + 60000;                    /* changed: computed again */
+    od_snapshot *c = od_snapshot_build(lots, n, fc, b);
+    assert_int_equal(c->lots[0].forecast->ts_ms, TS + 60000);
+    assert_int_equal(c->lots[1].forecast->ts_ms, TS);
+    od_reply r;
+    od_query q = { .options = "keyValues" };
+    od_entity(c, "urn:ngsi-ld:OffStreetParking:L0", &q, &r);
+    json_t *e = body(&r);
+    json_t *h = json_object_get(json_object_get(e, "forecast"), "horizons");
+    assert_int_equal(json_array_size(h), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 1), "minutes")), 30);
+    json_decref(e);
+    od_reply_free(&r);
+    od_snapshot_unref(a);
+    od_snapshot_unref(b);
+    od_snapshot_unref(c);
+    for (size_t i = 0; i < n; i++) {
+        fc_forget_lot(fc, lots[i]);
+        lot_free(lots[i]);
+    }
+    free(lots);
+    fc_free(fc);
+}
+
 static void test_paths(void **state)
 {
     assert_true(http_path_ok("/index.html"));
@@ -228,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_spots),
         cmocka_unit_test(test_pages_and_errors),
         cmocka_unit_test(test_parkapi),
+        cmocka_unit_test(test_forecast_reuse),
         cmocka_unit_test(test_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
