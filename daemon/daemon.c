@@ -340,9 +340,12 @@ static void daemon_update_status(parkd *d)
     notify_status(status);
 }
 
-/* A copy of every running lot (and its forecast) for the API: built here, read there. */
+/* A copy of every running lot (and its forecast) for the API: built here, read there. None
+ * before the lots are restored, so the API answers 503 rather than an empty list. */
 static void daemon_publish_snapshot(parkd *d)
 {
+    if (!daemon_running(d))
+        return;
     size_t n;
     uint64_t t0 = uv_hrtime();
     lot *const *lots = pipe_lots(d->pipe, &n);
