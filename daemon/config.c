@@ -906,7 +906,8 @@ static const char *cfg_origin_problem(const char *o)
 {
     if (strcmp(o, "*") == 0)
         return NULL;
-    const char *rest = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
+    const char *rest = !strncmp(o, "http://", 7)    ? o + 7
+                       : !strncmp(o, "https://", 8) ? o + 8 : NULL;
     if (!rest)
         return "expected \"*\" or an origin like https://example.org";
     if (!*rest || strpbrk(rest, "/?# \t\r\n\"\\"))
@@ -922,7 +923,8 @@ static bool cfg_set_origins(cfg_parser *p, const cfg_key *k, yaml_node_t *node)
     if (cfg_is_null(node))
         return true;
     if (node->type != YAML_SEQUENCE_NODE) {
-        cfg_error_at(p, node, "%s: expected a list of origins, got %s", k->name, cfg_node_kind(node));
+        cfg_error_at(p, node, "%s: expected a list of origins, got %s", k->name,
+                     cfg_node_kind(node));
         return false;
     }
     size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);

@@ -22,7 +22,8 @@
 #define OD_ID_PATTERN_MAX 256       /* bytes of idPattern: regcomp's cost stays small */
 
 /* The JSON-LD contexts: the Smart Data Models one and the NGSI-LD core. */
-#define OD_CONTEXT_SDM "https://raw.githubusercontent.com/smart-data-models/dataModel.Parking/master/context.jsonld"
+#define OD_CONTEXT_SDM \
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Parking/master/context.jsonld"
 #define OD_CONTEXT_CORE "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 
 enum od_bay_state { OD_BAY_FREE, OD_BAY_OCCUPIED, OD_BAY_UNKNOWN };
