@@ -162,10 +162,11 @@ static enum MHD_Result http_queue(const http_server *h, struct MHD_Connection *c
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         ok &= MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     const char *origin = http_cors_origin(h, conn);
-    if (origin) {
+    if (origin)
         ok &= MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    /* the answer depends on Origin whenever origins are configured: caches must know */
+    if (h->n_origins && (!origin || strcmp(origin, "*") != 0))
         ok &= MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
-    }
     enum MHD_Result rc = ok == MHD_YES ? MHD_queue_response(conn, status, r) : MHD_NO;
     MHD_destroy_response(r);
     return rc;

@@ -255,6 +255,7 @@ def cors():
           h.get("access-control-allow-origin") == "https://map.example", h)
     s, h, b = get("/api/public/v3/parking-sites", {"Origin": "https://evil.example"})
     check("CORS: another origin gets none", "access-control-allow-origin" not in h, h)
+    check("CORS: Vary: Origin either way", h.get("vary") == "Origin", h)
 
 def concurrent(n):
     res, socks = [], []
