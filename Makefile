@@ -6,6 +6,7 @@
 #   make ci            check + check-asan + check-tsan + fuzz smoke + unit-file checks (what CI runs)
 #   make bench         benchmarks (not part of check)
 #   make demo          local broker + Redis + parkd + a replay of the Birmingham data
+#   make web           the live map (npm ci in web/ when needed, esbuild) into build/web; needs node
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION   := 0.1.0
@@ -53,7 +54,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard scripts/*.c) $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRCS)))
 
-.PHONY: all clean check check-asan check-tsan ci unit bench demo fuzz install uninstall deps
+.PHONY: all clean check check-asan check-tsan ci unit bench demo fuzz install uninstall deps web
 SHIM        := $(BUILD)/tools/connect-eperm.so
 all: $(BUILD)/parkd $(TOOL_BINS) $(SHIM)
 
@@ -83,15 +84,30 @@ $(BUILD)/daemon $(BUILD)/tests $(BUILD)/tools:
 
 unit: $(UNIT_BINS)
 
+# The live map (README, "Live map"): npm packages pinned by web/package-lock.json, bundled by
+# esbuild into $(BUILD)/web. Not part of `all`: the C build needs no node. `npm ci` runs when
+# web/node_modules is missing or older than the lockfile.
+WEB_OUT := $(abspath $(BUILD))/web
+web:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
+	    { echo "make web: node and npm are needed for the live map (sh scripts/deps.sh installs them)" >&2; exit 1; }
+	@if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; then \
+	    echo "make web: npm ci in web/"; \
+	    (cd web && npm ci --no-audit --no-fund) && touch web/node_modules || exit 1; \
+	fi
+	cd web && node build.mjs --outdir $(WEB_OUT)
+
 # The test command of the README: installs what is missing, builds strictly, runs everything.
 check:
 	sh scripts/deps.sh
 	$(MAKE) WERROR=1 all unit
+	$(MAKE) web
 	BUILD=$(BUILD) sh tests/run.sh
 
 check-asan:
 	sh scripts/deps.sh
 	$(MAKE) BUILD=build-asan SANITIZE=1 WERROR=1 OPT='-O1 -g' all unit
+	$(MAKE) BUILD=build-asan web
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
 
 # The tests that exercise the HTTP thread beside the loop, under TSan (the libraries are not
@@ -118,7 +134,7 @@ fuzz:
 
 demo:
 	sh scripts/deps.sh
-	$(MAKE) all
+	$(MAKE) all web
 	BUILD=$(BUILD) sh scripts/demo.sh
 
 install: all

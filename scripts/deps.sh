@@ -7,17 +7,23 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libmosquitto-dev libhiredis-dev libyaml-dev
 libsystemd-dev libjansson-dev libmicrohttpd-dev libcmocka-dev mosquitto mosquitto-clients
 redis-server redis-tools valgrind curl openssl procps python3 python3-jsonschema systemd wrk
-clang-14 libclang-rt-14-dev"
+clang-14 libclang-rt-14-dev nodejs chromium"
 # python3: JSON checks in tests/integration; python3-jsonschema: the FIWARE schema checks of
 # t80; wrk: the HTTP benchmark of `make bench`; systemd: systemd-analyze for the unit checks;
-# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`
+# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`; nodejs (+ npm, below): `make web`,
+# the live map's build; chromium: its browser test (t81, driven by playwright-core from web/)
 
-# Prints the packages of $PKGS that are not fully installed, space-separated.
+# Prints the packages of $PKGS that are not fully installed, space-separated. Debian's nodejs
+# comes without npm (its own package), other builds of the nodejs package bring npm with them and
+# conflict with Debian's: so npm is wanted only when there is no npm command.
 missing_pkgs() {
-    for p in $PKGS; do
-        s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
-        [ "$s" = "install ok installed" ] || printf '%s\n' "$p"
-    done | tr '\n' ' ' | sed 's/ $//'
+    {
+        for p in $PKGS; do
+            s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
+            [ "$s" = "install ok installed" ] || printf '%s\n' "$p"
+        done
+        command -v npm >/dev/null 2>&1 || printf '%s\n' npm
+    } | tr '\n' ' ' | sed 's/ $//'
 }
 
 missing=$(missing_pkgs)
