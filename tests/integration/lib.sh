@@ -12,6 +12,7 @@
 #   RP=parkd:           redis.prefix
 #   NO_SERVERS=1        do not start mosquitto / redis (CLI-only tests)
 #   MOSQ_EXTRA_CONF=... lines appended to mosquitto.conf (e.g. "max_packet_size 65536")
+#   MOSQ_WS=1           also a WebSocket listener on a free loopback port, exported as MQTT_WS_PORT
 #
 # Environment from tests/run.sh: PARKD_TOP, PARKD_BIN, PARKD_TOOLS, BUILD.
 
@@ -228,6 +229,7 @@ start_mosquitto() {
     _try=0
     while [ $_try -lt 3 ]; do
         MQTT_PORT=$(free_port)
+        [ -n "${MOSQ_WS:-}" ] && MQTT_WS_PORT=$(free_port) && export MQTT_WS_PORT
         {
             echo "listener $MQTT_PORT 127.0.0.1"
             echo "allow_anonymous true"
@@ -238,6 +240,7 @@ start_mosquitto() {
             echo "max_queued_messages 10000"
             [ "$(id -u)" = 0 ] && echo "user root"
             [ -n "${MOSQ_EXTRA_CONF:-}" ] && printf '%s\n' "$MOSQ_EXTRA_CONF"
+            [ -n "${MOSQ_WS:-}" ] && printf 'listener %s 127.0.0.1\nprotocol websockets\n' "$MQTT_WS_PORT"
         } >"$T/mosquitto.conf"
         mosquitto -c "$T/mosquitto.conf" >"$T/mosquitto.stderr" 2>&1 &
         MOSQ_PID=$!
