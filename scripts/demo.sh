@@ -6,6 +6,11 @@
 # build/tools/parkd-feed and prints a small live table. Ctrl-C or the end of the replay stops
 # everything and removes the scratch directory.
 #
+# The live map: mosquitto also listens for MQTT over WebSocket, and parkd gets an `http:` section
+# (http.listen on a loopback port, http.map.mqtt_ws_url that listener) and PARKD_WEB_ROOT=build/web
+# (`make web`), so the page and the HTTP API are served at the printed URLs. A parkd without the
+# HTTP server rejects `http:`: the demo then says so and runs without the map.
+#
 # Environment (all optional):
 #   DEMO_RATE=300        replay speed in messages per second (35,717 rows: ~2 minutes at 300)
 #   DEMO_SECONDS=0       stop after this many seconds (0: when the replay ends)
@@ -13,6 +18,7 @@
 #   DEMO_LOTS="..."      lots shown in the table
 #   DEMO_DATA=FILE       CSV to replay (default ../shared/data/birmingham-parking-2016.csv)
 #   DEMO_CONFIG=FILE     parkd config to start from (default config/parkd.yaml)
+#   DEMO_MAP=1           serve the live map and HTTP API (0: do not add an http: section)
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +30,8 @@ data=${DEMO_DATA:-$top/../shared/data/birmingham-parking-2016.csv}
 rate=${DEMO_RATE:-300}
 seconds=${DEMO_SECONDS:-0}
 interval=${DEMO_INTERVAL:-10}
+map=${DEMO_MAP:-1}
+web=$top/$BUILD/web
 lots=${DEMO_LOTS:-"BHMBCCMKT01 BHMNCPHST01 BHMMBMMBX01 Broad_Street Bull_Ring Shopping NIA_South"}
 out=parking/out           # mqtt.output_prefix and redis.prefix as in config/parkd.yaml
 rp=parkd:
@@ -44,6 +52,7 @@ done
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/parkd-demo.XXXXXX") || die "mktemp -d failed"
 mosq_pid='' redis_pid='' parkd_pid='' feed_pid=''
+ws_port='' http_port=''
 
 # stop PID [seconds] — TERM, wait up to the given time, then KILL. Returns the exit status.
 stop() {
@@ -101,12 +110,17 @@ up() {
 start_mosquitto() {
     for _ in 1 2 3 4 5; do
         mqtt_port=$(random_port)
+        ws_port=$(random_port)
+        [ "$ws_port" = "$mqtt_port" ] && continue
         {
             echo "listener $mqtt_port 127.0.0.1"
             echo "allow_anonymous true"
             echo "persistence false"
             echo "max_queued_messages 10000"
             [ "$(id -u)" = 0 ] && echo "user root"
+            # MQTT over WebSocket for the live map (Debian's mosquitto is built with it)
+            echo "listener $ws_port 127.0.0.1"
+            echo "protocol websockets"
         } >"$dir/mosquitto.conf"
         setsid mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
         mosq_pid=$!
@@ -132,9 +146,10 @@ start_redis() {
 }
 
 # Writes config/parkd.yaml with the mqtt and redis sections pointed at our servers (flow or
-# block style, host/port/socket replaced or added), and no metrics listener.
+# block style, host/port/socket replaced or added), no metrics listener, and (with $1 = http) an
+# http section for the map in place of any the file has.
 write_config() {
-    awk -v mp="$mqtt_port" -v rp="$redis_port" '
+    awk -v mp="$mqtt_port" -v rp="$redis_port" -v http="${1:-}" -v hp="$http_port" -v wp="$ws_port" '
         function want(s) { return s == "mqtt" ? "host: 127.0.0.1, port: " mp : \
                                                  "host: 127.0.0.1, port: " rp ", socket: ~" }
         /^[A-Za-z_][A-Za-z0-9_]*:/ {
@@ -147,6 +162,7 @@ write_config() {
                 print; next
             }
             if (sect == "metrics") { gsub(/listen: *[^,}#]*/, "listen: ~") }
+            if (sect == "http") next                           # ours replaces it (below)
             print; next
         }
         (sect == "mqtt" || sect == "redis") && /^[ \t]+[^ \t#]/ {
@@ -159,10 +175,13 @@ write_config() {
             if ($0 ~ /^[ \t]+(host|port|socket):/) next
         }
         sect == "metrics" && /^[ \t]+listen:/ { sub(/listen:.*/, "listen: ~") }
+        sect == "http" && /^[ \t]/ { next }
         { print }
         END {
             if (!seen["mqtt"]) print "mqtt: {" want("mqtt") "}"
             if (!seen["redis"]) print "redis: {" want("redis") "}"
+            if (http == "http")
+                print "http: {listen: \"127.0.0.1:" hp "\", map: {mqtt_ws_url: \"ws://127.0.0.1:" wp "\", tile_url: ~}}"
         }' "$config" >"$dir/parkd.yaml"
 }
 
@@ -191,13 +210,30 @@ counters() {
 
 start_mosquitto
 start_redis
-write_config
+if [ "$map" = 1 ] && [ ! -f "$web/index.html" ]; then
+    say "demo: no live map built in $web (make web needs node and npm); running without it" >&2
+    map=0
+fi
+if [ "$map" = 1 ]; then
+    http_port=$(random_port)
+    while [ "$http_port" = "$mqtt_port" ] || [ "$http_port" = "$ws_port" ] || [ "$http_port" = "$redis_port" ]; do
+        http_port=$(random_port)
+    done
+    write_config http
+    if ! "$parkd" -c "$dir/parkd.yaml" --check >"$dir/check.log" 2>&1 && grep -q '"http"' "$dir/check.log"; then
+        say "demo: this parkd has no HTTP server yet; it rejects the http: section:" >&2
+        say "demo:   $(head -n 1 "$dir/check.log")" >&2
+        say "demo: running without the live map and the HTTP API" >&2
+        map=0
+    fi
+fi
+[ "$map" = 1 ] || write_config
 if ! "$parkd" -c "$dir/parkd.yaml" --check >"$dir/check.log" 2>&1; then
     cat "$dir/check.log" >&2
     die "parkd rejects the demo config (written from $config)"
 fi
 
-setsid "$parkd" -c "$dir/parkd.yaml" >"$dir/parkd.log" 2>&1 &
+PARKD_WEB_ROOT=$web setsid "$parkd" -c "$dir/parkd.yaml" >"$dir/parkd.log" 2>&1 &
 parkd_pid=$!
 status=
 for _ in 1 2 3; do
@@ -219,6 +255,19 @@ Replaying $(basename "$data") at $rate messages/s. In another terminal, watch:
   redis-cli -p $redis_port hgetall ${rp}lot:BHMBCCMKT01
   tail -f $dir/parkd.log
 
+EOF
+if [ "$map" = 1 ]; then
+    cat <<EOF
+The live map (MQTT over WebSocket on 127.0.0.1:$ws_port) and the HTTP API:
+
+  http://127.0.0.1:$http_port/
+  http://127.0.0.1:$http_port/api/public/v3/parking-sites
+  http://127.0.0.1:$http_port/ngsi-ld/v1/entities?type=OffStreetParking&options=keyValues
+  http://127.0.0.1:$http_port/metrics
+
+EOF
+fi
+cat <<EOF
 Ctrl-C stops the demo.
 
 EOF
