@@ -164,8 +164,8 @@ function renderItem(s) {
   const trend = s.trend === null ? '' : ` · ${s.trend > 0 ? '+' : ''}${fmt(s.trend, 1)}/h`;
   s.item.innerHTML = `<span class="free">${esc(label(s))}</span>`
     + `<span class="name">${esc(s.name)}</span>`
-    + (placed(s) ? '' : '<span class="nopos" title="no coordinates configured">no map position</span>')
     + `<div class="meta">${esc(statusText(s))}${esc(trend)}`
+    + (placed(s) ? '' : ' · <span class="nopos" title="no coordinates configured">not on the map</span>')
     + (fin !== null ? ` · <span class="warn">full in ${fin} min</span>` : '') + '</div>';
   s.item.title = s.forecast ? forecastText(s) : '';
 }
