@@ -8,6 +8,7 @@
 //   MAP_PUB_CMD      a shell command that publishes one sensor message
 //   MAP_PUB_LOT      the lot it changes, MAP_PUB_FREE the free count it leads to
 //   MAP_FULL_LOT, MAP_STALE_LOT, MAP_OPEN_LOT   lots whose markers must look different
+//   MAP_FULLIN_LOT, MAP_FULLIN_MIN   a lot whose list item must say "full in N min"
 //   MAP_SCREENSHOT   where to save a PNG of the page
 //   CHROMIUM         the browser (default /usr/bin/chromium); MAP_PROFILE a fresh profile dir
 import { chromium } from 'playwright-core';
@@ -123,6 +124,18 @@ try {
       'rows>0 and a range', pop && pop.rows > 0 && /\d+–\d+/.test(pop.text) ? 'rows>0 and a range' : JSON.stringify(pop));
     await page.keyboard.press('Escape');
     await page.evaluate(() => window.parkdMap && document.querySelector('.leaflet-popup-close-button')?.click());
+  }
+
+  // "full in N min" from full_at vs the availability's ts
+  if (env.MAP_FULLIN_LOT) {
+    const want = `full in ${env.MAP_FULLIN_MIN} min`;
+    const got = await page.waitForFunction(([id, w]) => {
+      const li = document.querySelector(`#lots li[data-lot="${CSS.escape(id)}"]`);
+      return li && li.textContent.includes(w) ? w : false;
+    }, [env.MAP_FULLIN_LOT, want], { timeout: 5000 }).then((h) => h.jsonValue(), async () => page.evaluate(
+      (id) => document.querySelector(`#lots li[data-lot="${CSS.escape(id)}"]`)?.textContent ?? 'not shown',
+      env.MAP_FULLIN_LOT));
+    check(`${env.MAP_FULLIN_LOT}: shows "${want}" (forecast full_at minus availability ts)`, want, got);
   }
 
   // a live change: publish a sensor message, the shown free count follows within 1 s
