@@ -7,15 +7,18 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libmosquitto-dev libhiredis-dev libyaml-dev
 libsystemd-dev libjansson-dev libmicrohttpd-dev libcmocka-dev mosquitto mosquitto-clients
 redis-server redis-tools valgrind curl openssl procps python3 python3-jsonschema systemd wrk
-clang-14 libclang-rt-14-dev nodejs chromium"
+clang-14 libclang-rt-14-dev"
 # python3: JSON checks in tests/integration; python3-jsonschema: the FIWARE schema checks of
 # t80; wrk: the HTTP benchmark of `make bench`; systemd: systemd-analyze for the unit checks;
-# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`; nodejs (+ npm, below): `make web`,
-# the live map's build; chromium: its browser test (t81, driven by playwright-core from web/)
+# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`
+
+# The live map: nodejs (and npm, see missing_pkgs) for `make web`, chromium for its browser
+# test (t81, driven by playwright-core from web/node_modules).
+PKGS="$PKGS nodejs chromium"
 
 # Prints the packages of $PKGS that are not fully installed, space-separated. Debian's nodejs
-# comes without npm (its own package), other builds of the nodejs package bring npm with them and
-# conflict with Debian's: so npm is wanted only when there is no npm command.
+# comes without npm (its own package); other builds of the nodejs package bring npm with them and
+# conflict with Debian's: so the npm package is wanted only when there is no npm command.
 missing_pkgs() {
     {
         for p in $PKGS; do
