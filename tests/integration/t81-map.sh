@@ -10,6 +10,7 @@
 # are printed as SKIP lines, not PASS: only a real failure of the page is a FAIL there.
 #
 # MAP_SHOT=FILE also copies the screenshot there (docs/map.png for the README).
+# shellcheck disable=SC2034  # read by lib.sh
 MOSQ_WS=1
 . "$(dirname "$0")/lib.sh"
 
