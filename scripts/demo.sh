@@ -146,8 +146,8 @@ start_redis() {
 }
 
 # Writes config/parkd.yaml with the mqtt and redis sections pointed at our servers (flow or
-# block style, host/port/socket replaced or added), no metrics listener, and (with $1 = http) an
-# http section for the map in place of any the file has.
+# block style, host/port/socket replaced or added), no metrics listener, and no http section of
+# the file's: with $1 = http, ours for the map (loopback ports) instead.
 write_config() {
     awk -v mp="$mqtt_port" -v rp="$redis_port" -v http="${1:-}" -v hp="$http_port" -v wp="$ws_port" '
         function want(s) { return s == "mqtt" ? "host: 127.0.0.1, port: " mp : \
