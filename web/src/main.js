@@ -124,21 +124,34 @@ function setData(el, s) {
   el.setAttribute('data-stale', s.stale ? 'true' : 'false');
 }
 
+// The free/capacity label beside a marker is a divIcon whose text is set directly: Leaflet's
+// permanent tooltips measure themselves on each change, which with thousands of lots stalls the
+// page for seconds.
 function renderMarker(s) {
   if (!placed(s)) {
-    if (s.marker) { markersLayer.removeLayer(s.marker); s.marker = null; }
+    if (s.marker) {
+      markersLayer.removeLayer(s.marker);
+      markersLayer.removeLayer(s.label);
+      s.marker = null; s.label = null; s.labelEl = null;
+    }
     return;
   }
   if (!s.marker) {
     s.marker = L.circleMarker([s.lat, s.lon], { radius: 11, ...markerStyle(s) });
-    s.marker.bindTooltip('', {
-      permanent: true, direction: 'right', offset: [10, 0], className: 'lot-label',
-    });
-    s.marker.bindPopup('');
+    s.marker.bindPopup(() => detailsHtml(s));
     s.marker.addTo(markersLayer);
+    s.label = L.marker([s.lat, s.lon], {
+      icon: L.divIcon({
+        className: 'lot-label', iconSize: null, iconAnchor: [-14, 9],
+        html: `<span class="lot-text" data-lot="${esc(s.id)}"></span>`,
+      }),
+      interactive: false, keyboard: false,
+    }).addTo(markersLayer);
+    s.labelEl = s.label.getElement().firstChild;
     scheduleFit();
   } else {
     s.marker.setLatLng([s.lat, s.lon]);
+    s.label.setLatLng([s.lat, s.lon]);
     s.marker.setStyle(markerStyle(s));
   }
   const el = s.marker.getElement();
@@ -146,8 +159,8 @@ function renderMarker(s) {
     setData(el, s);
     el.setAttribute('class', `lot-marker leaflet-interactive status-${s.status}${s.stale ? ' stale' : ''}`);
   }
-  s.marker.setTooltipContent(`<span class="lot-text" data-lot="${esc(s.id)}">${esc(label(s))}</span>`);
-  s.marker.setPopupContent(detailsHtml(s));
+  s.labelEl.textContent = label(s);
+  if (s.marker.isPopupOpen()) s.marker.setPopupContent(detailsHtml(s));
 }
 
 function renderItem(s) {
@@ -177,24 +190,59 @@ function forecastText(s) {
 
 function sortKey(s) { return `${String(s.name).toLowerCase()}\u0000${s.id}`; }
 
-function insertSorted(s) {
-  const list = $('lots');
-  const key = sortKey(s);
-  s.sortKey = key;
-  for (const li of list.children) {
-    const other = lots.get(li.getAttribute('data-lot'));
-    if (other && other.sortKey > key) { list.insertBefore(s.item, li); return; }
+// The list in name order: `order` mirrors #lots, found by binary search (a city has thousands).
+const order = [];
+function orderIndex(key) {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (order[mid].sortKey < key) lo = mid + 1; else hi = mid;
   }
-  list.appendChild(s.item);
+  return lo;
 }
 
+function insertSorted(s) {
+  s.sortKey = sortKey(s);
+  const i = orderIndex(s.sortKey);
+  $('lots').insertBefore(s.item, i < order.length ? order[i].item : null);
+  order.splice(i, 0, s);
+}
+
+function removeSorted(s) {
+  const i = orderIndex(s.sortKey);
+  if (order[i] === s) order.splice(i, 1);
+  s.item.remove();
+  s.item = null;
+}
+
+let noCoordsTimer = null;
+function updateNoCoords() {
+  if (noCoordsTimer) return;
+  noCoordsTimer = setTimeout(() => {
+    noCoordsTimer = null;
+    $('nocoords').hidden = !order.some((x) => !placed(x));
+  }, 100);
+}
+
+// Changes are drawn in batches: the retained messages of every lot arrive at once on connect.
+const dirty = new Set();
+let flushTimer = null;
 function render(s) {
-  // a name change moves the item
-  if (s.item && s.sortKey !== sortKey(s)) { s.item.remove(); s.item = null; }
-  renderItem(s);
-  renderMarker(s);
-  const unplaced = [...lots.values()].some((x) => !placed(x));
-  $('nocoords').hidden = !unplaced;
+  dirty.add(s);
+  if (!flushTimer) flushTimer = setTimeout(flush, 20);
+}
+
+function flush() {
+  flushTimer = null;
+  for (const s of dirty) {
+    // a name change moves the item
+    if (s.item && s.sortKey !== sortKey(s)) removeSorted(s);
+    renderItem(s);
+    renderMarker(s);
+  }
+  dirty.clear();
+  updateNoCoords();
 }
 
 let fitTimer = null;
@@ -306,8 +354,11 @@ function connect(cfg) {
   setConn('connecting', `connecting to ${cfg.mqtt_ws_url}`);
   client.on('connect', () => {
     setConn('connected', 'live');
+    // the broker sends the retained messages in this order: each lot's availability first, so
+    // the list fills at once; the summary (coordinates) can be large, and mosquitto 2.0's
+    // WebSocket listener sends a large message slowly (README, "Live map")
     client.subscribe([
-      `${prefix}/summary`, `${prefix}/summary/+`, `${prefix}/+/availability`, `${prefix}/+/forecast`,
+      `${prefix}/+/availability`, `${prefix}/+/forecast`, `${prefix}/summary`, `${prefix}/summary/+`,
     ], { qos: 0 });
   });
   client.on('reconnect', () => setConn('connecting', 'reconnecting…'));
