@@ -214,6 +214,7 @@ static const cfg_key cfg_lot_keys[] = {
     DBL(L, "lat", 0, -90, 90, NULL, lat),
     DBL(L, "lon", 0, -180, 180, NULL, lon),
     DUR(L, "stale_after", 0, 1, MS_YEAR, NULL, stale_after_ms),
+    DUR(L, "bay_stale_after", 0, 1, MS_YEAR, NULL, bay_stale_after_ms),
     DBL(L, "almost_full", CFG_F_MIN_EXCL, 0, 1, NULL, almost_full),
     DBL(L, "hysteresis", CFG_F_MAX_EXCL, 0, 1, NULL, hysteresis),
 };
@@ -1095,6 +1096,17 @@ static void cfg_lot_thresholds(cfg_parser *p, size_t i, cfg_lot *lot, const cfg_
                  lot->almost_full, af->key ? "" : " (from defaults)");
 }
 
+/* A bay's silence only means something where bays report: elsewhere the key is a mistake. */
+static void cfg_lot_bay_stale(cfg_parser *p, size_t i, const cfg_lot *lot, const cfg_seen *seen)
+{
+    const cfg_seen *bs = &seen[cfg_lot_index("bay_stale_after")];
+    const cfg_seen *src = &seen[cfg_lot_index("source")];
+    if (!bs->key || !src->key || src->bad || lot->source == CFG_SOURCE_BAYS)
+        return;
+    cfg_error_at(p, bs->key, "lots[%zu]: bay_stale_after needs source bays, not %s", i,
+                 cfg_source_name(lot->source));
+}
+
 static void cfg_load_lot(cfg_parser *p, size_t i, yaml_node_t *map, yaml_node_t **id_node)
 {
     cfg_lot *lot = &p->cfg->lots[i];
@@ -1108,6 +1120,7 @@ static void cfg_load_lot(cfg_parser *p, size_t i, yaml_node_t *map, yaml_node_t 
     cfg_lot_required(p, i, map, seen);
     cfg_lot_position(p, i, lot, seen);
     cfg_lot_thresholds(p, i, lot, seen);
+    cfg_lot_bay_stale(p, i, lot, seen);
     if (!lot->name && lot->id)
         lot->name = util_xstrdup(lot->id);
     *id_node = lot->id ? seen[cfg_lot_index("id")].value : NULL;

@@ -38,6 +38,7 @@ typedef struct cfg_lot {
     bool has_position;        /* lat and lon given (both or neither) */
     double lat, lon;
     int64_t stale_after_ms;   /* per lot, else defaults.stale_after */
+    int64_t bay_stale_after_ms; /* bays lots only; 0: off */
     double almost_full;       /* in (0, 1] */
     double hysteresis;        /* in [0, almost_full) */
 } cfg_lot;

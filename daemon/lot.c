@@ -33,6 +33,7 @@ static void lot_copy_config(lot *l, const cfg_lot *cfg, int64_t tau_ms)
     l->lat = cfg->lat;
     l->lon = cfg->lon;
     l->stale_after_ms = cfg->stale_after_ms;
+    l->bay_stale_after_ms = cfg->bay_stale_after_ms;
     l->almost_full = cfg->almost_full;
     l->hysteresis = cfg->hysteresis;
     l->tau_ms = tau_ms;
@@ -66,6 +67,7 @@ void lot_free(lot *l)
     map_foreach(l->gates, lot_free_entry, NULL);
     map_free(l->gates);
     free(l->dirty_bays);
+    free(l->heap);
     free(l->dirty_gates);
     free(l->name);
     free(l->id);
@@ -74,9 +76,26 @@ void lot_free(lot *l)
 
 /* ---- derived values ---- */
 
+bool lot_tracks_unknown(const lot *l)
+{
+    return l->source == CFG_SOURCE_BAYS && l->bay_stale_after_ms > 0;
+}
+
 int64_t lot_free_spaces(const lot *l)
 {
-    return l->capacity - l->occupied;
+    /* occupied only counts known bays, so the sum stays within capacity; the clamp is cheap
+     * insurance against a capacity lowered below it by a reload. */
+    int64_t n = l->capacity - l->occupied - l->unknown;
+    return n < 0 ? 0 : n;
+}
+
+/* The share of capacity not free: occupancy, plus the unknown bays, which status must not offer
+ * as free either. */
+static double lot_used_fraction(const lot *l)
+{
+    if (l->capacity <= 0)
+        return 0.0;
+    return (double)(l->capacity - lot_free_spaces(l)) / (double)l->capacity;
 }
 
 double lot_occupancy(const lot *l)
@@ -123,7 +142,7 @@ static enum lot_status lot_next_status(const lot *l)
     /* Leaving full passes through the almost_full rule as if the lot were almost full, so a lot
      * that empties slowly shows almost_full before open. */
     bool was_almost_full = l->status == LOT_STATUS_FULL || l->status == LOT_STATUS_ALMOST_FULL;
-    double occupancy = lot_occupancy(l);
+    double occupancy = lot_used_fraction(l);
     if (occupancy >= l->almost_full - LOT_OCCUPANCY_EPSILON)
         return LOT_STATUS_ALMOST_FULL;
     if (was_almost_full && occupancy >= l->almost_full - l->hysteresis - LOT_OCCUPANCY_EPSILON)
@@ -198,6 +217,95 @@ static lot_bay *lot_find_bay(const lot *l, const char *id)
     return map_get(l->bays, id, strlen(id));
 }
 
+/* ---- known bays by last-seen time ----
+ * A min-heap on ts_ms holds every known bay, so the bays that bay_stale_after expires are always
+ * at its top: a sweep costs O(1) when none expired and O(log n) per expiring bay, and a bay event
+ * O(log n), instead of a scan of all bays. It is kept with the feature off too, so switching it on
+ * by a reload needs no rebuild. */
+
+static void lot_heap_set(lot *l, size_t i, lot_bay *b)
+{
+    l->heap[i] = b;
+    b->heap_pos = i;
+}
+
+static void lot_heap_up(lot *l, size_t i)
+{
+    lot_bay *b = l->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (l->heap[parent]->ts_ms <= b->ts_ms)
+            break;
+        lot_heap_set(l, i, l->heap[parent]);
+        i = parent;
+    }
+    lot_heap_set(l, i, b);
+}
+
+static void lot_heap_down(lot *l, size_t i)
+{
+    lot_bay *b = l->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= l->n_heap)
+            break;
+        if (child + 1 < l->n_heap && l->heap[child + 1]->ts_ms < l->heap[child]->ts_ms)
+            child++;
+        if (b->ts_ms <= l->heap[child]->ts_ms)
+            break;
+        lot_heap_set(l, i, l->heap[child]);
+        i = child;
+    }
+    lot_heap_set(l, i, b);
+}
+
+/* After B's ts_ms changed (either way: a restore may set an older one). */
+static void lot_heap_fix(lot *l, lot_bay *b)
+{
+    lot_heap_up(l, b->heap_pos);
+    lot_heap_down(l, b->heap_pos);
+}
+
+static void lot_heap_push(lot *l, lot_bay *b)
+{
+    void *array = l->heap;
+    util_grow(&array, &l->cap_heap, l->n_heap + 1, sizeof *l->heap);
+    l->heap = array;
+    lot_heap_set(l, l->n_heap++, b);
+    lot_heap_up(l, b->heap_pos);
+}
+
+static lot_bay *lot_heap_pop(lot *l)
+{
+    lot_bay *top = l->heap[0];
+    if (--l->n_heap > 0) {
+        lot_heap_set(l, 0, l->heap[l->n_heap]);
+        lot_heap_down(l, 0);
+    }
+    return top;
+}
+
+/* ---- bays ---- */
+
+/* Known -> unknown: its last state stays (it is still stored) but counts for nothing. */
+static void lot_bay_forget(lot *l, lot_bay *b)
+{
+    b->unknown = true;
+    l->unknown++;
+    if (b->occupied)
+        l->bays_occupied--;
+}
+
+/* Unknown -> known, with the state and ts already set. */
+static void lot_bay_recall(lot *l, lot_bay *b)
+{
+    b->unknown = false;
+    l->unknown--;
+    if (b->occupied)
+        l->bays_occupied++;
+    lot_heap_push(l, b);
+}
+
 static lot_bay *lot_add_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
 {
     lot_bay *b = util_xcalloc(1, sizeof *b);
@@ -207,15 +315,23 @@ static lot_bay *lot_add_bay(lot *l, const char *id, bool occupied, int64_t ts_ms
     map_put(l->bays, b->id, strlen(b->id), b);
     if (occupied)
         l->bays_occupied++;
+    lot_heap_push(l, b);
     return b;
 }
 
 static void lot_set_bay(lot *l, lot_bay *b, bool occupied, int64_t ts_ms)
 {
+    if (b->unknown) {
+        b->occupied = occupied;
+        b->ts_ms = ts_ms;
+        lot_bay_recall(l, b);
+        return;
+    }
     if (b->occupied != occupied)
         l->bays_occupied += occupied ? 1 : -1;
     b->occupied = occupied;
     b->ts_ms = ts_ms;
+    lot_heap_fix(l, b);
 }
 
 static lot_gate *lot_find_gate(const lot *l, const char *id)
@@ -297,13 +413,15 @@ static lot_outcome lot_apply_bay(lot *l, const char *id, const pl_event *ev, int
         out.result = LOT_IGNORED_OLD;
         out.lag_ms = b->ts_ms - ts_ms;
         return out;
-    } else if (b->occupied == ev->occupied) {
+    } else if (b->occupied == ev->occupied && !b->unknown) {
+        /* (A repeat from an unknown bay is a change: the bay counts again.) */
         out.result = LOT_UNCHANGED;
         if (ts_ms > b->ts_ms) {
             /* A newer confirmation of the state: an event older than it must now be ignored
              * (else a redelivered repeat could flip the bay back), after a restart too, so the
              * bay's time advances and is stored. */
             b->ts_ms = ts_ms;
+            lot_heap_fix(l, b);
             lot_mark_bay_dirty(l, b);
         }
         lot_after_unchanged(l, ts_ms);
@@ -417,13 +535,40 @@ lot_outcome lot_apply(lot *l, const pl_topic *topic, const pl_event *ev, int64_t
     return lot_rejected(PL_WRONG_KIND);
 }
 
+/* Whether TS_MS is more than AFTER_MS behind CLOCK_MS. Unsigned difference: defined for any two
+ * int64 values, exact when clock_ms > ts_ms. */
+static bool lot_expired(int64_t ts_ms, int64_t clock_ms, int64_t after_ms)
+{
+    return clock_ms > ts_ms && (uint64_t)clock_ms - (uint64_t)ts_ms > (uint64_t)after_ms;
+}
+
+/* Moves the bays silent longer than bay_stale_after to unknown; true when any did. */
+static bool lot_update_unknown(lot *l, int64_t clock_ms)
+{
+    if (l->bay_stale_after_ms <= 0)
+        return false;
+    bool changed = false;
+    while (l->n_heap > 0 && lot_expired(l->heap[0]->ts_ms, clock_ms, l->bay_stale_after_ms)) {
+        lot_bay_forget(l, lot_heap_pop(l));
+        changed = true;
+    }
+    if (!changed)
+        return false;
+    bool clamped;
+    l->occupied = lot_clamp(l, l->bays_occupied, &clamped);
+    /* no event made this change: hold the smoothing rather than invent an event time */
+    lot_hold_free(l);
+    l->status = lot_next_status(l);
+    l->dirty = true;
+    return true;
+}
+
 bool lot_update_stale(lot *l, int64_t clock_ms)
 {
-    /* Unsigned difference: defined for any two int64 values, exact when clock_ms > ts_ms. */
-    bool stale = l->has_data && clock_ms > l->ts_ms &&
-                 (uint64_t)clock_ms - (uint64_t)l->ts_ms > (uint64_t)l->stale_after_ms;
+    bool bays_changed = lot_update_unknown(l, clock_ms);
+    bool stale = l->has_data && lot_expired(l->ts_ms, clock_ms, l->stale_after_ms);
     if (stale == l->stale)
-        return false;
+        return bays_changed;
     l->stale = stale;
     l->dirty = true;
     return true;
@@ -438,9 +583,21 @@ static void lot_reclamp(lot *l)
     l->occupied = lot_clamp(l, from_bays ? l->bays_occupied : l->occupied, &clamped);
 }
 
+static void lot_recall_entry(void *ctx, void *value)
+{
+    lot_bay *b = value;
+    if (b->unknown)
+        lot_bay_recall(ctx, b);
+}
+
 void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms)
 {
+    int64_t old_bay_stale_after_ms = l->bay_stale_after_ms;
     lot_copy_config(l, cfg, tau_ms);
+    /* Changed (or off): every bay counts by its last state again, once, O(n); the next
+     * lot_update_stale expires what the new duration expires. */
+    if (l->bay_stale_after_ms != old_bay_stale_after_ms && l->unknown > 0)
+        map_foreach(l->bays, lot_recall_entry, l);
     lot_reclamp(l);
     lot_hold_free(l);
     l->status = lot_next_status(l);

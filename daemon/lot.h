@@ -15,8 +15,10 @@ enum lot_status { LOT_STATUS_UNKNOWN, LOT_STATUS_OPEN, LOT_STATUS_ALMOST_FULL, L
 
 typedef struct lot_bay {
     int64_t ts_ms;          /* event time of the applied state */
-    bool occupied;
+    bool occupied;          /* the last state heard, also while unknown */
+    bool unknown;           /* silent longer than bay_stale_after: neither free nor occupied */
     bool dirty;             /* changed since the last lot_clear_dirty */
+    size_t heap_pos;        /* index in lot.heap while known */
     char id[PL_ID_MAX + 1];
 } lot_bay;
 
@@ -54,6 +56,7 @@ typedef struct lot {
     bool has_position;
     double lat, lon;
     int64_t stale_after_ms;
+    int64_t bay_stale_after_ms; /* 0: off */
     double almost_full, hysteresis;
     int64_t tau_ms;
 
@@ -64,13 +67,16 @@ typedef struct lot {
     int64_t count_ts_ms;        /* event time of the last applied count; INT64_MIN when none */
     int64_t count_value;        /* that count message's number, -1 when unknown (SPEC §3: the */
     bool count_is_free;         /* same ts and value again is a redelivery), and its kind */
-    int64_t bays_occupied;      /* source bays: number of bays whose state is occupied */
+    int64_t bays_occupied;      /* source bays: number of known bays whose state is occupied */
+    int64_t unknown;            /* source bays: number of unknown bays (bay_stale_after) */
     enum lot_status status;
     bool stale;
     sm_state smooth;            /* of free spaces */
 
     map *bays;                  /* id -> lot_bay (owned) */
     map *gates;                 /* id -> lot_gate (owned) */
+    lot_bay **heap;             /* known bays, a min-heap on ts_ms (owned array, bays not) */
+    size_t n_heap, cap_heap;
     lot_bay **dirty_bays;       /* bays with dirty set, n_dirty_bays of them (owned array) */
     size_t n_dirty_bays, cap_dirty_bays;
     lot_gate **dirty_gates;
@@ -98,10 +104,15 @@ void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms);
 lot_outcome lot_apply(lot *l, const pl_topic *topic, const pl_event *ev, int64_t ts_ms,
                       int64_t max_bays);
 
-/* Re-evaluates `stale` against the event clock CLOCK_MS; true when it changed (marks dirty). */
+/* Re-evaluates `stale` and, with bay_stale_after, which bays are unknown, against the event clock
+ * CLOCK_MS; true when anything changed (marks dirty). Cost: O(1) when no bay expired, else
+ * O(k log n) for k bays expiring out of n. */
 bool lot_update_stale(lot *l, int64_t clock_ms);
 
-int64_t lot_free_spaces(const lot *l);       /* capacity - occupied */
+/* Whether the lot counts unknown bays (a bays lot with bay_stale_after): then, and only then, the
+ * outputs carry `unknown`, so those of every other lot stay as they were. */
+bool lot_tracks_unknown(const lot *l);
+int64_t lot_free_spaces(const lot *l);       /* capacity - occupied - unknown, at least 0 */
 double lot_occupancy(const lot *l);          /* occupied / capacity */
 const char *lot_status_name(enum lot_status status);  /* "unknown", "open", "almost_full", "full" */
 int lot_status_parse(const char *s, enum lot_status *out); /* 0 or -1 */
