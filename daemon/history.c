@@ -66,6 +66,8 @@ bool hist_take(hist_state *h, const lot *l, int64_t interval_ms, hist_entry *e)
     e->occupied = l->occupied;
     e->free = lot_free_spaces(l);
     e->free_smoothed = l->smooth.smoothed;
+    e->has_unknown = lot_tracks_unknown(l);
+    e->unknown = l->unknown;
     return true;
 }
 

@@ -28,13 +28,16 @@ void hist_init(hist_state *h);
 bool hist_next_id(hist_state *h, int64_t ts_ms, int status, int64_t interval_ms, int64_t *ms,
                   uint64_t *seq);
 
-/* One entry of the stream: id MS-SEQ, fields occupied, free, free_smoothed. */
+/* One entry of the stream: id MS-SEQ, fields occupied, free, free_smoothed, and unknown when the
+ * lot counts unknown bays. */
 typedef struct hist_entry {
     int64_t ms;
     uint64_t seq;
     int64_t occupied;
     int64_t free;
     double free_smoothed;
+    bool has_unknown;
+    int64_t unknown;
 } hist_entry;
 
 /* L's entry now, into *E, if hist_next_id says one is due (L has data). Returns true when it

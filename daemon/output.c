@@ -35,7 +35,7 @@ size_t out_format_availability(const lot *l, const char *name_json, char *buf, s
     if (!name_json)
         name_json = "null";
     char ts[40] = "null", occupied[32] = "null", free_s[32] = "null", smoothed[40] = "null",
-         occupancy[40] = "null", trend[40] = "null";
+         occupancy[40] = "null", trend[40] = "null", unknown[48] = "";
     if (l->has_data) {
         ts[0] = '"';
         size_t n = pl_format_time(l->ts_ms, ts + 1, sizeof ts - 2);
@@ -47,11 +47,17 @@ size_t out_format_availability(const lot *l, const char *name_json, char *buf, s
         out_fmt_double(occupancy, sizeof occupancy, "%.3f", lot_occupancy(l));
         out_fmt_double(trend, sizeof trend, "%.1f", sm_trend_per_hour(&l->smooth));
     }
+    if (lot_tracks_unknown(l)) {
+        if (l->has_data)
+            snprintf(unknown, sizeof unknown, ",\"unknown\":%" PRId64, l->unknown);
+        else
+            snprintf(unknown, sizeof unknown, ",\"unknown\":null");
+    }
     int n = snprintf(buf, size,
                      "{\"lot\":\"%s\",\"name\":%s,\"ts\":%s,\"capacity\":%" PRId64
-                     ",\"occupied\":%s,\"free\":%s,\"free_smoothed\":%s,\"occupancy\":%s,"
+                     ",\"occupied\":%s,\"free\":%s%s,\"free_smoothed\":%s,\"occupancy\":%s,"
                      "\"trend_per_hour\":%s,\"status\":\"%s\",\"stale\":%s}",
-                     l->id, name_json, ts, l->capacity, occupied, free_s, smoothed, occupancy,
+                     l->id, name_json, ts, l->capacity, occupied, free_s, unknown, smoothed, occupancy,
                      trend, lot_status_name(l->status), l->stale ? "true" : "false");
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }

@@ -733,6 +733,10 @@ static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wal
     if (l->has_data) store_arg_i64(&a, l->occupied); else store_arg_str(&a, "");
     store_arg_str(&a, "free");
     if (l->has_data) store_arg_i64(&a, lot_free_spaces(l)); else store_arg_str(&a, "");
+    if (lot_tracks_unknown(l)) {
+        store_arg_str(&a, "unknown");
+        if (l->has_data) store_arg_i64(&a, l->unknown); else store_arg_str(&a, "");
+    }
     store_arg_str(&a, "free_smoothed");
     if (l->has_data) store_arg_fmt(&a, "%.1f", l->smooth.smoothed); else store_arg_str(&a, "");
     store_arg_str(&a, "occupancy");
@@ -947,6 +951,10 @@ void store_batch_history(store *s, const char *lot_id, const hist_entry *e)
     store_arg_i64(&a, e->free);
     store_arg_str(&a, "free_smoothed");
     store_arg_fmt(&a, "%.1f", e->free_smoothed);
+    if (e->has_unknown) {
+        store_arg_str(&a, "unknown");
+        store_arg_i64(&a, e->unknown);
+    }
     store_send(s, &a);
 }
 
