@@ -5,12 +5,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "lot.h"
 
 #define TAU 300000
-#define HOUR 3600000
+#define HOUR INT64_C(3600000)
 #define MAX_BAYS 10000
 
 static char lot_id[] = "BHMBCCMKT01";
@@ -852,6 +853,176 @@ static void test_smoothing_fed_with_free(void **state)
     lot_free(l);
 }
 
+/* ---- unknown bays (bay_stale_after) ---- */
+
+static lot *make_unknown_lot(int64_t capacity, int64_t bay_stale_after_ms)
+{
+    cfg_lot cfg = make_cfg(capacity, CFG_SOURCE_BAYS);
+    cfg.stale_after_ms = 100 * HOUR;     /* keep lot staleness out of the way */
+    cfg.bay_stale_after_ms = bay_stale_after_ms;
+    return lot_new(&cfg, TAU);
+}
+
+static void assert_counts(const lot *l, int64_t occupied, int64_t unknown, int64_t free_spaces)
+{
+    assert_int_equal(l->occupied, occupied);
+    assert_int_equal(l->unknown, unknown);
+    assert_int_equal(lot_free_spaces(l), free_spaces);
+}
+
+static void test_unknown_bays_expire_on_the_clock(void **state)
+{
+    lot *l = make_unknown_lot(10, HOUR);
+    assert_true(lot_tracks_unknown(l));
+    bay(l, "a", true, 0);
+    bay(l, "b", false, 0);
+    bay(l, "c", true, HOUR / 2);
+    assert_counts(l, 2, 0, 8);
+    lot_clear_dirty(l);
+    /* exactly bay_stale_after old is still known, as with stale_after */
+    assert_false(lot_update_stale(l, HOUR));
+    assert_false(l->dirty);
+    assert_true(lot_update_stale(l, HOUR + 1));
+    assert_true(l->dirty);
+    assert_true(find_bay(l, "a")->unknown);
+    assert_true(find_bay(l, "b")->unknown);
+    assert_false(find_bay(l, "c")->unknown);
+    assert_counts(l, 1, 2, 7);
+    assert_false(lot_update_stale(l, HOUR + 2));
+    assert_true(lot_update_stale(l, HOUR + HOUR / 2 + 1));
+    assert_counts(l, 0, 3, 7);
+    /* the last state stays, for :bays */
+    assert_true(find_bay(l, "a")->occupied);
+    lot_free(l);
+}
+
+static void test_unknown_bay_comes_back(void **state)
+{
+    lot *l = make_unknown_lot(10, HOUR);
+    bay(l, "a", true, 0);
+    bay(l, "b", false, 0);
+    assert_true(lot_update_stale(l, 2 * HOUR));
+    assert_counts(l, 0, 2, 8);
+    lot_clear_dirty(l);
+    /* a heartbeat repeating the state is a change of the counts */
+    assert_int_equal(bay(l, "a", true, 2 * HOUR).result, LOT_APPLIED);
+    assert_true(l->dirty);
+    assert_false(find_bay(l, "a")->unknown);
+    assert_counts(l, 1, 1, 8);
+    /* a new state too */
+    assert_int_equal(bay(l, "b", true, 2 * HOUR).result, LOT_APPLIED);
+    assert_counts(l, 2, 0, 8);
+    /* and an older event than the last one stays ignored, also for an unknown bay */
+    assert_true(lot_update_stale(l, 4 * HOUR));
+    assert_int_equal(bay(l, "a", false, HOUR).result, LOT_IGNORED_OLD);
+    assert_counts(l, 0, 2, 8);
+    /* a repeat from a known bay is still only a repeat */
+    assert_int_equal(bay(l, "a", true, 4 * HOUR).result, LOT_APPLIED);
+    assert_int_equal(bay(l, "a", true, 4 * HOUR + 1).result, LOT_UNCHANGED);
+    /* it moved the bay's time: it expires an hour after the repeat, not after the first */
+    assert_false(lot_update_stale(l, 5 * HOUR + 1));     /* b expired before; a not yet */
+    assert_false(find_bay(l, "a")->unknown);
+    assert_true(lot_update_stale(l, 5 * HOUR + 2));
+    assert_true(find_bay(l, "a")->unknown);
+    lot_free(l);
+}
+
+static void test_unknown_off_by_default(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    assert_false(lot_tracks_unknown(l));
+    bay(l, "a", true, 0);
+    lot_update_stale(l, 1000 * HOUR);
+    assert_counts(l, 1, 0, 9);
+    lot_free(l);
+}
+
+static void test_unknown_status_uses_free(void **state)
+{
+    lot *l = make_unknown_lot(10, HOUR);
+    char id[8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "b%d", i);
+        bay(l, id, false, i < 9 ? 0 : HOUR);
+    }
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    lot_update_stale(l, HOUR + 1);     /* 9 unknown, one free */
+    assert_counts(l, 0, 9, 1);
+    assert_int_equal(l->status, LOT_STATUS_ALMOST_FULL);
+    lot_update_stale(l, 2 * HOUR + 1);
+    assert_counts(l, 0, 10, 0);
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    lot_free(l);
+}
+
+static void test_unknown_reload(void **state)
+{
+    lot *l = make_unknown_lot(10, HOUR);
+    bay(l, "a", true, 0);
+    bay(l, "b", true, 2 * HOUR);
+    lot_update_stale(l, 2 * HOUR);
+    assert_counts(l, 1, 1, 8);
+    cfg_lot cfg = make_cfg(10, CFG_SOURCE_BAYS);
+    cfg.stale_after_ms = 100 * HOUR;
+    lot_configure(l, &cfg, TAU);        /* off: every bay counts again */
+    assert_false(lot_tracks_unknown(l));
+    assert_counts(l, 2, 0, 8);
+    assert_false(lot_update_stale(l, 10 * HOUR));
+    cfg.bay_stale_after_ms = 3 * HOUR;  /* on again, longer: applies at the next sweep */
+    lot_configure(l, &cfg, TAU);
+    assert_true(lot_update_stale(l, 4 * HOUR));
+    assert_counts(l, 1, 1, 8);
+    cfg.bay_stale_after_ms = 30 * HOUR; /* longer than a's silence: a is known again */
+    lot_configure(l, &cfg, TAU);
+    assert_false(lot_update_stale(l, 4 * HOUR));
+    assert_counts(l, 2, 0, 8);
+    lot_free(l);
+}
+
+static void test_unknown_after_restore(void **state)
+{
+    lot *l = make_unknown_lot(10, HOUR);
+    lot_restore_bay(l, "a", true, 0);
+    lot_restore_bay(l, "b", false, 0);
+    lot_restore_bay(l, "c", true, 2 * HOUR);
+    lot_restore_state(l, 2, 2 * HOUR, INT64_MIN, LOT_STATUS_OPEN, NULL);
+    assert_true(lot_update_stale(l, 2 * HOUR));
+    assert_counts(l, 1, 2, 7);
+    lot_free(l);
+}
+
+/* Bays seen in any order expire exactly as a scan of all of them would say. */
+static void test_unknown_heap_matches_scan(void **state)
+{
+    enum { N = 200 };
+    lot *l = make_unknown_lot(N, HOUR);
+    int64_t ts[N];
+    uint32_t seed = 12345;
+    char id[8];
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1103515245u + 12345u;
+        ts[i] = (int64_t)(seed >> 8) % (5 * HOUR);
+        snprintf(id, sizeof id, "b%d", i);
+        bay(l, id, i % 3 == 0, ts[i]);
+    }
+    for (int i = 0; i < N; i += 7) {   /* some move forward later */
+        ts[i] += HOUR;
+        snprintf(id, sizeof id, "b%d", i);
+        bay(l, id, i % 3 == 0, ts[i]);
+    }
+    for (int64_t clock = 0; clock <= 7 * HOUR; clock += HOUR / 10) {
+        lot_update_stale(l, clock);
+        int64_t unknown = 0, occupied = 0;
+        for (int i = 0; i < N; i++) {
+            bool gone = clock - ts[i] > HOUR;
+            unknown += gone;
+            occupied += !gone && i % 3 == 0;
+        }
+        assert_counts(l, occupied, unknown, N - occupied - unknown);
+    }
+    lot_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -888,6 +1059,13 @@ int main(void)
         cmocka_unit_test(test_restore_reclamps),
         cmocka_unit_test(test_dirty_lists),
         cmocka_unit_test(test_smoothing_fed_with_free),
+        cmocka_unit_test(test_unknown_bays_expire_on_the_clock),
+        cmocka_unit_test(test_unknown_bay_comes_back),
+        cmocka_unit_test(test_unknown_off_by_default),
+        cmocka_unit_test(test_unknown_status_uses_free),
+        cmocka_unit_test(test_unknown_reload),
+        cmocka_unit_test(test_unknown_after_restore),
+        cmocka_unit_test(test_unknown_heap_matches_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
