@@ -9,7 +9,10 @@ void pubrule_init(pubrule_lot *r)
 
 static bool pubrule_matters(const pubrule_lot *r, const lot *l, const cfg_config *cfg)
 {
-    if (!r->published || l->status != r->last_status || l->stale != r->last_stale)
+    /* A bay going silent or coming back may leave free as it was (an occupied bay turned
+     * unknown), yet the published occupied and unknown are then wrong: it is a change. */
+    if (!r->published || l->status != r->last_status || l->stale != r->last_stale ||
+        l->unknown != r->last_unknown)
         return true;
     int64_t now_free = l->has_data ? lot_free_spaces(l) : -1;
     if (now_free == r->last_free)
@@ -59,6 +62,7 @@ void pubrule_sent(pubrule_lot *r, const lot *l, uint64_t now)
     r->last_free = l->has_data ? lot_free_spaces(l) : -1;
     r->last_status = l->status;
     r->last_stale = l->stale;
+    r->last_unknown = l->unknown;
     r->last_ms = now;
     r->pending = false;
 }

@@ -1,5 +1,5 @@
 /* pubrule: when a lot's availability (and forecast) is published (SPEC §4): when free changes
- * by at least publish.deadband or status/stale changes, at most once per publish.min_interval
+ * by at least publish.deadband or status/stale/unknown changes, at most once per publish.min_interval
  * (a change inside it becomes pending and is published when it ends, never dropped), and
  * again every publish.heartbeat. Pure: the caller passes its monotonic clock in ms, keeps the
  * timer and does the publishing. */
@@ -17,6 +17,7 @@ typedef struct pubrule_lot {
     int64_t last_free;          /* as last published; -1 for unknown */
     enum lot_status last_status;
     bool last_stale;
+    int64_t last_unknown;       /* unknown bays as last published */
     uint64_t last_ms;           /* when last published */
     bool pending;               /* a change waits until due_ms */
     uint64_t due_ms;
