@@ -29,8 +29,8 @@ static void od_collect_bay(void *ctx, void *value)
 {
     od_lot *l = ctx;
     const lot_bay *b = value;
-    l->bays[l->n_bays++] = (od_bay){ util_xstrdup(b->id),
-                                     b->occupied ? OD_BAY_OCCUPIED : OD_BAY_FREE };
+    enum od_bay_state state = b->occupied ? OD_BAY_OCCUPIED : OD_BAY_FREE;
+    l->bays[l->n_bays++] = (od_bay){ util_xstrdup(b->id), b->unknown ? OD_BAY_UNKNOWN : state };
 }
 
 static int od_bay_cmp(const void *a, const void *b)
@@ -58,12 +58,13 @@ static od_forecast *od_forecast_of(lot *l, fc_engine *fc)
     return o;
 }
 
-/* PREV's forecast for L when L has not changed since (NULL: compute it). */
+/* PREV's forecast for L when L has not changed since (NULL: compute it); free too, since a
+ * bay turning unknown changes it without an event. */
 static const od_forecast *od_unchanged(const od_lot *prev, const lot *l)
 {
     if (!prev || !prev->forecast || strcmp(prev->id, l->id) != 0 || !l->has_data ||
         prev->ts_ms != l->ts_ms || prev->occupied != l->occupied ||
-        prev->capacity != l->capacity)
+        prev->free_spaces != lot_free_spaces(l) || prev->capacity != l->capacity)
         return NULL;
     return prev->forecast;
 }
@@ -87,6 +88,7 @@ static void od_copy_lot(od_lot *o, lot *l, fc_engine *fc, const od_lot *prev, si
 {
     *o = (od_lot){ .id = util_xstrdup(l->id), .name = util_xstrdup(l->name ? l->name : l->id),
                    .capacity = l->capacity, .occupied = l->occupied,
+                   .free_spaces = lot_free_spaces(l),
                    .occupancy = lot_occupancy(l), .status = l->status,
                    .has_data = l->has_data, .stale = l->stale,
                    .has_position = l->has_position, .lat = l->lat, .lon = l->lon,
@@ -286,7 +288,7 @@ static json_t *od_parking_entity(const od_lot *l, const char *id, const od_form 
     od_location(e, f, l);
     od_attr(e, f, "totalSpotNumber", json_integer(l->capacity), false);
     if (l->has_data) {
-        od_attr(e, f, "availableSpotNumber", json_integer(l->capacity - l->occupied), true);
+        od_attr(e, f, "availableSpotNumber", json_integer(l->free_spaces), true);
         od_attr(e, f, "occupiedSpotNumber", json_integer(l->occupied), true);
         od_attr(e, f, "occupancy", json_real(l->occupancy), true);
         const char *st = od_parking_status(l);
@@ -586,7 +588,7 @@ static json_t *od_site(const od_lot *l)
     json_object_set_new(o, "has_realtime_data", json_boolean(realtime));
     if (realtime) {
         json_object_set_new(o, "realtime_capacity", json_integer(l->capacity));
-        json_object_set_new(o, "realtime_free_capacity", json_integer(l->capacity - l->occupied));
+        json_object_set_new(o, "realtime_free_capacity", json_integer(l->free_spaces));
         json_object_set_new(o, "realtime_opening_status", json_string("OPEN"));
         json_object_set_new(o, "realtime_data_updated_at", od_time(l->ts_ms));
     }

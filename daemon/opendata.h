@@ -46,6 +46,7 @@ typedef struct od_forecast {
 typedef struct od_lot {
     char *id, *name;
     int64_t capacity, occupied;
+    int64_t free_spaces;            /* lot_free_spaces: unknown bays are not free */
     double occupancy;
     enum lot_status status;
     bool has_data, stale, has_position;

@@ -267,6 +267,43 @@ static void test_paths(void **state)
     assert_string_equal(http_content_type("/x.d/noext"), "application/octet-stream");
 }
 
+/* Unknown bays (bay_stale_after): a ParkingSpot says unknown, and the lot's free numbers leave
+ * them out, as free = capacity - occupied - unknown. */
+static void test_unknown_bays(void **state)
+{
+    lot *l = make_lot("U", CFG_SOURCE_BAYS, true, 0);
+    cfg_lot c = { .id = (char *)"U", .name = (char *)"U", .capacity = 10,
+                  .source = CFG_SOURCE_BAYS, .has_position = true, .lat = 52.5, .lon = -1.9,
+                  .stale_after_ms = 100 * 3600000LL, .bay_stale_after_ms = 3600000,
+                  .almost_full = 0.9, .hysteresis = 0.05 };
+    lot_configure(l, &c, 300000);
+    add_bay(l, "u1", true);
+    add_bay(l, "u2", false);
+    lot_update_stale(l, TS + 3600001);
+    assert_int_equal(lot_free_spaces(l), 8);
+    od_snapshot *s = od_snapshot_build(&l, 1, NULL, NULL);
+    lot_free(l);
+    od_query q = { .type = "ParkingSpot", .options = "keyValues" };
+    od_reply r;
+    od_entity(s, "urn:ngsi-ld:ParkingSpot:U:u1", &q, &r);
+    json_t *j = body(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "unknown");
+    json_decref(j);
+    od_reply_free(&r);
+    od_entity(s, "urn:ngsi-ld:OffStreetParking:U", &q, &r);
+    j = body(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "availableSpotNumber")), 8);
+    json_decref(j);
+    od_reply_free(&r);
+    od_parkapi(s, "U", &r);
+    j = body(&r);
+    json_t *site = json_object_get(j, "items") ? json_array_get(json_object_get(j, "items"), 0) : j;
+    assert_int_equal(json_integer_value(json_object_get(site, "realtime_free_capacity")), 8);
+    json_decref(j);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_spots),
         cmocka_unit_test(test_pages_and_errors),
         cmocka_unit_test(test_parkapi),
+        cmocka_unit_test(test_unknown_bays),
         cmocka_unit_test(test_forecast_reuse),
         cmocka_unit_test(test_paths),
     };
