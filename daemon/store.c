@@ -721,6 +721,19 @@ static void store_lot_hash_static(store_args *a, const lot *l)
     if (l->has_position) store_arg_fmt(a, "%.6f", l->lon); else store_arg_str(a, "");
 }
 
+/* A reload that switched bay_stale_after off (or a restart without it) must not leave the last
+ * `unknown` behind in the hash; the static fields are written exactly then, so this costs one
+ * HDEL per lot at start and reload only, in the same transaction as the HSET. */
+static void store_lot_hash_drop_unknown(store *s, const lot *l)
+{
+    store_args a;
+    a.argc = 0;
+    store_arg_str(&a, "HDEL");
+    store_arg_key(&a, s, STORE_KEY_LOT, l->id);
+    store_arg_str(&a, "unknown");
+    store_send(s, &a);
+}
+
 static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wall_ms)
 {
     store_args a;
@@ -757,6 +770,8 @@ static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wal
     store_arg_str(&a, "updated_ms");
     store_arg_i64(&a, wall_ms);
     store_send(s, &a);
+    if (with_static && !lot_tracks_unknown(l))
+        store_lot_hash_drop_unknown(s, l);
 }
 
 /* Exact values (%.17g round-trips a double) for the restore, apart from the display hash. */
