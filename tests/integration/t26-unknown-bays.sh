@@ -69,6 +69,24 @@ check_eventually "after the restart: the same retained availability" avail_count
 bay U1 u2 false $(now)
 check_eventually "after the restart a bay comes back: occupied 1, unknown 2, free 7" counts "1 2 7"
 
+# --- reload applies at once: off counts every bay by its last state, on expires them again ----
+write_config "  - {id: U1, capacity: 10, source: bays}
+  - {id: U2, capacity: 5, source: bays, bay_stale_after: 1h}
+  - {id: P1, capacity: 10, source: bays}"
+kill -HUP "$PARKD_PID"
+check_eventually "reload without bay_stale_after: u1, u3, u4 occupied, free 7" \
+    "echo \$(hget U1 occupied) \$(hget U1 free)" "3 7"
+check_eventually "reload without bay_stale_after: no unknown in the hash" \
+    "rget hexists ${RP}lot:U1 unknown" 0
+check_eventually "reload without bay_stale_after: no unknown in the availability" \
+    "avail U1 | grep -c unknown" 0
+write_config "  - {id: U1, capacity: 10, source: bays, bay_stale_after: 1h}
+  - {id: U2, capacity: 5, source: bays, bay_stale_after: 1h}
+  - {id: P1, capacity: 10, source: bays}"
+kill -HUP "$PARKD_PID"
+check_eventually "reload with bay_stale_after again: the same counts as before" counts "1 2 7"
+check_eventually "reload with bay_stale_after again: retained availability" avail_counts "1 2 7"
+
 # --- config errors: FILE:LINE:COL and exit 78 -----------------------------------------------------
 bad() {   # bad NAME SOURCE
     _f=$T/$1.yaml
