@@ -824,6 +824,23 @@ static void test_per_lot_overrides(void **state)
                      "lots[0].almost_full: must be in (0, 1]");
 }
 
+/* bay_stale_after: per bays lot, off by default, an error on lots without bays. */
+static void test_bay_stale_after(void **state)
+{
+    cfg_config *c = load_ok("lots:\n"
+                            "  - {id: on, capacity: 10, source: bays, bay_stale_after: 25h}\n"
+                            "  - {id: off, capacity: 10, source: bays}\n");
+    assert_int_equal(cfg_find_lot(c, "on")->bay_stale_after_ms, 25 * 60 * MS_MIN);
+    assert_int_equal(cfg_find_lot(c, "off")->bay_stale_after_ms, 0);
+    cfg_free(c);
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: count, bay_stale_after: 1h}\n", 2, 41,
+                     "lots[0]: bay_stale_after needs source bays, not count");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: gates, bay_stale_after: 1h}\n", 2, 41,
+                     "lots[0]: bay_stale_after needs source bays, not gates");
+    expect_one_error("lots:\n  - {id: A, capacity: 1, source: bays, bay_stale_after: 0s}\n", 2, 57,
+                     "lots[0].bay_stale_after");
+}
+
 static void test_find_lot_and_source_name(void **state)
 {
     cfg_config *c = load_ok("lots:\n  - {id: a, capacity: 1, source: bays}\n  - {id: b, capacity: 2, source: gates}\n");
@@ -1143,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_many_errors_capped),
         cmocka_unit_test(test_per_lot_overrides),
+        cmocka_unit_test(test_bay_stale_after),
         cmocka_unit_test(test_find_lot_and_source_name),
         cmocka_unit_test(test_yaml_features),
         cmocka_unit_test(test_shipped_configs),
