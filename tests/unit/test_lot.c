@@ -811,7 +811,7 @@ static void test_dirty_lists(void **state)
     assert_ptr_equal(l->dirty_bays[0], find_bay(l, "b"));
     /* Many bays: the list grows. */
     for (int i = 0; i < 50; i++) {
-        char id[8];
+        char id[16];
         id[0] = 'x';
         id[1] = (char)('A' + i / 10);
         id[2] = (char)('0' + i % 10);
@@ -940,7 +940,7 @@ static void test_unknown_off_by_default(void **state)
 static void test_unknown_status_uses_free(void **state)
 {
     lot *l = make_unknown_lot(10, HOUR);
-    char id[8];
+    char id[16];
     for (int i = 0; i < 10; i++) {
         snprintf(id, sizeof id, "b%d", i);
         bay(l, id, false, i < 9 ? 0 : HOUR);
@@ -998,7 +998,7 @@ static void test_unknown_heap_matches_scan(void **state)
     lot *l = make_unknown_lot(N, HOUR);
     int64_t ts[N];
     uint32_t seed = 12345;
-    char id[8];
+    char id[16];
     for (int i = 0; i < N; i++) {
         seed = seed * 1103515245u + 12345u;
         ts[i] = (int64_t)(seed >> 8) % (5 * HOUR);
