@@ -84,7 +84,7 @@ bool hist_decode(hist_state *h, const char *text)
     int status;
     char tail;
     if (sscanf(text, "%lld %llu %d %c", &ms, &seq, &status, &tail) != 3 || status < -1 ||
-        status > LOT_STATUS_FULL)
+        status > LOT_STATUS_CLOSED)
         return false;
     h->last_ms = (int64_t)ms;
     h->last_seq = (uint64_t)seq;

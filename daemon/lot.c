@@ -19,6 +19,7 @@ static const char *const lot_status_names[] = {
     [LOT_STATUS_OPEN] = "open",
     [LOT_STATUS_ALMOST_FULL] = "almost_full",
     [LOT_STATUS_FULL] = "full",
+    [LOT_STATUS_CLOSED] = "closed",
 };
 
 /* ---- configuration ---- */
@@ -45,6 +46,7 @@ lot *lot_new(const cfg_lot *cfg, int64_t tau_ms)
     l->id = util_xstrdup(cfg->id);
     lot_copy_config(l, cfg, tau_ms);
     l->status = LOT_STATUS_UNKNOWN;
+    l->open_status = LOT_STATUS_UNKNOWN;
     l->ts_ms = INT64_MIN;
     l->count_ts_ms = INT64_MIN;
     l->count_value = -1;
@@ -137,17 +139,25 @@ static enum lot_status lot_next_status(const lot *l)
     int64_t free_spaces = lot_free_spaces(l);
     if (free_spaces <= 0)
         return LOT_STATUS_FULL;
-    if (l->status == LOT_STATUS_FULL && free_spaces < lot_full_exit_free(l))
+    if (l->open_status == LOT_STATUS_FULL && free_spaces < lot_full_exit_free(l))
         return LOT_STATUS_FULL;
     /* Leaving full passes through the almost_full rule as if the lot were almost full, so a lot
      * that empties slowly shows almost_full before open. */
-    bool was_almost_full = l->status == LOT_STATUS_FULL || l->status == LOT_STATUS_ALMOST_FULL;
+    bool was_almost_full =
+        l->open_status == LOT_STATUS_FULL || l->open_status == LOT_STATUS_ALMOST_FULL;
     double occupancy = lot_used_fraction(l);
     if (occupancy >= l->almost_full - LOT_OCCUPANCY_EPSILON)
         return LOT_STATUS_ALMOST_FULL;
     if (was_almost_full && occupancy >= l->almost_full - l->hysteresis - LOT_OCCUPANCY_EPSILON)
         return LOT_STATUS_ALMOST_FULL;
     return LOT_STATUS_OPEN;
+}
+
+/* Recomputes the count-derived status; a closure overrides what the outputs show. */
+static void lot_refresh_status(lot *l)
+{
+    l->open_status = lot_next_status(l);
+    l->status = l->closed ? LOT_STATUS_CLOSED : l->open_status;
 }
 
 /* Clamps N to [0, capacity]; *CLAMPED tells whether it had to. */
@@ -377,7 +387,7 @@ static void lot_after_apply(lot *l, int64_t ts_ms)
     l->stale = false;
     l->dirty = true;
     sm_update(&l->smooth, ts_ms, (double)lot_free_spaces(l), l->tau_ms);
-    l->status = lot_next_status(l);
+    lot_refresh_status(l);
 }
 
 /* A valid, newest input that repeats the current state: it still proves the lot is alive, so the
@@ -558,14 +568,23 @@ static bool lot_update_unknown(lot *l, int64_t clock_ms)
     l->occupied = lot_clamp(l, l->bays_occupied, &clamped);
     /* no event made this change: hold the smoothing rather than invent an event time */
     lot_hold_free(l);
-    l->status = lot_next_status(l);
+    lot_refresh_status(l);
     l->dirty = true;
     return true;
 }
 
+/* A closure whose `until` the event clock has reached ends by itself. */
+static bool lot_update_closure(lot *l, int64_t clock_ms)
+{
+    if (!l->closed || !l->has_closed_until || clock_ms < l->closed_until_ms)
+        return false;
+    return lot_set_closure(l, false, NULL, false, 0, clock_ms);
+}
+
 bool lot_update_stale(lot *l, int64_t clock_ms)
 {
-    bool bays_changed = lot_update_unknown(l, clock_ms);
+    bool closure_changed = lot_update_closure(l, clock_ms);
+    bool bays_changed = lot_update_unknown(l, clock_ms) || closure_changed;
     bool stale = l->has_data && lot_expired(l->ts_ms, clock_ms, l->stale_after_ms);
     if (stale == l->stale)
         return bays_changed;
@@ -600,7 +619,7 @@ void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms)
         map_foreach(l->bays, lot_recall_entry, l);
     lot_reclamp(l);
     lot_hold_free(l);
-    l->status = lot_next_status(l);
+    lot_refresh_status(l);
     l->dirty = true;
 }
 
@@ -612,7 +631,7 @@ static void lot_after_restore(lot *l)
 {
     lot_reclamp(l);
     lot_hold_free(l);
-    l->status = lot_next_status(l);
+    lot_refresh_status(l);
 }
 
 void lot_restore_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
@@ -653,7 +672,51 @@ void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts
     l->ts_ms = ts_ms;
     l->count_ts_ms = count_ts_ms;
     l->status = status;
+    /* A stored "closed" hides the status underneath; lot_refresh_status derives it again. */
+    l->open_status = status == LOT_STATUS_CLOSED ? LOT_STATUS_OPEN : status;
+    l->closed = status == LOT_STATUS_CLOSED;
     if (smooth)
         l->smooth = *smooth;
     lot_after_restore(l);
+}
+
+/* ---- closures ---- */
+
+/* Copies SRC (NULL: "") cut to LOT_REASON_MAX bytes; the parser already refuses longer ones. */
+static void lot_copy_reason(char *dst, const char *src)
+{
+    size_t n = src ? strnlen(src, LOT_REASON_MAX) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+static void lot_store_closure(lot *l, bool closed, const char *reason, bool has_until,
+                              int64_t until_ms)
+{
+    l->closed = closed;
+    l->has_closed_until = closed && has_until;
+    l->closed_until_ms = l->has_closed_until ? until_ms : 0;
+    lot_copy_reason(l->closed_reason, closed ? reason : NULL);
+    lot_refresh_status(l);
+}
+
+bool lot_set_closure(lot *l, bool closed, const char *reason, bool has_until, int64_t until_ms,
+                     int64_t clock_ms)
+{
+    if (closed && has_until && until_ms <= clock_ms)
+        closed = false;
+    char cut[LOT_REASON_MAX + 1];
+    lot_copy_reason(cut, closed ? reason : NULL);
+    bool until_same = l->has_closed_until == (closed && has_until) &&
+                      (!l->has_closed_until || l->closed_until_ms == until_ms);
+    if (l->closed == closed && until_same && strcmp(l->closed_reason, cut) == 0)
+        return false;
+    lot_store_closure(l, closed, cut, has_until, until_ms);
+    l->dirty = true;
+    return true;
+}
+
+void lot_restore_closure(lot *l, const char *reason, bool has_until, int64_t until_ms)
+{
+    lot_store_closure(l, true, reason, has_until, until_ms);
 }

@@ -11,7 +11,12 @@
 #include "payload.h"
 #include "smooth.h"
 
-enum lot_status { LOT_STATUS_UNKNOWN, LOT_STATUS_OPEN, LOT_STATUS_ALMOST_FULL, LOT_STATUS_FULL };
+/* CLOSED is last so stored and history values of the others keep their numbers. */
+enum lot_status {
+    LOT_STATUS_UNKNOWN, LOT_STATUS_OPEN, LOT_STATUS_ALMOST_FULL, LOT_STATUS_FULL, LOT_STATUS_CLOSED
+};
+
+#define LOT_REASON_MAX 200  /* bytes of an operator's closure reason */
 
 typedef struct lot_bay {
     int64_t ts_ms;          /* event time of the applied state */
@@ -69,7 +74,12 @@ typedef struct lot {
     bool count_is_free;         /* same ts and value again is a redelivery), and its kind */
     int64_t bays_occupied;      /* source bays: number of known bays whose state is occupied */
     int64_t unknown;            /* source bays: number of unknown bays (bay_stale_after) */
-    enum lot_status status;
+    enum lot_status status;     /* what outputs show: LOT_STATUS_CLOSED while closed */
+    enum lot_status open_status;/* the count-derived status underneath, kept for hysteresis */
+    bool closed;                /* an operator closed the lot (SPEC §10) */
+    bool has_closed_until;
+    int64_t closed_until_ms;    /* event time at which the closure ends, when has_closed_until */
+    char closed_reason[LOT_REASON_MAX + 1];
     bool stale;
     sm_state smooth;            /* of free spaces */
 
@@ -104,17 +114,25 @@ void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms);
 lot_outcome lot_apply(lot *l, const pl_topic *topic, const pl_event *ev, int64_t ts_ms,
                       int64_t max_bays);
 
-/* Re-evaluates `stale` and, with bay_stale_after, which bays are unknown, against the event clock
+/* Re-evaluates `stale`, a closure's `until` and, with bay_stale_after, which bays are unknown, against the event clock
  * CLOCK_MS; true when anything changed (marks dirty). Cost: O(1) when no bay expired, else
  * O(k log n) for k bays expiring out of n. */
 bool lot_update_stale(lot *l, int64_t clock_ms);
+
+/* An operator's closure (CLOSED true) or reopening at event clock CLOCK_MS. REASON may be NULL;
+ * it is cut to LOT_REASON_MAX bytes. An UNTIL_MS at or before CLOCK_MS means open. Counts keep
+ * being applied underneath; reopening recomputes the status from them. Returns true when
+ * anything changed (marks dirty): the same closure again is no change, so a redelivered retained
+ * message is harmless. */
+bool lot_set_closure(lot *l, bool closed, const char *reason, bool has_until, int64_t until_ms,
+                     int64_t clock_ms);
 
 /* Whether the lot counts unknown bays (a bays lot with bay_stale_after): then, and only then, the
  * outputs carry `unknown`, so those of every other lot stay as they were. */
 bool lot_tracks_unknown(const lot *l);
 int64_t lot_free_spaces(const lot *l);       /* capacity - occupied - unknown, at least 0 */
 double lot_occupancy(const lot *l);          /* occupied / capacity */
-const char *lot_status_name(enum lot_status status);  /* "unknown", "open", "almost_full", "full" */
+const char *lot_status_name(enum lot_status status);  /* "unknown", "open", ..., "closed" */
 int lot_status_parse(const char *s, enum lot_status *out); /* 0 or -1 */
 
 /* Restore from storage, before any input. Bays and gates are created (not dirty). */
@@ -127,6 +145,9 @@ void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts
 /* The identity of the last applied count message (VALUE and IS_FREE as in its payload; -1:
  * unknown, e.g. state stored by a version that did not keep it). */
 void lot_restore_count(lot *l, int64_t value, bool is_free);
+
+/* Restores a stored closure, after lot_restore_state; nothing is marked dirty. */
+void lot_restore_closure(lot *l, const char *reason, bool has_until, int64_t until_ms);
 
 /* Forgets all dirty marks after the caller has written them out. */
 void lot_clear_dirty(lot *l);

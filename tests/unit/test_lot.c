@@ -124,8 +124,8 @@ static void test_new_lot_is_unknown(void **state)
 
 static void test_status_names(void **state)
 {
-    static const char *const names[] = { "unknown", "open", "almost_full", "full" };
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = { "unknown", "open", "almost_full", "full", "closed" };
+    for (int i = 0; i < 5; i++) {
         enum lot_status st;
         assert_string_equal(lot_status_name((enum lot_status)i), names[i]);
         assert_int_equal(lot_status_parse(names[i], &st), 0);
@@ -1023,6 +1023,86 @@ static void test_unknown_heap_matches_scan(void **state)
     lot_free(l);
 }
 
+/* ---- closures ---- */
+
+static void test_closure_overrides_status(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    count_occ(l, 10, 1000);
+    lot_clear_dirty(l);
+    assert_true(lot_set_closure(l, true, "works", false, 0, 1000));
+    assert_true(l->dirty);
+    assert_int_equal(l->status, LOT_STATUS_CLOSED);
+    assert_string_equal(l->closed_reason, "works");
+    /* Counts keep being applied underneath, the shown status stays closed. */
+    assert_int_equal(count_occ(l, 100, 2000).result, LOT_APPLIED);
+    assert_int_equal(l->occupied, 100);
+    assert_int_equal(l->status, LOT_STATUS_CLOSED);
+    assert_int_equal(l->open_status, LOT_STATUS_FULL);
+    /* Reopening recomputes from the counts: full, with full's hysteresis memory kept. */
+    assert_true(lot_set_closure(l, false, NULL, false, 0, 3000));
+    assert_int_equal(l->status, LOT_STATUS_FULL);
+    assert_string_equal(l->closed_reason, "");
+    assert_int_equal(count_occ(l, 99, 4000).result, LOT_APPLIED);
+    assert_int_equal(l->status, LOT_STATUS_ALMOST_FULL);    /* left full, as without a closure */
+    lot_free(l);
+}
+
+static void test_closure_idempotent(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    count_occ(l, 10, 1000);
+    assert_true(lot_set_closure(l, true, "r", true, 9000, 1000));
+    lot_clear_dirty(l);
+    /* The retained message redelivered after a restart: no change. */
+    assert_false(lot_set_closure(l, true, "r", true, 9000, 1500));
+    assert_false(l->dirty);
+    /* Another reason or until is a change. */
+    assert_true(lot_set_closure(l, true, "other", true, 9000, 1500));
+    assert_true(lot_set_closure(l, true, "other", false, 0, 1500));
+    assert_false(l->has_closed_until);
+    assert_true(lot_set_closure(l, false, NULL, false, 0, 1500));
+    lot_clear_dirty(l);
+    assert_false(lot_set_closure(l, false, "ignored", true, 5, 1500));
+    assert_false(l->dirty);
+    lot_free(l);
+}
+
+static void test_closure_until(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    count_occ(l, 10, 1000);
+    /* An until already past at arrival means open. */
+    assert_false(lot_set_closure(l, true, "late", true, 1000, 1000));
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    assert_true(lot_set_closure(l, true, "soon", true, 5000, 1000));
+    assert_true(l->has_closed_until);
+    lot_clear_dirty(l);
+    assert_false(lot_update_stale(l, 4999));
+    assert_int_equal(l->status, LOT_STATUS_CLOSED);
+    /* The event clock reaching until reopens the lot by itself. */
+    assert_true(lot_update_stale(l, 5000));
+    assert_true(l->dirty);
+    assert_false(l->closed);
+    assert_int_equal(l->status, LOT_STATUS_OPEN);
+    lot_free(l);
+}
+
+static void test_closure_restore(void **state)
+{
+    lot *l = make_lot(100, CFG_SOURCE_COUNT);
+    lot_restore_state(l, 95, 1000, 1000, LOT_STATUS_CLOSED, NULL);
+    lot_restore_closure(l, "stored", true, 7000);
+    assert_false(l->dirty);
+    assert_int_equal(l->status, LOT_STATUS_CLOSED);
+    assert_int_equal(l->open_status, LOT_STATUS_ALMOST_FULL);
+    assert_true(l->closed_until_ms == 7000);
+    assert_false(lot_set_closure(l, true, "stored", true, 7000, 1000));
+    assert_true(lot_update_stale(l, 7000));
+    assert_int_equal(l->status, LOT_STATUS_ALMOST_FULL);
+    lot_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1066,6 +1146,10 @@ int main(void)
         cmocka_unit_test(test_unknown_reload),
         cmocka_unit_test(test_unknown_after_restore),
         cmocka_unit_test(test_unknown_heap_matches_scan),
+        cmocka_unit_test(test_closure_overrides_status),
+        cmocka_unit_test(test_closure_idempotent),
+        cmocka_unit_test(test_closure_until),
+        cmocka_unit_test(test_closure_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
