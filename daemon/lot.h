@@ -16,7 +16,7 @@ enum lot_status {
     LOT_STATUS_UNKNOWN, LOT_STATUS_OPEN, LOT_STATUS_ALMOST_FULL, LOT_STATUS_FULL, LOT_STATUS_CLOSED
 };
 
-#define LOT_REASON_MAX 200  /* bytes of an operator's closure reason */
+#define LOT_REASON_MAX PL_REASON_MAX  /* bytes of an operator's closure reason */
 
 typedef struct lot_bay {
     int64_t ts_ms;          /* event time of the applied state */

@@ -609,11 +609,12 @@ static bool ts_from_number(const json_t *v, int64_t *ms)
     return true;
 }
 
-/* Reads the optional "ts" (SPEC §3 T): a number of seconds or an ISO-8601 string. */
-static bool read_ts(const json_t *obj, pl_event *out)
+/* Reads the optional time member KEY (SPEC §3 T): a number of seconds or an ISO-8601 string. */
+static bool read_time(const json_t *obj, const char *key, bool *present, int64_t *ts_ms)
 {
-    const json_t *v = json_object_get(obj, "ts");
+    const json_t *v = json_object_get(obj, key);
     int64_t ms;
+    *present = false;
     if (!v)
         return true;
     if (json_is_string(v)) {
@@ -624,9 +625,14 @@ static bool read_ts(const json_t *obj, pl_event *out)
     }
     if (ms < 0 || ms >= PL_TS_LIMIT_MS)
         return false;
-    out->has_ts = true;
-    out->ts_ms = ms;
+    *present = true;
+    *ts_ms = ms;
     return true;
+}
+
+static bool read_ts(const json_t *obj, pl_event *out)
+{
+    return read_time(obj, "ts", &out->has_ts, &out->ts_ms);
 }
 
 /* With TOK, jansson saw our "0" and the real value is TOK's; without it (scan gave up), jansson's
@@ -777,5 +783,70 @@ enum pl_reject pl_parse_payload(enum pl_kind kind, const char *payload, size_t l
     /* Leave nothing half-filled behind for a caller that forgets to check. */
     memset(out, 0, sizeof *out);
     out->kind = kind;
+    return PL_MALFORMED;
+}
+
+/* ---- admin input (SPEC §10 closures) ------------------------------------------------------ */
+
+enum pl_reject pl_parse_admin_topic(const char *topic, const char *prefix, char *lot)
+{
+    lot[0] = '\0';
+    if (!topic || !prefix || strpbrk(topic, "+#"))
+        return PL_BAD_TOPIC;
+    const char *rest = strip_prefix(topic, prefix);
+    if (!rest)
+        return PL_BAD_TOPIC;
+    span levels[2];
+    size_t n = split_levels(rest, levels, 2);
+    if (n != 2 || levels[0].len == 0 || !span_is(levels[1], "state"))
+        return PL_BAD_TOPIC;
+    if (!pl_valid_id(levels[0].p, levels[0].len))
+        return PL_BAD_ID;
+    memcpy(lot, levels[0].p, levels[0].len);
+    lot[levels[0].len] = '\0';
+    return PL_OK;
+}
+
+/* "reason": optional; a string without NUL of at most PL_REASON_MAX bytes. */
+static bool read_reason(const json_t *obj, pl_admin *out)
+{
+    const json_t *v = json_object_get(obj, "reason");
+    if (!v)
+        return true;
+    if (!json_is_string(v))
+        return false;
+    size_t n = json_string_length(v);
+    if (n > PL_REASON_MAX || memchr(json_string_value(v), '\0', n))
+        return false;
+    memcpy(out->reason, json_string_value(v), n);
+    out->reason[n] = '\0';
+    return true;
+}
+
+static bool parse_admin_json(const json_t *root, pl_admin *out)
+{
+    const json_t *st = json_object_get(root, "state");
+    if (!json_is_string(st))
+        return false;
+    if (strcmp(json_string_value(st), "closed") == 0)
+        out->closed = true;
+    else if (strcmp(json_string_value(st), "open") != 0)
+        return false;
+    return read_reason(root, out) && read_time(root, "until", &out->has_until, &out->until_ms);
+}
+
+enum pl_reject pl_parse_admin(const char *payload, size_t len, pl_admin *out)
+{
+    memset(out, 0, sizeof *out);
+    span s = payload ? trim_space(payload, len) : (span){"", 0};
+    /* the same jansson NUL caveat as parse_json */
+    if (s.len == 0 || s.p[0] != '{' || memchr(s.p, '\0', s.len))
+        return PL_MALFORMED;
+    json_t *root = load_object(s, NULL);
+    bool ok = root && parse_admin_json(root, out);
+    json_decref(root);
+    if (ok)
+        return PL_OK;
+    memset(out, 0, sizeof *out);
     return PL_MALFORMED;
 }

@@ -72,4 +72,22 @@ int pl_parse_time(const char *s, size_t len, int64_t *ts_ms);
  * Returns the length written. */
 size_t pl_format_time(int64_t ts_ms, char *buf, size_t size);
 
+/* ---- admin input (SPEC §10 closures) ---- */
+
+#define PL_REASON_MAX 200   /* bytes of a closure's reason */
+
+typedef struct pl_admin {
+    bool closed;            /* "state": "closed" (else "open") */
+    bool has_until;
+    int64_t until_ms;       /* "until" (SPEC §3 T), when has_until */
+    char reason[PL_REASON_MAX + 1];   /* "" when absent */
+} pl_admin;
+
+/* Splits TOPIC = <PREFIX>/<lot>/state; writes the lot id into LOT (PL_ID_MAX + 1 bytes).
+ * Returns PL_OK, PL_BAD_TOPIC or PL_BAD_ID. */
+enum pl_reject pl_parse_admin_topic(const char *topic, const char *prefix, char *lot);
+
+/* Parses {"state":"closed"|"open","reason":"...","until":T}. Returns PL_OK or PL_MALFORMED. */
+enum pl_reject pl_parse_admin(const char *payload, size_t len, pl_admin *out);
+
 #endif

@@ -788,6 +788,67 @@ static void test_format_round_trip(void **state)
     }
 }
 
+/* ---- admin (closures) ---- */
+
+static enum pl_reject admin(const char *text, pl_admin *a)
+{
+    return pl_parse_admin(text, strlen(text), a);
+}
+
+static void test_admin_topic(void **state)
+{
+    char lot[PL_ID_MAX + 1];
+    assert_int_equal(pl_parse_admin_topic("parking/admin/A1/state", "parking/admin", lot), PL_OK);
+    assert_string_equal(lot, "A1");
+    assert_int_equal(pl_parse_admin_topic("parking/admin/A1/count", "parking/admin", lot),
+                     PL_BAD_TOPIC);
+    assert_int_equal(pl_parse_admin_topic("parking/admin/A1", "parking/admin", lot), PL_BAD_TOPIC);
+    assert_int_equal(pl_parse_admin_topic("parking/admin/A1/state/x", "parking/admin", lot),
+                     PL_BAD_TOPIC);
+    assert_int_equal(pl_parse_admin_topic("parking/admin//state", "parking/admin", lot),
+                     PL_BAD_TOPIC);
+    assert_int_equal(pl_parse_admin_topic("parking/admin/-x/state", "parking/admin", lot),
+                     PL_BAD_ID);
+    assert_int_equal(pl_parse_admin_topic("other/A1/state", "parking/admin", lot), PL_BAD_TOPIC);
+}
+
+static void test_admin_payload(void **state)
+{
+    pl_admin a;
+    assert_int_equal(admin("{\"state\":\"closed\",\"reason\":\"works\",\"until\":1700000000}", &a),
+                     PL_OK);
+    assert_true(a.closed);
+    assert_string_equal(a.reason, "works");
+    assert_true(a.has_until);
+    assert_true(a.until_ms == 1700000000000LL);
+    assert_int_equal(admin(" {\"state\":\"open\"} ", &a), PL_OK);
+    assert_false(a.closed);
+    assert_false(a.has_until);
+    assert_string_equal(a.reason, "");
+    assert_int_equal(admin("{\"state\":\"closed\",\"until\":\"2023-11-14T22:13:20Z\"}", &a), PL_OK);
+    assert_true(a.until_ms == 1700000000000LL);
+    /* malformed: no state, another state, wrong types, too long a reason, not JSON */
+    assert_int_equal(admin("{}", &a), PL_MALFORMED);
+    assert_int_equal(admin("{\"state\":\"shut\"}", &a), PL_MALFORMED);
+    assert_int_equal(admin("{\"state\":1}", &a), PL_MALFORMED);
+    assert_int_equal(admin("{\"state\":\"closed\",\"reason\":5}", &a), PL_MALFORMED);
+    assert_int_equal(admin("{\"state\":\"closed\",\"until\":\"soon\"}", &a), PL_MALFORMED);
+    assert_int_equal(admin("{\"state\":\"closed\",\"until\":-1}", &a), PL_MALFORMED);
+    assert_int_equal(admin("closed", &a), PL_MALFORMED);
+    assert_int_equal(admin("", &a), PL_MALFORMED);
+    assert_int_equal(pl_parse_admin(NULL, 0, &a), PL_MALFORMED);
+    assert_int_equal(admin("{\"state\":\"closed\",\"reason\":\"a\\u0000b\"}", &a), PL_MALFORMED);
+    char big[PL_REASON_MAX + 64];
+    int n = snprintf(big, sizeof big, "{\"state\":\"closed\",\"reason\":\"%0*d\"}", PL_REASON_MAX, 0);
+    assert_true(n > 0 && (size_t)n < sizeof big);
+    assert_int_equal(admin(big, &a), PL_OK);
+    assert_int_equal(strlen(a.reason), PL_REASON_MAX);
+    n = snprintf(big, sizeof big, "{\"state\":\"closed\",\"reason\":\"%0*d\"}", PL_REASON_MAX + 1, 0);
+    assert_true(n > 0 && (size_t)n < sizeof big);
+    assert_int_equal(admin(big, &a), PL_MALFORMED);
+    assert_false(a.closed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -814,6 +875,8 @@ int main(void)
         cmocka_unit_test(test_time_malformed),
         cmocka_unit_test(test_format_time),
         cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_admin_topic),
+        cmocka_unit_test(test_admin_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
