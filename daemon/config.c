@@ -135,6 +135,7 @@ static const cfg_key cfg_keys[] = {
     BOOL(C, "mqtt.clean_session", "false", mqtt.clean_session, MQTT_CONN),
     STR(C, "mqtt.input_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking", mqtt.input_prefix, MQTT_CONN),
     STR(C, "mqtt.output_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking/out", mqtt.output_prefix, MQTT_CONN),
+    STR(C, "mqtt.admin_prefix", CFG_F_NONEMPTY | CFG_F_TOPIC, "parking/admin", mqtt.admin_prefix, MQTT_CONN),
 
     SECTION("redis"),
     STR(C, "redis.host", CFG_F_NONEMPTY, "127.0.0.1", redis.host, REDIS_CONN),

@@ -57,6 +57,7 @@ typedef struct cfg_config {
         bool clean_session;
         char *input_prefix;
         char *output_prefix;
+        char *admin_prefix;    /* <admin>/<lot>/state: operators' closures (SPEC §10) */
     } mqtt;
     struct {
         char *host;

@@ -627,7 +627,8 @@ static bool fc_full_at(const lot *l, const fc_lot *fl, const fc_point *pts, int6
 
 bool fc_forecast_lot(fc_engine *fc, lot *l, fc_forecast *f)
 {
-    if (!l->has_data)
+    /* a closed lot's counts say nothing about when spaces will be free (SPEC §10) */
+    if (!l->has_data || l->closed)
         return false;
     fc_lot *fl = fc_lot_for(fc, l);
     fc_point pts[CFG_MAX_HORIZONS];

@@ -672,9 +672,9 @@ void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts
     l->ts_ms = ts_ms;
     l->count_ts_ms = count_ts_ms;
     l->status = status;
-    /* A stored "closed" hides the status underneath; lot_refresh_status derives it again. */
+    /* A stored "closed" hides the status underneath; lot_refresh_status derives it again. The
+     * closure itself comes from lot_restore_closure. */
     l->open_status = status == LOT_STATUS_CLOSED ? LOT_STATUS_OPEN : status;
-    l->closed = status == LOT_STATUS_CLOSED;
     if (smooth)
         l->smooth = *smooth;
     lot_after_restore(l);

@@ -146,7 +146,7 @@ void lot_restore_state(lot *l, int64_t occupied, int64_t ts_ms, int64_t count_ts
  * unknown, e.g. state stored by a version that did not keep it). */
 void lot_restore_count(lot *l, int64_t value, bool is_free);
 
-/* Restores a stored closure, after lot_restore_state; nothing is marked dirty. */
+/* Restores a stored closure, before or after lot_restore_state; nothing is marked dirty. */
 void lot_restore_closure(lot *l, const char *reason, bool has_until, int64_t until_ms);
 
 /* Forgets all dirty marks after the caller has written them out. */

@@ -26,6 +26,8 @@ struct mq_client {
     void *ctx;
     struct mosquitto *mosq;
     char topic_sub[512];
+    char topic_admin[512];      /* "" when topic_sub already covers it */
+    int admin_mid;              /* the admin SUBSCRIBE's message id */
     char topic_status[512];
 
     uv_poll_t poll;
@@ -362,14 +364,34 @@ static void mq_on_connect(struct mosquitto *mosq, void *obj, int rc)
         log_error("mqtt: broker refused the connection: %s", mosquitto_connack_string(rc));
         return;     /* the broker closes the socket; the read path reconnects */
     }
+    /* Admin first: the broker answers in order, so once the input SUBACK marks us connected,
+     * closures are subscribed too. QoS 1 whatever mqtt.qos: a lost closure is not a glitch. */
+    c->admin_mid = -1;
+    if (c->topic_admin[0]) {
+        int arc = mosquitto_subscribe(mosq, &c->admin_mid, c->topic_admin, 1);
+        if (arc != MOSQ_ERR_SUCCESS)
+            log_error("mqtt: cannot subscribe to %s: %s", c->topic_admin, mq_strerror(arc));
+    }
     int src = mosquitto_subscribe(mosq, NULL, c->topic_sub, c->cfg->mqtt.qos);
     if (src != MOSQ_ERR_SUCCESS)
         log_error("mqtt: cannot subscribe to %s: %s", c->topic_sub, mq_strerror(src));
 }
 
+static void mq_on_admin_subscribe(mq_client *c, int n, const int *granted)
+{
+    if (n < 1 || granted[0] > 2)
+        log_error("mqtt: broker refused the subscription to %s", c->topic_admin);
+    else
+        log_info("mqtt: subscribed to %s (QoS %d)", c->topic_admin, granted[0]);
+}
+
 static void mq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted)
 {
     mq_client *c = obj;
+    if (c->admin_mid >= 0 && mid == c->admin_mid) {
+        mq_on_admin_subscribe(c, n, granted);
+        return;
+    }
     if (n < 1 || granted[0] > 2) {
         log_error("mqtt: broker refused the subscription to %s", c->topic_sub);
         return;
@@ -487,6 +509,14 @@ static int mq_configure(mq_client *c, char **err)
 {
     const cfg_config *cfg = c->cfg;
     snprintf(c->topic_sub, sizeof c->topic_sub, "%s/#", cfg->mqtt.input_prefix);
+    /* under the input prefix (the default) the input subscription already brings it */
+    size_t in_len = strlen(cfg->mqtt.input_prefix);
+    bool covered = strncmp(cfg->mqtt.admin_prefix, cfg->mqtt.input_prefix, in_len) == 0 &&
+                   cfg->mqtt.admin_prefix[in_len] == '/';
+    c->topic_admin[0] = '\0';
+    if (!covered)
+        snprintf(c->topic_admin, sizeof c->topic_admin, "%s/+/state", cfg->mqtt.admin_prefix);
+    c->admin_mid = -1;
     snprintf(c->topic_status, sizeof c->topic_status, "%s/status", cfg->mqtt.output_prefix);
     /* threaded mode: packets are only queued, and written when we call loop_write (see .h) */
     mosquitto_threaded_set(c->mosq, true);

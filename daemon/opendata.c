@@ -261,6 +261,7 @@ static const char *od_parking_status(const od_lot *l)
     case LOT_STATUS_OPEN: return "spacesAvailable";
     case LOT_STATUS_ALMOST_FULL: return "almostFull";
     case LOT_STATUS_FULL: return "full";
+    case LOT_STATUS_CLOSED: return "closed";
     default: return NULL;
     }
 }
@@ -589,7 +590,8 @@ static json_t *od_site(const od_lot *l)
     if (realtime) {
         json_object_set_new(o, "realtime_capacity", json_integer(l->capacity));
         json_object_set_new(o, "realtime_free_capacity", json_integer(l->free_spaces));
-        json_object_set_new(o, "realtime_opening_status", json_string("OPEN"));
+        const char *opening = l->status == LOT_STATUS_CLOSED ? "CLOSED" : "OPEN";
+        json_object_set_new(o, "realtime_opening_status", json_string(opening));
         json_object_set_new(o, "realtime_data_updated_at", od_time(l->ts_ms));
     }
     return o;

@@ -30,12 +30,39 @@ static int out_fmt_double(char *buf, size_t size, const char *fmt, double v)
     return snprintf(buf, size, fmt, v);
 }
 
+/* While closed: ,"closed_reason":"…" (when given) and ,"closed_until":"…" (when given) into BUF;
+ * "" otherwise, so the availability of an open lot reads as before closures existed. */
+static void out_closure_fields(const lot *l, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (!l->closed)
+        return;
+    size_t n = 0;
+    if (l->closed_reason[0]) {
+        json_t *r = json_string(l->closed_reason);
+        char *text = r ? json_dumps(r, JSON_ENCODE_ANY) : NULL;
+        int k = text ? snprintf(buf, size, ",\"closed_reason\":%s", text) : 0;
+        n = k > 0 && (size_t)k < size ? (size_t)k : 0;
+        buf[n] = '\0';
+        free(text);
+        json_decref(r);
+    }
+    if (l->has_closed_until) {
+        char ts[40];
+        pl_format_time(l->closed_until_ms, ts, sizeof ts);
+        snprintf(buf + n, size - n, ",\"closed_until\":\"%s\"", ts);
+    }
+}
+
 size_t out_format_availability(const lot *l, const char *name_json, char *buf, size_t size)
 {
     if (!name_json)
         name_json = "null";
     char ts[40] = "null", occupied[32] = "null", free_s[32] = "null", smoothed[40] = "null",
          occupancy[40] = "null", trend[40] = "null", unknown[48] = "";
+    /* a reason is at most 200 bytes, each at most \u00XX (6) once JSON-escaped */
+    char closure[6 * PL_REASON_MAX + 128];
+    out_closure_fields(l, closure, sizeof closure);
     if (l->has_data) {
         ts[0] = '"';
         size_t n = pl_format_time(l->ts_ms, ts + 1, sizeof ts - 2);
@@ -56,9 +83,9 @@ size_t out_format_availability(const lot *l, const char *name_json, char *buf, s
     int n = snprintf(buf, size,
                      "{\"lot\":\"%s\",\"name\":%s,\"ts\":%s,\"capacity\":%" PRId64
                      ",\"occupied\":%s,\"free\":%s%s,\"free_smoothed\":%s,\"occupancy\":%s,"
-                     "\"trend_per_hour\":%s,\"status\":\"%s\",\"stale\":%s}",
+                     "\"trend_per_hour\":%s,\"status\":\"%s\"%s,\"stale\":%s}",
                      l->id, name_json, ts, l->capacity, occupied, free_s, unknown, smoothed, occupancy,
-                     trend, lot_status_name(l->status), l->stale ? "true" : "false");
+                     trend, lot_status_name(l->status), closure, l->stale ? "true" : "false");
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 

@@ -451,6 +451,60 @@ static lot *pipe_parse(pipeline *p, const char *topic, const void *payload, size
     return l;
 }
 
+/* ---- admin input: closures (SPEC §10) ---- */
+
+static bool pipe_is_admin(const pipeline *p, const char *topic)
+{
+    const char *admin = p->cfg->mqtt.admin_prefix;
+    size_t n = strlen(admin);
+    return strncmp(topic, admin, n) == 0 && topic[n] == '/';
+}
+
+/* Parses and checks one admin message; the lot it closes or opens, or NULL (counted, logged). */
+static lot *pipe_parse_admin(pipeline *p, const char *topic, const void *payload, size_t len,
+                             pl_admin *a)
+{
+    if ((int64_t)len > p->cfg->limits.max_payload) {
+        pipe_reject(p, PL_OVERSIZE, topic, "payload larger than limits.max_payload");
+        return NULL;
+    }
+    char id[PL_ID_MAX + 1];
+    enum pl_reject r = pl_parse_admin_topic(topic, p->cfg->mqtt.admin_prefix, id);
+    if (r != PL_OK) {
+        pipe_reject(p, r, topic, r == PL_BAD_ID ? "invalid id" : "unexpected admin topic");
+        return NULL;
+    }
+    lot *l = pipe_find_lot(p, id);
+    if (!l) {
+        pipe_reject(p, PL_UNKNOWN_LOT, topic, "lot not configured");
+        return NULL;
+    }
+    if (pl_parse_admin(payload, len, a) != PL_OK) {
+        pipe_reject(p, PL_MALFORMED, topic, "malformed admin payload");
+        return NULL;
+    }
+    return l;
+}
+
+/* A closure is ordinary input: it joins this turn's batch and is acknowledged with it. An
+ * until already behind the event clock means open (lot_set_closure). */
+static void pipe_on_admin(pipeline *p, const char *topic, const void *payload, size_t len)
+{
+    pl_admin a;
+    lot *l = pipe_parse_admin(p, topic, payload, len, &a);
+    if (!l)
+        return;
+    if (!lot_set_closure(l, a.closed, a.reason, a.has_until, a.until_ms, pipe_event_clock(p)))
+        return;     /* the same closure again: a redelivered retained message */
+    log_info("lot %s: %s by %s%s%s", l->id, l->closed ? "closed" : "opened", topic,
+             l->closed_reason[0] ? ": " : "", l->closed_reason);
+    pipe_queue_lot(p, l);
+    if (p->cfg->publish.min_interval_ms == 0) {
+        pipe_observe(p, l);
+        pipe_consider(p, l, uv_now(p->loop), false);
+    }
+}
+
 /* Every message read in one loop iteration (a read burst, or several connections' bursts)
  * goes into one batch: the turn runs in the check phase, right after the I/O callbacks. */
 static void pipe_end_turn_soon(pipeline *p)
@@ -478,6 +532,10 @@ void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t
     int64_t wall = util_wall_ms();
     if (!p->turn_first_read_ms)
         p->turn_first_read_ms = wall;
+    if (pipe_is_admin(p, topic)) {
+        pipe_on_admin(p, topic, payload, len);
+        return;
+    }
     pl_topic t;
     pl_event ev;
     int64_t ts;

@@ -805,6 +805,13 @@ static void store_lot_state(store *s, const lot *l)
     store_arg_fmt(&a, "%.17g", l->smooth.smoothed);
     store_arg_str(&a, "sm_trend");
     store_arg_fmt(&a, "%.17g", l->smooth.trend_per_ms);
+    /* an operator's closure (SPEC §10) survives restarts: the retained message may not come */
+    store_arg_str(&a, "closed");
+    store_arg_str(&a, l->closed ? "1" : "0");
+    store_arg_str(&a, "closed_reason");
+    store_arg_str(&a, l->closed_reason);
+    store_arg_str(&a, "closed_until_ms");
+    store_arg_i64(&a, l->has_closed_until ? l->closed_until_ms : -1);
     store_send(s, &a);
 }
 
@@ -1354,8 +1361,19 @@ static double store_hash_double(const redisReply *r, const char *field)
     return isfinite(d) ? d : 0.0;
 }
 
+/* A closure is kept also for a lot that never had data, so it is restored first. */
+static void store_restore_closure(lot *l, const redisReply *r)
+{
+    if (store_hash_i64(r, "closed", 0) != 1)
+        return;
+    const char *reason = store_hash_get(r, "closed_reason");
+    int64_t until = store_hash_i64(r, "closed_until_ms", -1);
+    lot_restore_closure(l, reason ? reason : "", until >= 0, until);
+}
+
 static void store_restore_state(lot *l, const redisReply *r)
 {
+    store_restore_closure(l, r);
     const char *has_data = store_hash_get(r, "has_data");
     if (!has_data || strcmp(has_data, "1") != 0)
         return;

@@ -181,6 +181,7 @@ static void test_pages_and_errors(void **state)
 static void test_parkapi(void **state)
 {
     od_snapshot *s = make_snapshot();
+    s->lots[1].status = LOT_STATUS_CLOSED;
     s->lots[2].stale = true;
     od_reply r;
     od_parkapi(s, NULL, &r);
@@ -190,6 +191,9 @@ static void test_parkapi(void **state)
     json_t *a = json_array_get(items, 0), *c = json_array_get(items, 2);
     assert_int_equal(json_integer_value(json_object_get(a, "realtime_free_capacity")), 6);
     assert_string_equal(json_string_value(json_object_get(a, "realtime_opening_status")), "OPEN");
+    json_t *b = json_array_get(items, 1);
+    assert_string_equal(json_string_value(json_object_get(b, "realtime_opening_status")),
+                        "CLOSED");
     assert_true(json_is_true(json_object_get(a, "has_realtime_data")));
     assert_true(json_is_false(json_object_get(c, "has_realtime_data")));
     assert_null(json_object_get(c, "realtime_free_capacity"));

@@ -196,13 +196,42 @@ static void test_entry_larger_than_a_page(void **state)
 static void test_availability_bound(void **state)
 {
     lot *l = make_widest_lot(1);
+    /* and closed, with the widest reason (control characters) and an until */
+    char reason[PL_REASON_MAX + 1];
+    memset(reason, '\x01', PL_REASON_MAX);
+    reason[PL_REASON_MAX] = '\0';
+    assert_true(lot_set_closure(l, true, reason, true, 253402300799000LL, TS));
     char *name = out_name_json(l->name);
     assert_int_equal(strlen(name), 6 * CFG_NAME_MAX + 2);
     char buf[OUT_JSON_MAX];
     size_t len = out_format_availability(l, name, buf, sizeof buf);
-    assert_true(len > 0 && len < 2048);
+    assert_true(len > 0 && len < 3072);    /* OUT_JSON_MAX 4096 leaves room */
     json_decref(parse(buf));
     free(name);
+    lot_free(l);
+}
+
+/* A closed lot says so, with its reason and until; reopened, the fields are gone. */
+static void test_availability_closed(void **state)
+{
+    lot *l = make_lot("A", "a", 10, 4);
+    assert_true(lot_set_closure(l, true, "works \"x\"", true, TS + 3600000, TS));
+    char buf[OUT_JSON_MAX];
+    assert_true(out_format_availability(l, "\"a\"", buf, sizeof buf) > 0);
+    json_t *j = parse(buf);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "closed");
+    assert_string_equal(json_string_value(json_object_get(j, "closed_reason")), "works \"x\"");
+    assert_string_equal(json_string_value(json_object_get(j, "closed_until")),
+                        "2016-10-04T08:59:42Z");
+    assert_int_equal(json_integer_value(json_object_get(j, "free")), 6);
+    json_decref(j);
+    assert_true(lot_set_closure(l, false, NULL, false, 0, TS));
+    assert_true(out_format_availability(l, "\"a\"", buf, sizeof buf) > 0);
+    j = parse(buf);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "open");
+    assert_null(json_object_get(j, "closed_reason"));
+    assert_null(json_object_get(j, "closed_until"));
+    json_decref(j);
     lot_free(l);
 }
 
@@ -233,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_widest_lots_fit_the_minimum),
         cmocka_unit_test(test_entry_larger_than_a_page),
         cmocka_unit_test(test_availability_bound),
+        cmocka_unit_test(test_availability_closed),
         cmocka_unit_test(test_forecast_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
