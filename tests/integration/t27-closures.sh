@@ -14,6 +14,10 @@ parkd_start
 N=$(now)
 pub "$IN/K1/count" "{\"occupied\": 10, \"ts\": $((N - 60))}"
 check_eventually "K1 open before the closure" "hget K1 status" open
+check_eventually "a forecast published while open" \
+    "retained $OUT/K1/forecast 2 | grep -c horizons" 1
+settle
+H0=$(rget xlen "${RP}lot:K1:history")
 
 # --- a retained closure -------------------------------------------------------------------
 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t "$ADMIN/K1/state" \
@@ -22,6 +26,7 @@ SENT=$((SENT + 1))
 check_eventually "closed in the lot hash" "hget K1 status" closed
 check_eventually "closed in the retained availability" "avail_field K1 status" closed
 check "the reason in the availability" 'works "east"' "$(avail_field K1 closed_reason)"
+check_eventually "a history entry at the change" "rget xlen ${RP}lot:K1:history" $((H0 + 1))
 check "the closure in the :state hash" 1 "$(rget hget "${RP}lot:K1:state" closed)"
 
 sub_start fc "$OUT/K1/forecast"
@@ -33,7 +38,9 @@ check "still closed" closed "$(avail_field K1 status)"
 settle
 sleep 1
 sub_stop fc
-live=$(grep -c '^[0-9]*|0|' "$(sub_file fc)")
+old=$(grep -c '^[0-9.]*|1|' "$(sub_file fc)")
+check "the subscriber got the retained forecast from before the closure" 1 "${old:-0}"
+live=$(grep -c '^[0-9.]*|0|' "$(sub_file fc)")
 check "no forecast published while closed" 0 "${live:-0}"
 
 # --- kill -9 and restart: still closed; the redelivered retained closure changes nothing -------
