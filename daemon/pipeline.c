@@ -496,8 +496,8 @@ static void pipe_on_admin(pipeline *p, const char *topic, const void *payload, s
         return;
     if (!lot_set_closure(l, a.closed, a.reason, a.has_until, a.until_ms, pipe_event_clock(p)))
         return;     /* the same closure again: a redelivered retained message */
-    log_info("lot %s: %s by %s%s%s", l->id, l->closed ? "closed" : "opened", topic,
-             l->closed_reason[0] ? ": " : "", l->closed_reason);
+    /* not the reason: operator text with control characters has no place in a log line */
+    log_info("lot %s: %s by %s", l->id, l->closed ? "closed" : "opened", topic);
     pipe_queue_lot(p, l);
     if (p->cfg->publish.min_interval_ms == 0) {
         pipe_observe(p, l);
