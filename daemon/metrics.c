@@ -311,6 +311,7 @@ static void metrics_render_lots(mbuf *b, const metrics_snapshot *s)
     }
     static const enum lot_status statuses[] = {
         LOT_STATUS_UNKNOWN, LOT_STATUS_OPEN, LOT_STATUS_ALMOST_FULL, LOT_STATUS_FULL,
+        LOT_STATUS_CLOSED,
     };
     mbuf_header(b, "parkd_lot_status", "gauge", "1 for the lot's current status, else 0.");
     for (size_t i = 0; i < s->n_lots; i++) {
