@@ -152,15 +152,19 @@ static bool topic_kind(const span *levels, size_t n, enum pl_kind *kind)
     return true;
 }
 
+/* What follows PREFIX/ in TOPIC, or NULL. Wildcards are never part of a published topic name;
+ * seeing one means a confused client. */
+static const char *topic_rest(const char *topic, const char *prefix)
+{
+    if (!topic || !prefix || strpbrk(topic, "+#"))
+        return NULL;
+    return strip_prefix(topic, prefix);
+}
+
 enum pl_reject pl_parse_topic(const char *topic, const char *prefix, pl_topic *out)
 {
     memset(out, 0, sizeof *out);
-    if (!topic || !prefix)
-        return PL_BAD_TOPIC;
-    /* Wildcards are never part of a published topic name; seeing one means a confused client. */
-    if (strpbrk(topic, "+#"))
-        return PL_BAD_TOPIC;
-    const char *rest = strip_prefix(topic, prefix);
+    const char *rest = topic_rest(topic, prefix);
     if (!rest)
         return PL_BAD_TOPIC;
     span levels[3];
@@ -791,9 +795,7 @@ enum pl_reject pl_parse_payload(enum pl_kind kind, const char *payload, size_t l
 enum pl_reject pl_parse_admin_topic(const char *topic, const char *prefix, char *lot)
 {
     lot[0] = '\0';
-    if (!topic || !prefix || strpbrk(topic, "+#"))
-        return PL_BAD_TOPIC;
-    const char *rest = strip_prefix(topic, prefix);
+    const char *rest = topic_rest(topic, prefix);
     if (!rest)
         return PL_BAD_TOPIC;
     span levels[2];
