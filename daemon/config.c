@@ -46,7 +46,8 @@ enum cfg_type {
     CFG_T_ORIGINS,     /* http.cors_origins: list of "scheme://host[:port]" or "*" */
     CFG_T_TIMEZONE,    /* char * relative name of a file under CFG_ZONEINFO */
     CFG_T_ID,          /* char * matching the SPEC §2 id rule */
-    CFG_T_LOTS         /* the lots list, loaded after everything else (it needs `defaults`) */
+    CFG_T_LOTS,        /* the lots list, loaded after everything else (it needs `defaults`) */
+    CFG_T_GROUPS       /* a lot's zones or categories, loaded once its source is known */
 };
 
 #define CFG_F_NULLABLE   0x01  /* ~ means unset (NULL) */
@@ -218,8 +219,27 @@ static const cfg_key cfg_lot_keys[] = {
     DUR(L, "bay_stale_after", 0, 1, MS_YEAR, NULL, bay_stale_after_ms),
     DBL(L, "almost_full", CFG_F_MIN_EXCL, 0, 1, NULL, almost_full),
     DBL(L, "hysteresis", CFG_F_MAX_EXCL, 0, 1, NULL, hysteresis),
+    { .name = "zones", .type = CFG_T_GROUPS },
+    { .name = "categories", .type = CFG_T_GROUPS },
 };
 #undef L
+
+#define Z cfg_zone
+/* One entry of a lot's `zones`; its `bays` or `gates` list is read by cfg_load_members. */
+static const cfg_key cfg_zone_keys[] = {
+    SPECIAL(Z, "id", CFG_T_ID, CFG_F_REQUIRED, NULL, id),
+    STR(Z, "name", CFG_F_NONEMPTY, NULL, name, .imax = CFG_ZONE_NAME_MAX),
+    { .name = "capacity", .type = CFG_T_INT, .flags = CFG_F_REQUIRED, .imin = 1, .imax = 10000000,
+      FIELD(Z, capacity) },
+};
+#undef Z
+
+#define K cfg_category_def
+static const cfg_key cfg_category_keys[] = {
+    { .name = "capacity", .type = CFG_T_INT, .flags = CFG_F_REQUIRED, .imin = 1, .imax = 10000000,
+      FIELD(K, capacity) },
+};
+#undef K
 #undef NULLSTR
 #undef SPECIAL
 #undef ENUM
@@ -238,6 +258,14 @@ static const cfg_key cfg_lot_keys[] = {
 
 #define N_KEYS      (sizeof cfg_keys / sizeof cfg_keys[0])
 #define N_LOT_KEYS  (sizeof cfg_lot_keys / sizeof cfg_lot_keys[0])
+#define N_ZONE_KEYS (sizeof cfg_zone_keys / sizeof cfg_zone_keys[0])
+#define N_CAT_KEYS  (sizeof cfg_category_keys / sizeof cfg_category_keys[0])
+
+static const char *const cfg_category_names[CFG_N_CATEGORIES] = {
+    [CFG_CAT_DISABLED] = "disabled", [CFG_CAT_EV_CHARGING] = "ev_charging",
+    [CFG_CAT_FAMILY] = "family", [CFG_CAT_WOMEN] = "women", [CFG_CAT_CARSHARING] = "carsharing",
+    [CFG_CAT_MOTORCYCLE] = "motorcycle", [CFG_CAT_TRUCK] = "truck", [CFG_CAT_BUS] = "bus",
+};
 
 typedef struct cfg_error {
     size_t line, col;          /* 1-based; 0 when the error has no position */
@@ -462,6 +490,19 @@ int cfg_parse_duration(const char *s, int64_t *ms)
     /* frac < 1e9 and unit <= 8.64e7: the product fits in int64. */
     *ms = whole * unit + (frac * unit + frac_div / 2) / frac_div;
     return 0;
+}
+
+const char *cfg_category_name(enum cfg_category cat)
+{
+    return (unsigned)cat < CFG_N_CATEGORIES ? cfg_category_names[cat] : "unknown";
+}
+
+bool cfg_lot_has_groups(const cfg_lot *lot)
+{
+    for (int c = 0; c < CFG_N_CATEGORIES; c++)
+        if (lot->categories[c].set)
+            return true;
+    return lot->n_zones > 0;
 }
 
 const char *cfg_source_name(enum cfg_source source)
@@ -1054,7 +1095,10 @@ static void cfg_walk_lot(cfg_parser *p, size_t i, yaml_node_t *map, cfg_lot *lot
         }
         char full[64];
         snprintf(full, sizeof full, "%s.%s", section, name);
-        *s = (cfg_seen){key, value, !cfg_set_scalar(p, k, full, value, lot)};
+        if (k->type == CFG_T_GROUPS)
+            *s = (cfg_seen){key, value, false};
+        else
+            *s = (cfg_seen){key, value, !cfg_set_scalar(p, k, full, value, lot)};
     }
 }
 
@@ -1108,6 +1152,324 @@ static void cfg_lot_bay_stale(cfg_parser *p, size_t i, const cfg_lot *lot, const
                  cfg_source_name(lot->source));
 }
 
+/* ---- zones and categories (SPEC §10) ---- */
+
+/* The SPEC §2 id characters, and for a pattern fnmatch's * ? [ ] ! as well. */
+#define CFG_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+
+static bool cfg_is_pattern(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+static bool cfg_pattern_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 2 * CFG_ID_MAX && strspn(s, CFG_ID_CHARS "*?[]!") == n;
+}
+
+static void cfg_free_members(cfg_members *m)
+{
+    for (size_t i = 0; i < m->n_ids; i++)
+        free(m->ids[i]);
+    for (size_t i = 0; i < m->n_patterns; i++)
+        free(m->patterns[i]);
+    free(m->ids);
+    free(m->patterns);
+    *m = (cfg_members){0};
+}
+
+/* One exact id listed in a zone: what the check for an id in two zones compares. */
+typedef struct cfg_member_ref {
+    const char *id;
+    size_t zone;
+    yaml_node_t *node;
+} cfg_member_ref;
+
+/* One item of a bays/gates list into M (whose arrays have room); false after reporting it. */
+static bool cfg_add_member(cfg_parser *p, const char *what, yaml_node_t *item, cfg_members *m)
+{
+    char q[96];
+    const char *text = (const char *)item->data.scalar.value;
+    if (item->type != YAML_SCALAR_NODE || cfg_is_null(item) ||
+        strlen(text) != item->data.scalar.length) {
+        cfg_error_at(p, item, "%s: expected an id or a glob pattern, got %s", what,
+                     cfg_node_kind(item));
+        return false;
+    }
+    if (cfg_is_pattern(text) ? !cfg_pattern_valid(text) : !cfg_id_valid(text)) {
+        cfg_error_at(p, item, "%s: %s is neither an id ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) nor a "
+                     "glob pattern of id characters and * ? [ ] !", what, cfg_quote(text, q, sizeof q));
+        return false;
+    }
+    /* cfg_load_members sized both arrays for the whole list */
+    if (cfg_is_pattern(text))
+        m->patterns[m->n_patterns++] = util_xstrdup(text);
+    else
+        m->ids[m->n_ids++] = util_xstrdup(text);
+    return true;
+}
+
+/* The `bays` or `gates` list NODE (named KEY) of a zone or category of LOT into M. */
+static void cfg_load_members(cfg_parser *p, const char *what, const cfg_lot *lot, yaml_node_t *key,
+                             yaml_node_t *node, cfg_members *m)
+{
+    const char *name = (const char *)key->data.scalar.value;
+    const char *want = lot->source == CFG_SOURCE_GATES ? "gates" : "bays";
+    if (strcmp(name, want) != 0) {
+        cfg_error_at(p, key, "%s: a %s lot lists %s here, not %s", what,
+                     cfg_source_name(lot->source), want, name);
+        return;
+    }
+    if (node->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, node, "%s.%s: expected a list of ids or glob patterns, got %s", what, name,
+                     cfg_node_kind(node));
+        return;
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if ((int64_t)n > p->cfg->limits.max_bays_per_lot) {
+        cfg_error_at(p, node, "%s.%s: more entries (%zu) than limits.max_bays_per_lot", what, name, n);
+        return;
+    }
+    /* Exact lookups are sized up front; patterns are few. */
+    m->ids = util_xcalloc(n + 1, sizeof *m->ids);
+    m->patterns = util_xcalloc(n + 1, sizeof *m->patterns);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = cfg_node(p, node->data.sequence.items.start[i]);
+        char item_what[96];
+        snprintf(item_what, sizeof item_what, "%s.%s[%zu]", what, name, i);
+        cfg_add_member(p, item_what, item, m);
+    }
+}
+
+/* The keys of a zone's or category's mapping MAP (called WHAT in messages): KEYS' rows into BASE,
+ * `bays`/`gates` into M. Returns false when a required key is missing. */
+static bool cfg_walk_group(cfg_parser *p, const char *what, yaml_node_t *map, const cfg_key *keys,
+                           size_t n_keys, void *base, const cfg_lot *lot, cfg_members *m)
+{
+    cfg_seen seen[4] = {{0}};
+    yaml_node_t *members_key = NULL;
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = cfg_node(p, pair->key), *value = cfg_node(p, pair->value);
+        const char *name = cfg_pair_key(p, key, what);
+        if (!name)
+            continue;
+        const cfg_key *k = cfg_find_key(keys, n_keys, name);
+        bool is_members = !strcmp(name, "bays") || !strcmp(name, "gates");
+        if (!k && !is_members) {
+            cfg_report_unknown(p, key, name, what);
+        } else if (is_members && members_key) {
+            cfg_report_duplicate(p, key, members_key, name, what);
+        } else if (is_members) {
+            members_key = key;
+            cfg_load_members(p, what, lot, key, value, m);
+        } else if (seen[k - keys].key) {
+            cfg_report_duplicate(p, key, seen[k - keys].key, name, what);
+        } else {
+            char full[128];
+            snprintf(full, sizeof full, "%s.%s", what, name);
+            seen[k - keys] = (cfg_seen){key, value, !cfg_set_scalar(p, k, full, value, base)};
+        }
+    }
+    bool ok = true;
+    for (size_t k = 0; k < n_keys; k++)
+        if ((keys[k].flags & CFG_F_REQUIRED) && !seen[k].key) {
+            cfg_error_at(p, map, "%s: missing required key \"%s\"", what, keys[k].name);
+            ok = false;
+        } else if (seen[k].bad) {
+            ok = false;
+        }
+    if (!members_key) {
+        const char *want = lot->source == CFG_SOURCE_GATES ? "gates" : "bays";
+        cfg_error_at(p, map, "%s: missing required key \"%s\" (the %s in it)", what, want, want);
+        ok = false;
+    }
+    return ok;
+}
+
+static int cfg_member_ref_cmp(const void *a, const void *b)
+{
+    const cfg_member_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    return x->zone < y->zone ? -1 : x->zone > y->zone;
+}
+
+/* SPEC §10: a bay (or gate) belongs to at most one zone. An exact id in two zones is an error
+ * here; two zones' patterns matching one id can only be seen at run time (lot.c). Sorted, so a
+ * long exact list costs O(n log n). */
+static void cfg_check_zone_members(cfg_parser *p, const char *what, const cfg_lot *lot,
+                                   yaml_node_t *const *zone_nodes)
+{
+    size_t n = 0;
+    for (size_t z = 0; z < lot->n_zones; z++)
+        n += lot->zones[z].members.n_ids;
+    cfg_member_ref *refs = util_xcalloc(n + 1, sizeof *refs);
+    size_t k = 0;
+    for (size_t z = 0; z < lot->n_zones; z++)
+        for (size_t i = 0; i < lot->zones[z].members.n_ids; i++)
+            refs[k++] = (cfg_member_ref){lot->zones[z].members.ids[i], z, zone_nodes[z]};
+    qsort(refs, n, sizeof *refs, cfg_member_ref_cmp);
+    for (size_t i = 1; i < n; i++) {
+        const cfg_member_ref *a = &refs[i - 1], *b = &refs[i];
+        if (strcmp(a->id, b->id) != 0 || a->zone == b->zone)
+            continue;
+        cfg_error_at(p, b->node, "%s[%zu]: \"%s\" is already in zone %s (line %zu); a bay or "
+                     "gate belongs to at most one zone", what, b->zone, b->id,
+                     lot->zones[a->zone].id ? lot->zones[a->zone].id : "?",
+                     a->node->start_mark.line + 1);
+    }
+    free(refs);
+}
+
+static void cfg_check_zone_ids(cfg_parser *p, const char *what, const cfg_lot *lot,
+                               yaml_node_t *const *zone_nodes)
+{
+    for (size_t z = 1; z < lot->n_zones; z++)
+        for (size_t y = 0; y < z && lot->zones[z].id; y++)
+            if (lot->zones[y].id && !strcmp(lot->zones[y].id, lot->zones[z].id)) {
+                cfg_error_at(p, zone_nodes[z], "%s[%zu].id: duplicate zone id \"%s\" (first at "
+                             "line %zu)", what, z, lot->zones[z].id,
+                             zone_nodes[y]->start_mark.line + 1);
+                break;
+            }
+}
+
+static void cfg_check_zone_capacity(cfg_parser *p, const char *what, const cfg_lot *lot,
+                                    yaml_node_t *node)
+{
+    int64_t sum = 0;
+    for (size_t z = 0; z < lot->n_zones; z++)
+        sum += lot->zones[z].capacity;
+    if (lot->capacity > 0 && sum > lot->capacity)
+        cfg_error_at(p, node, "%s: the zones' capacities add up to %" PRId64 ", above the lot's "
+                     "capacity %" PRId64 " (a bay belongs to at most one zone)", what, sum,
+                     lot->capacity);
+}
+
+/* `zones`: a list of at most CFG_MAX_ZONES mappings. */
+static void cfg_load_zones(cfg_parser *p, size_t i, cfg_lot *lot, yaml_node_t *node)
+{
+    char what[48];
+    snprintf(what, sizeof what, "lots[%zu].zones", i);
+    if (node->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, node, "%s: expected a list of zones, got %s", what, cfg_node_kind(node));
+        return;
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n > CFG_MAX_ZONES) {
+        cfg_error_at(p, node, "%s: at most %d zones per lot, got %zu", what, CFG_MAX_ZONES, n);
+        return;
+    }
+    lot->zones = util_xcalloc(n + 1, sizeof *lot->zones);
+    lot->n_zones = n;
+    yaml_node_t **zone_nodes = util_xcalloc(n + 1, sizeof *zone_nodes);
+    bool ok = true;
+    for (size_t z = 0; z < n; z++) {
+        yaml_node_t *item = cfg_node(p, node->data.sequence.items.start[z]);
+        char zwhat[80];
+        snprintf(zwhat, sizeof zwhat, "%s[%zu]", what, z);
+        zone_nodes[z] = item;
+        if (item->type != YAML_MAPPING_NODE) {
+            cfg_error_at(p, item, "%s: expected a mapping with id, capacity and %s, got %s", zwhat,
+                         lot->source == CFG_SOURCE_GATES ? "gates" : "bays", cfg_node_kind(item));
+            ok = false;
+            continue;
+        }
+        cfg_zone *zone = &lot->zones[z];
+        ok &= cfg_walk_group(p, zwhat, item, cfg_zone_keys, N_ZONE_KEYS, zone, lot, &zone->members);
+        if (!zone->name && zone->id)
+            zone->name = util_xstrdup(zone->id);
+    }
+    cfg_check_zone_ids(p, what, lot, zone_nodes);
+    cfg_check_zone_members(p, what, lot, zone_nodes);
+    if (ok)
+        cfg_check_zone_capacity(p, what, lot, node);
+    free(zone_nodes);
+}
+
+static int cfg_category_index(const char *name)
+{
+    for (int c = 0; c < CFG_N_CATEGORIES; c++)
+        if (!strcmp(name, cfg_category_names[c]))
+            return c;
+    return -1;
+}
+
+/* One entry NAME: VALUE of `categories` (WHAT) at KEY; FIRST remembers each name's key. */
+static void cfg_load_category(cfg_parser *p, const char *what, cfg_lot *lot, yaml_node_t *key,
+                              yaml_node_t *value, yaml_node_t **first)
+{
+    char q[96], cwhat[96];
+    const char *name = (const char *)key->data.scalar.value;
+    int c = cfg_category_index(name);
+    if (c < 0) {
+        cfg_error_at(p, key, "%s: unknown category %s (one of disabled, ev_charging, family, "
+                     "women, carsharing, motorcycle, truck, bus)", what, cfg_quote(name, q, sizeof q));
+        return;
+    }
+    if (first[c]) {
+        cfg_report_duplicate(p, key, first[c], name, what);
+        return;
+    }
+    first[c] = key;
+    snprintf(cwhat, sizeof cwhat, "%s.%s", what, name);
+    if (value->type != YAML_MAPPING_NODE) {
+        cfg_error_at(p, value, "%s: expected a mapping with capacity and %s, got %s", cwhat,
+                     lot->source == CFG_SOURCE_GATES ? "gates" : "bays", cfg_node_kind(value));
+        return;
+    }
+    cfg_category_def *cat = &lot->categories[c];
+    cat->set = true;
+    if (cfg_walk_group(p, cwhat, value, cfg_category_keys, N_CAT_KEYS, cat, lot, &cat->members) &&
+        lot->capacity > 0 && cat->capacity > lot->capacity)
+        cfg_error_at(p, value, "%s: capacity %" PRId64 " is above the lot's capacity %" PRId64,
+                     cwhat, cat->capacity, lot->capacity);
+}
+
+/* `categories`: a mapping of SPEC §10 category names to {capacity, bays|gates}. */
+static void cfg_load_categories(cfg_parser *p, size_t i, cfg_lot *lot, yaml_node_t *node)
+{
+    char what[48];
+    snprintf(what, sizeof what, "lots[%zu].categories", i);
+    if (node->type != YAML_MAPPING_NODE) {
+        cfg_error_at(p, node, "%s: expected a mapping of category names, got %s", what,
+                     cfg_node_kind(node));
+        return;
+    }
+    yaml_node_t *first[CFG_N_CATEGORIES] = {0};
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = cfg_node(p, pair->key);
+        if (cfg_pair_key(p, key, what))
+            cfg_load_category(p, what, lot, key, cfg_node(p, pair->value), first);
+    }
+}
+
+/* Zones and categories need the lot's source: a count lot has neither bays nor gates to put in
+ * them, a gates lot lists gates, a bays lot bays. */
+static void cfg_lot_groups(cfg_parser *p, size_t i, cfg_lot *lot, const cfg_seen *seen)
+{
+    const cfg_seen *zones = &seen[cfg_lot_index("zones")];
+    const cfg_seen *cats = &seen[cfg_lot_index("categories")];
+    const cfg_seen *src = &seen[cfg_lot_index("source")];
+    if ((!zones->key && !cats->key) || !src->key || src->bad)
+        return;
+    if (lot->source == CFG_SOURCE_COUNT) {
+        const cfg_seen *at = zones->key ? zones : cats;
+        cfg_error_at(p, at->key, "lots[%zu]: %s need source bays or gates, not count (a count "
+                     "says nothing about where the cars are)", i,
+                     zones->key ? "zones" : "categories");
+        return;
+    }
+    if (zones->key && !cfg_is_null(zones->value))
+        cfg_load_zones(p, i, lot, zones->value);
+    if (cats->key && !cfg_is_null(cats->value))
+        cfg_load_categories(p, i, lot, cats->value);
+}
+
 static void cfg_load_lot(cfg_parser *p, size_t i, yaml_node_t *map, yaml_node_t **id_node)
 {
     cfg_lot *lot = &p->cfg->lots[i];
@@ -1122,6 +1484,7 @@ static void cfg_load_lot(cfg_parser *p, size_t i, yaml_node_t *map, yaml_node_t 
     cfg_lot_position(p, i, lot, seen);
     cfg_lot_thresholds(p, i, lot, seen);
     cfg_lot_bay_stale(p, i, lot, seen);
+    cfg_lot_groups(p, i, lot, seen);
     if (!lot->name && lot->id)
         lot->name = util_xstrdup(lot->id);
     *id_node = lot->id ? seen[cfg_lot_index("id")].value : NULL;
@@ -1495,7 +1858,15 @@ void cfg_free(cfg_config *cfg)
         return;
     cfg_free_strings(cfg_keys, N_KEYS, cfg);
     for (size_t i = 0; i < cfg->n_lots; i++) {
-        cfg_free_strings(cfg_lot_keys, N_LOT_KEYS, &cfg->lots[i]);
+        cfg_lot *lot = &cfg->lots[i];
+        cfg_free_strings(cfg_lot_keys, N_LOT_KEYS, lot);
+        for (size_t z = 0; z < lot->n_zones; z++) {
+            cfg_free_strings(cfg_zone_keys, N_ZONE_KEYS, &lot->zones[z]);
+            cfg_free_members(&lot->zones[z].members);
+        }
+        free(lot->zones);
+        for (int c = 0; c < CFG_N_CATEGORIES; c++)
+            cfg_free_members(&lot->categories[c].members);
     }
     free(cfg->lots);
     free(cfg->forecast.horizons_ms);

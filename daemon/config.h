@@ -27,6 +27,39 @@
 
 enum cfg_source { CFG_SOURCE_BAYS, CFG_SOURCE_GATES, CFG_SOURCE_COUNT };
 
+/* SPEC §10's categories of reserved bays, in the order outputs list them. */
+enum cfg_category {
+    CFG_CAT_DISABLED, CFG_CAT_EV_CHARGING, CFG_CAT_FAMILY, CFG_CAT_WOMEN, CFG_CAT_CARSHARING,
+    CFG_CAT_MOTORCYCLE, CFG_CAT_TRUCK, CFG_CAT_BUS, CFG_N_CATEGORIES
+};
+
+/* Per lot: zones, with a name of at most CFG_ZONE_NAME_MAX bytes. Together with the id's 64
+ * bytes they bound a lot's availability JSON (output.h's OUT_JSON_MAX). */
+#define CFG_MAX_ZONES 64
+#define CFG_ZONE_NAME_MAX 64
+
+/* The bays (of a bays lot) or gates (of a gates lot) of a zone or category: exact ids and glob
+ * patterns (fnmatch(3), no flags), as the file lists them. */
+typedef struct cfg_members {
+    char **ids;               /* each a valid SPEC §2 id */
+    size_t n_ids;
+    char **patterns;          /* each holds at least one of * ? [ */
+    size_t n_patterns;
+} cfg_members;
+
+typedef struct cfg_zone {
+    char *id;                 /* SPEC §2 id, unique in its lot */
+    char *name;               /* defaults to id */
+    int64_t capacity;         /* >= 1; the zones' capacities add up to at most the lot's */
+    cfg_members members;
+} cfg_zone;
+
+typedef struct cfg_category_def {
+    bool set;                 /* listed under `categories` */
+    int64_t capacity;         /* >= 1, at most the lot's */
+    cfg_members members;
+} cfg_category_def;
+
 /* Syslog priorities, so a level is also the journal's <N> prefix. */
 enum cfg_log_level { CFG_LOG_ERROR = 3, CFG_LOG_WARNING = 4, CFG_LOG_INFO = 6, CFG_LOG_DEBUG = 7 };
 
@@ -41,6 +74,9 @@ typedef struct cfg_lot {
     int64_t bay_stale_after_ms; /* bays lots only; 0: off */
     double almost_full;       /* in (0, 1] */
     double hysteresis;        /* in [0, almost_full) */
+    cfg_zone *zones;          /* bays and gates lots only; in the file's order */
+    size_t n_zones;           /* at most CFG_MAX_ZONES */
+    cfg_category_def categories[CFG_N_CATEGORIES];
 } cfg_lot;
 
 typedef struct cfg_config {
@@ -152,6 +188,12 @@ unsigned cfg_reload_effects(const cfg_config *old, const cfg_config *new_cfg,
 /* Sets NEW_CFG's start-only keys (CFG_RELOAD_RESTART) back to OLD's values, so a reloaded
  * configuration describes what keeps running. */
 void cfg_keep_restart_keys(const cfg_config *old, cfg_config *new_cfg);
+
+/* "disabled", "ev_charging", ...: the SPEC §10 name of CAT. */
+const char *cfg_category_name(enum cfg_category cat);
+
+/* Whether LOT has any zone or category. */
+bool cfg_lot_has_groups(const cfg_lot *lot);
 
 /* "bays", "gates", "count". */
 const char *cfg_source_name(enum cfg_source source);
