@@ -24,6 +24,9 @@ static const char *const lot_status_names[] = {
 
 /* ---- configuration ---- */
 
+static void lot_groups_build(lot *l, const cfg_lot *cfg);
+static void lot_refresh_zones(lot *l);
+
 static void lot_copy_config(lot *l, const cfg_lot *cfg, int64_t tau_ms)
 {
     free(l->name);
@@ -52,6 +55,9 @@ lot *lot_new(const cfg_lot *cfg, int64_t tau_ms)
     l->count_value = -1;
     l->bays = map_new();
     l->gates = map_new();
+    l->ambiguous = map_new();
+    lot_groups_build(l, cfg);
+    lot_refresh_zones(l);
     return l;
 }
 
@@ -68,6 +74,10 @@ void lot_free(lot *l)
     map_free(l->bays);
     map_foreach(l->gates, lot_free_entry, NULL);
     map_free(l->gates);
+    map_foreach(l->ambiguous, lot_free_entry, NULL);
+    map_free(l->ambiguous);
+    zn_free(l->groups);
+    free(l->zones);
     free(l->dirty_bays);
     free(l->heap);
     free(l->dirty_gates);
@@ -93,11 +103,22 @@ int64_t lot_free_spaces(const lot *l)
 
 /* The share of capacity not free: occupancy, plus the unknown bays, which status must not offer
  * as free either. */
-static double lot_used_fraction(const lot *l)
+static double lot_used_fraction(int64_t capacity, int64_t free_spaces)
 {
-    if (l->capacity <= 0)
+    if (capacity <= 0)
         return 0.0;
-    return (double)(l->capacity - lot_free_spaces(l)) / (double)l->capacity;
+    return (double)(capacity - free_spaces) / (double)capacity;
+}
+
+int64_t lot_group_occupied(const lot_group *g)
+{
+    return g->raw < 0 ? 0 : g->raw > g->capacity ? g->capacity : g->raw;
+}
+
+int64_t lot_group_free(const lot_group *g)
+{
+    int64_t n = g->capacity - lot_group_occupied(g) - g->unknown;
+    return n < 0 ? 0 : n;
 }
 
 double lot_occupancy(const lot *l)
@@ -125,27 +146,27 @@ int lot_status_parse(const char *s, enum lot_status *out)
 
 /* Free spaces at which a full lot opens again: 1 % of capacity, at least one space, so a large
  * lot does not flap between full and almost_full as single cars come and go. */
-static int64_t lot_full_exit_free(const lot *l)
+static int64_t lot_full_exit_free(int64_t capacity)
 {
-    int64_t n = llround((double)l->capacity * 0.01);
+    int64_t n = llround((double)capacity * 0.01);
     return n < 1 ? 1 : n;
 }
 
-/* The SPEC §4 status with hysteresis, given the current one. */
-static enum lot_status lot_next_status(const lot *l)
+/* The SPEC §4 status with hysteresis of a lot (or zone) of CAPACITY with FREE spaces, given its
+ * current count-derived status PREV and L's thresholds. */
+static enum lot_status lot_status_for(const lot *l, int64_t capacity, int64_t free_spaces,
+                                      enum lot_status prev)
 {
     if (!l->has_data)
         return LOT_STATUS_UNKNOWN;
-    int64_t free_spaces = lot_free_spaces(l);
     if (free_spaces <= 0)
         return LOT_STATUS_FULL;
-    if (l->open_status == LOT_STATUS_FULL && free_spaces < lot_full_exit_free(l))
+    if (prev == LOT_STATUS_FULL && free_spaces < lot_full_exit_free(capacity))
         return LOT_STATUS_FULL;
     /* Leaving full passes through the almost_full rule as if the lot were almost full, so a lot
      * that empties slowly shows almost_full before open. */
-    bool was_almost_full =
-        l->open_status == LOT_STATUS_FULL || l->open_status == LOT_STATUS_ALMOST_FULL;
-    double occupancy = lot_used_fraction(l);
+    bool was_almost_full = prev == LOT_STATUS_FULL || prev == LOT_STATUS_ALMOST_FULL;
+    double occupancy = lot_used_fraction(capacity, free_spaces);
     if (occupancy >= l->almost_full - LOT_OCCUPANCY_EPSILON)
         return LOT_STATUS_ALMOST_FULL;
     if (was_almost_full && occupancy >= l->almost_full - l->hysteresis - LOT_OCCUPANCY_EPSILON)
@@ -156,8 +177,24 @@ static enum lot_status lot_next_status(const lot *l)
 /* Recomputes the count-derived status; a closure overrides what the outputs show. */
 static void lot_refresh_status(lot *l)
 {
-    l->open_status = lot_next_status(l);
+    l->open_status = lot_status_for(l, l->capacity, lot_free_spaces(l), l->open_status);
     l->status = l->closed ? LOT_STATUS_CLOSED : l->open_status;
+}
+
+static void lot_refresh_zone(lot *l, lot_group *g)
+{
+    enum lot_status was = g->status;
+    g->open_status = lot_status_for(l, g->capacity, lot_group_free(g), g->open_status);
+    g->status = l->closed ? LOT_STATUS_CLOSED : g->open_status;
+    if (g->status != was)
+        l->outputs_rev++;
+}
+
+/* After what every zone's status depends on changed: the lot's data, closure or thresholds. */
+static void lot_refresh_zones(lot *l)
+{
+    for (int z = 0; z < l->groups->n_zones; z++)
+        lot_refresh_zone(l, &l->zones[z]);
 }
 
 /* Clamps N to [0, capacity]; *CLAMPED tells whether it had to. */
@@ -210,6 +247,185 @@ void lot_clear_dirty(lot *l)
     l->n_dirty_bays = 0;
     l->n_dirty_gates = 0;
     l->dirty = false;
+    l->groups_changed = false;
+}
+
+/* ---- zones and categories (SPEC §10) ----
+ * Each bay and gate carries its zone and categories, resolved once (zone.h), so an event moves
+ * at most one zone and eight categories: O(1), never a pattern match. */
+
+/* The counts of the zone ZONE (ZN_NONE: none) and categories CATS move by D_RAW occupied and
+ * D_UNKNOWN unknown bays; the caller refreshes the zone's status. */
+static void lot_groups_add(lot *l, int zone, uint8_t cats, int64_t d_raw, int64_t d_unknown)
+{
+    if (zone >= 0) {
+        l->zones[zone].raw += d_raw;
+        l->zones[zone].unknown += d_unknown;
+    }
+    for (unsigned c = cats; c; c &= c - 1) {
+        lot_group *g = &l->cats[__builtin_ctz(c)];
+        g->raw += d_raw;
+        g->unknown += d_unknown;
+    }
+}
+
+static void lot_groups_move(lot *l, int zone, uint8_t cats, int64_t d_raw, int64_t d_unknown)
+{
+    if (zone < 0 && !cats)
+        return;
+    lot_groups_add(l, zone, cats, d_raw, d_unknown);
+    if (zone >= 0)
+        lot_refresh_zone(l, &l->zones[zone]);
+}
+
+/* COUNT cars in or out through a gate of G, kept within [0, capacity] like the lot's. */
+static void lot_group_gate_move(lot_group *g, bool in, uint64_t count)
+{
+    uint64_t room = (uint64_t)(in ? g->capacity - g->raw : g->raw);
+    if (count > room)
+        g->raw = in ? g->capacity : 0;
+    else
+        g->raw += in ? (int64_t)count : -(int64_t)count;
+}
+
+static void lot_groups_gate(lot *l, int zone, uint8_t cats, bool in, uint64_t count)
+{
+    if (zone >= 0) {
+        lot_group_gate_move(&l->zones[zone], in, count);
+        lot_refresh_zone(l, &l->zones[zone]);
+    }
+    for (unsigned c = cats; c; c &= c - 1)
+        lot_group_gate_move(&l->cats[__builtin_ctz(c)], in, count);
+}
+
+/* L's resolver, zones and category capacities for CFG, all counts 0. */
+static void lot_groups_build(lot *l, const cfg_lot *cfg)
+{
+    l->groups = zn_new(cfg);
+    l->zones = util_xcalloc((size_t)l->groups->n_zones + 1, sizeof *l->zones);
+    for (int z = 0; z < l->groups->n_zones; z++)
+        l->zones[z] = (lot_group){ .capacity = l->groups->zones[z].capacity,
+                                   .status = LOT_STATUS_UNKNOWN, .open_status = LOT_STATUS_UNKNOWN };
+    for (int c = 0; c < CFG_N_CATEGORIES; c++)
+        l->cats[c] = (lot_group){ .capacity = l->groups->cat_capacity[c] };
+}
+
+/* A sensor already counted keeps being counted (in the lot) when a reload or restart made it
+ * ambiguous; it is then in no zone. Only a new one is refused (lot_resolve_new). */
+static void lot_resolve_known(const lot *l, const char *id, int16_t *zone, uint8_t *cats)
+{
+    int z;
+    zn_resolve(l->groups, id, &z, cats);
+    *zone = (int16_t)(z == ZN_AMBIGUOUS ? ZN_NONE : z);
+}
+
+static void lot_regroup_bay(void *ctx, void *value)
+{
+    lot *l = ctx;
+    lot_bay *b = value;
+    lot_resolve_known(l, b->id, &b->zone, &b->cats);
+    if (b->unknown)
+        lot_groups_add(l, b->zone, b->cats, 0, 1);
+    else
+        lot_groups_add(l, b->zone, b->cats, b->occupied ? 1 : 0, 0);
+}
+
+static void lot_regroup_gate(void *ctx, void *value)
+{
+    lot *l = ctx;
+    lot_gate *g = value;
+    lot_resolve_known(l, g->id, &g->zone, &g->cats);
+}
+
+/* A gates lot's cars per zone cannot be recounted: they stay with the zone (and category) of the
+ * same id, within its new capacity. */
+static void lot_groups_carry(lot *l, const zn_resolver *old, const lot_group *old_zones,
+                             const lot_group *old_cats)
+{
+    for (int z = 0; z < l->groups->n_zones; z++) {
+        int was = zn_find_zone(old, l->groups->zones[z].id);
+        if (was >= 0)
+            l->zones[z].raw = lot_group_occupied(&(lot_group){ .capacity = l->zones[z].capacity,
+                                                               .raw = old_zones[was].raw });
+    }
+    for (int c = 0; c < CFG_N_CATEGORIES; c++)
+        if (l->cats[c].capacity > 0)
+            l->cats[c].raw = lot_group_occupied(&(lot_group){ .capacity = l->cats[c].capacity,
+                                                              .raw = old_cats[c].raw });
+}
+
+static void lot_forget_ambiguous(lot *l)
+{
+    map_foreach(l->ambiguous, lot_free_entry, NULL);
+    map_free(l->ambiguous);
+    l->ambiguous = map_new();
+}
+
+/* A reload with other zones or categories: every sensor is resolved again, once. */
+static void lot_groups_reconfigure(lot *l, const cfg_lot *cfg)
+{
+    if (zn_same(l->groups, cfg))
+        return;
+    zn_resolver *old = l->groups;
+    lot_group *old_zones = l->zones, old_cats[CFG_N_CATEGORIES];
+    memcpy(old_cats, l->cats, sizeof old_cats);
+    lot_groups_build(l, cfg);
+    if (l->source == CFG_SOURCE_GATES)
+        lot_groups_carry(l, old, old_zones, old_cats);
+    map_foreach(l->bays, lot_regroup_bay, l);
+    map_foreach(l->gates, lot_regroup_gate, l);
+    lot_forget_ambiguous(l);
+    l->groups_changed = true;
+    l->outputs_rev++;
+    zn_free(old);
+    free(old_zones);
+}
+
+/* Resolves a sensor the lot has not seen. Returns false, with OUT set to the rejection, when two
+ * zones' patterns claim it: refused, and remembered so that its next messages are refused
+ * without matching again (and logged only the first time). */
+static bool lot_resolve_new(lot *l, const char *id, int16_t *zone, uint8_t *cats, lot_outcome *out)
+{
+    *zone = ZN_NONE;
+    *cats = 0;
+    if (!zn_any(l->groups))
+        return true;
+    int z;
+    zn_resolve(l->groups, id, &z, cats);
+    if (z != ZN_AMBIGUOUS) {
+        *zone = (int16_t)z;
+        return true;
+    }
+    char *copy = util_xstrdup(id);
+    map_put(l->ambiguous, copy, strlen(copy), copy);
+    *out = (lot_outcome){ .result = LOT_REJECTED, .reject = PL_AMBIGUOUS_ZONE,
+                          .first_ambiguous = true };
+    return false;
+}
+
+/* Whether ID was refused as ambiguous before (lot_resolve_new). */
+static bool lot_known_ambiguous(const lot *l, const char *id)
+{
+    return map_size(l->ambiguous) > 0 && map_get(l->ambiguous, id, strlen(id));
+}
+
+void lot_restore_zone(lot *l, const char *zone_id, int64_t occupied)
+{
+    int z = zn_find_zone(l->groups, zone_id);
+    if (z < 0 || l->source != CFG_SOURCE_GATES)
+        return;
+    l->zones[z].raw = lot_group_occupied(&(lot_group){ .capacity = l->zones[z].capacity,
+                                                       .raw = occupied });
+    lot_refresh_zone(l, &l->zones[z]);
+}
+
+void lot_restore_category(lot *l, enum cfg_category cat, int64_t occupied)
+{
+    if ((unsigned)cat >= CFG_N_CATEGORIES || l->cats[cat].capacity <= 0 ||
+        l->source != CFG_SOURCE_GATES)
+        return;
+    l->cats[cat].raw = lot_group_occupied(&(lot_group){ .capacity = l->cats[cat].capacity,
+                                                        .raw = occupied });
 }
 
 /* ---- bays and gates ---- */
@@ -304,6 +520,7 @@ static void lot_bay_forget(lot *l, lot_bay *b)
     l->unknown++;
     if (b->occupied)
         l->bays_occupied--;
+    lot_groups_move(l, b->zone, b->cats, b->occupied ? -1 : 0, 1);
 }
 
 /* Unknown -> known, with the state and ts already set. */
@@ -313,18 +530,24 @@ static void lot_bay_recall(lot *l, lot_bay *b)
     l->unknown--;
     if (b->occupied)
         l->bays_occupied++;
+    lot_groups_move(l, b->zone, b->cats, b->occupied ? 1 : 0, -1);
     lot_heap_push(l, b);
 }
 
-static lot_bay *lot_add_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
+static lot_bay *lot_add_bay(lot *l, const char *id, bool occupied, int64_t ts_ms, int16_t zone,
+                            uint8_t cats)
 {
     lot_bay *b = util_xcalloc(1, sizeof *b);
     strcpy(b->id, id);
     b->occupied = occupied;
     b->ts_ms = ts_ms;
+    b->zone = zone;
+    b->cats = cats;
     map_put(l->bays, b->id, strlen(b->id), b);
-    if (occupied)
+    if (occupied) {
         l->bays_occupied++;
+        lot_groups_move(l, zone, cats, 1, 0);
+    }
     lot_heap_push(l, b);
     return b;
 }
@@ -337,8 +560,10 @@ static void lot_set_bay(lot *l, lot_bay *b, bool occupied, int64_t ts_ms)
         lot_bay_recall(l, b);
         return;
     }
-    if (b->occupied != occupied)
+    if (b->occupied != occupied) {
         l->bays_occupied += occupied ? 1 : -1;
+        lot_groups_move(l, b->zone, b->cats, occupied ? 1 : -1, 0);
+    }
     b->occupied = occupied;
     b->ts_ms = ts_ms;
     lot_heap_fix(l, b);
@@ -349,10 +574,12 @@ static lot_gate *lot_find_gate(const lot *l, const char *id)
     return map_get(l->gates, id, strlen(id));
 }
 
-static lot_gate *lot_add_gate(lot *l, const char *id)
+static lot_gate *lot_add_gate(lot *l, const char *id, int16_t zone, uint8_t cats)
 {
     lot_gate *g = util_xcalloc(1, sizeof *g);
     strcpy(g->id, id);
+    g->zone = zone;
+    g->cats = cats;
     map_put(l->gates, g->id, strlen(g->id), g);
     return g;
 }
@@ -381,6 +608,7 @@ static lot_outcome lot_rejected(enum pl_reject reason)
  * state (smoothing, status) follows the new occupied. */
 static void lot_after_apply(lot *l, int64_t ts_ms)
 {
+    bool first = !l->has_data;
     l->has_data = true;
     if (ts_ms > l->ts_ms)
         l->ts_ms = ts_ms;
@@ -388,6 +616,8 @@ static void lot_after_apply(lot *l, int64_t ts_ms)
     l->dirty = true;
     sm_update(&l->smooth, ts_ms, (double)lot_free_spaces(l), l->tau_ms);
     lot_refresh_status(l);
+    if (first)
+        lot_refresh_zones(l);
 }
 
 /* A valid, newest input that repeats the current state: it still proves the lot is alive, so the
@@ -415,10 +645,16 @@ static lot_outcome lot_apply_bay(lot *l, const char *id, const pl_event *ev, int
     lot_outcome out = { .result = LOT_APPLIED };
     lot_bay *b = lot_find_bay(l, id);
     if (!b) {
-        if ((int64_t)map_size(l->bays) >= max_bays)
+        if (lot_known_ambiguous(l, id))
+            return lot_rejected(PL_AMBIGUOUS_ZONE);
+        if ((int64_t)(map_size(l->bays) + map_size(l->ambiguous)) >= max_bays)
             return lot_rejected(PL_TOO_MANY_BAYS);
+        int16_t zone;
+        uint8_t cats;
+        if (!lot_resolve_new(l, id, &zone, &cats, &out))
+            return out;
         /* Even a first "free" is stored: it is the bay's last applied state and ts. */
-        b = lot_add_bay(l, id, ev->occupied, ts_ms);
+        b = lot_add_bay(l, id, ev->occupied, ts_ms, zone, cats);
     } else if (ts_ms < b->ts_ms) {
         out.result = LOT_IGNORED_OLD;
         out.lag_ms = b->ts_ms - ts_ms;
@@ -463,9 +699,15 @@ static lot_outcome lot_apply_gate(lot *l, const char *id, const pl_event *ev, in
     lot_outcome out = { .result = LOT_APPLIED };
     lot_gate *g = lot_find_gate(l, id);
     if (!g) {
-        if ((int64_t)map_size(l->gates) >= max_bays)
+        if (lot_known_ambiguous(l, id))
+            return lot_rejected(PL_AMBIGUOUS_ZONE);
+        if ((int64_t)(map_size(l->gates) + map_size(l->ambiguous)) >= max_bays)
             return lot_rejected(PL_TOO_MANY_BAYS);
-        g = lot_add_gate(l, id);
+        int16_t zone;
+        uint8_t cats;
+        if (!lot_resolve_new(l, id, &zone, &cats, &out))
+            return out;
+        g = lot_add_gate(l, id, zone, cats);
     }
     if (ev->has_seq && g->has_seq && ev->seq <= g->seq) {
         out.result = LOT_IGNORED_DUPLICATE;
@@ -478,6 +720,7 @@ static lot_outcome lot_apply_gate(lot *l, const char *id, const pl_event *ev, in
         lot_mark_gate_dirty(l, g);
     }
     l->occupied = lot_gate_move(l, ev->gate_in, ev->count, &out.clamped);
+    lot_groups_gate(l, g->zone, g->cats, ev->gate_in, ev->count);
     lot_after_apply(l, ts_ms);
     return out;
 }
@@ -617,9 +860,11 @@ void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms)
      * lot_update_stale expires what the new duration expires. */
     if (l->bay_stale_after_ms != old_bay_stale_after_ms && l->unknown > 0)
         map_foreach(l->bays, lot_recall_entry, l);
+    lot_groups_reconfigure(l, cfg);
     lot_reclamp(l);
     lot_hold_free(l);
     lot_refresh_status(l);
+    lot_refresh_zones(l);
     l->dirty = true;
 }
 
@@ -632,6 +877,7 @@ static void lot_after_restore(lot *l)
     lot_reclamp(l);
     lot_hold_free(l);
     lot_refresh_status(l);
+    lot_refresh_zones(l);
 }
 
 void lot_restore_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
@@ -639,10 +885,14 @@ void lot_restore_bay(lot *l, const char *id, bool occupied, int64_t ts_ms)
     if (!lot_id_fits(id))
         return;
     lot_bay *b = lot_find_bay(l, id);
-    if (b)
+    if (b) {
         lot_set_bay(l, b, occupied, ts_ms);
-    else
-        lot_add_bay(l, id, occupied, ts_ms);
+    } else {
+        int16_t zone;
+        uint8_t cats;
+        lot_resolve_known(l, id, &zone, &cats);
+        lot_add_bay(l, id, occupied, ts_ms, zone, cats);
+    }
     lot_after_restore(l);
 }
 
@@ -651,8 +901,12 @@ void lot_restore_gate(lot *l, const char *id, uint64_t seq)
     if (!lot_id_fits(id))
         return;
     lot_gate *g = lot_find_gate(l, id);
-    if (!g)
-        g = lot_add_gate(l, id);
+    if (!g) {
+        int16_t zone;
+        uint8_t cats;
+        lot_resolve_known(l, id, &zone, &cats);
+        g = lot_add_gate(l, id, zone, cats);
+    }
     g->seq = seq;
     g->has_seq = true;
 }
@@ -698,6 +952,7 @@ static void lot_store_closure(lot *l, bool closed, const char *reason, bool has_
     l->closed_until_ms = l->has_closed_until ? until_ms : 0;
     lot_copy_reason(l->closed_reason, closed ? reason : NULL);
     lot_refresh_status(l);
+    lot_refresh_zones(l);
 }
 
 bool lot_set_closure(lot *l, bool closed, const char *reason, bool has_until, int64_t until_ms,
@@ -713,6 +968,7 @@ bool lot_set_closure(lot *l, bool closed, const char *reason, bool has_until, in
         return false;
     lot_store_closure(l, closed, cut, has_until, until_ms);
     l->dirty = true;
+    l->outputs_rev++;
     return true;
 }
 

@@ -10,6 +10,7 @@
 #include "map.h"
 #include "payload.h"
 #include "smooth.h"
+#include "zone.h"
 
 /* CLOSED is last so stored and history values of the others keep their numbers. */
 enum lot_status {
@@ -23,6 +24,8 @@ typedef struct lot_bay {
     bool occupied;          /* the last state heard, also while unknown */
     bool unknown;           /* silent longer than bay_stale_after: neither free nor occupied */
     bool dirty;             /* changed since the last lot_clear_dirty */
+    int16_t zone;           /* index into lot.zones, or ZN_NONE (resolved once, zone.h) */
+    uint8_t cats;           /* bit c: in category c */
     size_t heap_pos;        /* index in lot.heap while known */
     char id[PL_ID_MAX + 1];
 } lot_bay;
@@ -31,8 +34,20 @@ typedef struct lot_gate {
     uint64_t seq;           /* last applied seq, when has_seq */
     bool has_seq;
     bool dirty;
+    int16_t zone;           /* as for a bay */
+    uint8_t cats;
     char id[PL_ID_MAX + 1];
 } lot_gate;
+
+/* The counts of one zone or category (SPEC §10). */
+typedef struct lot_group {
+    int64_t capacity;           /* configured */
+    int64_t raw;                /* bays lot: its known bays that are occupied; gates lot: the cars
+                                 * in through its gates, kept within [0, capacity] */
+    int64_t unknown;            /* bays lot with bay_stale_after: its unknown bays */
+    enum lot_status status;     /* zones: the lot's rules on the zone's numbers; closed with it */
+    enum lot_status open_status;
+} lot_group;
 
 enum lot_result {
     LOT_APPLIED,            /* state changed */
@@ -44,7 +59,9 @@ enum lot_result {
 
 typedef struct lot_outcome {
     enum lot_result result;
-    enum pl_reject reject;      /* PL_WRONG_KIND or PL_TOO_MANY_BAYS when LOT_REJECTED */
+    enum pl_reject reject;      /* PL_WRONG_KIND, PL_TOO_MANY_BAYS or PL_AMBIGUOUS_ZONE when
+                                 * LOT_REJECTED */
+    bool first_ambiguous;       /* PL_AMBIGUOUS_ZONE for the first time for this sensor: log it */
     bool clamped;               /* occupied was clamped to [0, capacity]: an anomaly */
     bool capacity_mismatch;     /* a count message's capacity differs from the configured one */
     bool recalibrated;          /* a count on a gates lot; correction = new - old occupied */
@@ -83,6 +100,16 @@ typedef struct lot {
     bool stale;
     sm_state smooth;            /* of free spaces */
 
+    zn_resolver *groups;        /* the configured zones and categories (owned) */
+    lot_group *zones;           /* groups->n_zones of them (owned) */
+    lot_group cats[CFG_N_CATEGORIES];  /* those in groups->cats_set count */
+    bool groups_changed;        /* zones or categories changed by a reload since lot_clear_dirty:
+                                 * the lot's stored fields of removed ones must go */
+    map *ambiguous;             /* ids refused as PL_AMBIGUOUS_ZONE -> their malloc'd copy */
+    uint64_t outputs_rev;       /* bumped when what the outputs show changed beyond free, status,
+                                 * stale and unknown: a zone's status, the zones and categories
+                                 * themselves (reload), a closure's reason or until */
+
     map *bays;                  /* id -> lot_bay (owned) */
     map *gates;                 /* id -> lot_gate (owned) */
     lot_bay **heap;             /* known bays, a min-heap on ts_ms (owned array, bays not) */
@@ -104,8 +131,11 @@ typedef struct lot {
 lot *lot_new(const cfg_lot *cfg, int64_t tau_ms);
 void lot_free(lot *l);
 
-/* Applies a changed configuration (reload): name, capacity, source, position, thresholds.
- * A changed capacity applies at once: occupied is re-clamped and the status re-evaluated. */
+/* Applies a changed configuration (reload): name, capacity, source, position, thresholds,
+ * zones and categories. A changed capacity applies at once: occupied is re-clamped and the
+ * status re-evaluated. Changed zones or categories re-resolve every bay and gate once, O(n):
+ * a bays lot's zone counts are recounted from its bays; a gates lot's zones keep their cars by
+ * zone id (a gate moved to another zone moves the cars that pass it from then on). */
 void lot_configure(lot *l, const cfg_lot *cfg, int64_t tau_ms);
 
 /* Applies one parsed event of kind TOPIC->kind for sensor TOPIC->sensor, with event time TS_MS
@@ -126,6 +156,17 @@ bool lot_update_stale(lot *l, int64_t clock_ms);
  * message is harmless. */
 bool lot_set_closure(lot *l, bool closed, const char *reason, bool has_until, int64_t until_ms,
                      int64_t clock_ms);
+
+/* A zone's or category's occupied (raw within [0, capacity]) and free (capacity - occupied -
+ * unknown, at least 0). */
+int64_t lot_group_occupied(const lot_group *g);
+int64_t lot_group_free(const lot_group *g);
+
+/* Restores the cars inside zone ZONE_ID (gates lots: they cannot be recounted from bays); an
+ * unknown zone is ignored. Nothing is marked dirty. */
+void lot_restore_zone(lot *l, const char *zone_id, int64_t occupied);
+/* Likewise for category CAT of a gates lot. */
+void lot_restore_category(lot *l, enum cfg_category cat, int64_t occupied);
 
 /* Whether the lot counts unknown bays (a bays lot with bay_stale_after): then, and only then, the
  * outputs carry `unknown`, so those of every other lot stay as they were. */

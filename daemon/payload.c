@@ -40,6 +40,7 @@ static const char *const reject_names[PL_REJECT_COUNT] = {
     [PL_WRONG_KIND] = "wrong_kind",
     [PL_FUTURE] = "future",
     [PL_TOO_MANY_BAYS] = "too_many_bays",
+    [PL_AMBIGUOUS_ZONE] = "ambiguous_zone",
 };
 
 const char *pl_reject_name(enum pl_reject reason)

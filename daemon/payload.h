@@ -22,11 +22,12 @@ enum pl_reject {
     PL_WRONG_KIND,   /* set by the caller: kind not taken by the lot's source */
     PL_FUTURE,       /* set by the caller: ts more than limits.max_future ahead */
     PL_TOO_MANY_BAYS,/* set by the caller: a new bay beyond limits.max_bays_per_lot */
+    PL_AMBIGUOUS_ZONE,/* set by the caller: a new bay or gate that two zones' patterns match */
     PL_REJECT_COUNT
 };
 
 /* "bad_topic", "bad_id", "unknown_lot", "malformed", "oversize", "wrong_kind", "future",
- * "too_many_bays"; "ok" for PL_OK. Static strings. */
+ * "too_many_bays", "ambiguous_zone"; "ok" for PL_OK. Static strings. */
 const char *pl_reject_name(enum pl_reject reason);
 
 typedef struct pl_topic {

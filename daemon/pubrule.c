@@ -12,7 +12,7 @@ static bool pubrule_matters(const pubrule_lot *r, const lot *l, const cfg_config
     /* A bay going silent or coming back may leave free as it was (an occupied bay turned
      * unknown), yet the published occupied and unknown are then wrong: it is a change. */
     if (!r->published || l->status != r->last_status || l->stale != r->last_stale ||
-        l->unknown != r->last_unknown)
+        l->unknown != r->last_unknown || l->outputs_rev != r->last_rev)
         return true;
     int64_t now_free = l->has_data ? lot_free_spaces(l) : -1;
     if (now_free == r->last_free)
@@ -63,6 +63,7 @@ void pubrule_sent(pubrule_lot *r, const lot *l, uint64_t now)
     r->last_status = l->status;
     r->last_stale = l->stale;
     r->last_unknown = l->unknown;
+    r->last_rev = l->outputs_rev;
     r->last_ms = now;
     r->pending = false;
 }

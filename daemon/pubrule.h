@@ -1,5 +1,6 @@
 /* pubrule: when a lot's availability (and forecast) is published (SPEC §4): when free changes
- * by at least publish.deadband or status/stale/unknown changes, at most once per publish.min_interval
+ * by at least publish.deadband or status/stale/unknown changes (or a zone's status, the zones
+ * themselves or a closure's reason: lot.outputs_rev), at most once per publish.min_interval
  * (a change inside it becomes pending and is published when it ends, never dropped), and
  * again every publish.heartbeat. Pure: the caller passes its monotonic clock in ms, keeps the
  * timer and does the publishing. */
@@ -18,6 +19,7 @@ typedef struct pubrule_lot {
     enum lot_status last_status;
     bool last_stale;
     int64_t last_unknown;       /* unknown bays as last published */
+    uint64_t last_rev;          /* lot.outputs_rev as last published */
     uint64_t last_ms;           /* when last published */
     bool pending;               /* a change waits until due_ms */
     uint64_t due_ms;

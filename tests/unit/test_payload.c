@@ -67,7 +67,7 @@ static void test_reject_names(void **state)
 {
     static const char *const want[PL_REJECT_COUNT] = {
         "ok", "bad_topic", "bad_id", "unknown_lot", "malformed",
-        "oversize", "wrong_kind", "future", "too_many_bays",
+        "oversize", "wrong_kind", "future", "too_many_bays", "ambiguous_zone",
     };
     for (int r = 0; r < PL_REJECT_COUNT; r++)
         assert_string_equal(pl_reject_name((enum pl_reject)r), want[r]);
