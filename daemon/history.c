@@ -59,6 +59,29 @@ bool hist_next_id(hist_state *h, int64_t ts_ms, int status, int64_t interval_ms,
     return true;
 }
 
+/* Each zone's and category's free into E (nothing for a lot without them). */
+static void hist_take_groups(const lot *l, hist_entry *e)
+{
+    const zn_resolver *r = l->groups;
+    e->groups = NULL;
+    e->n_groups = 0;
+    if (!zn_any(r))
+        return;
+    e->groups = util_xcalloc((size_t)r->n_zones + CFG_N_CATEGORIES, sizeof *e->groups);
+    for (int z = 0; z < r->n_zones; z++) {
+        hist_group *g = &e->groups[e->n_groups++];
+        snprintf(g->field, sizeof g->field, "zone:%s:free", r->zones[z].id);
+        g->free = lot_group_free(&l->zones[z]);
+    }
+    for (int c = 0; c < CFG_N_CATEGORIES; c++) {
+        if (!((r->cats_set >> c) & 1u))
+            continue;
+        hist_group *g = &e->groups[e->n_groups++];
+        snprintf(g->field, sizeof g->field, "cat:%s:free", cfg_category_name((enum cfg_category)c));
+        g->free = lot_group_free(&l->cats[c]);
+    }
+}
+
 bool hist_take(hist_state *h, const lot *l, int64_t interval_ms, hist_entry *e)
 {
     if (!l->has_data || !hist_next_id(h, l->ts_ms, (int)l->status, interval_ms, &e->ms, &e->seq))
@@ -68,7 +91,15 @@ bool hist_take(hist_state *h, const lot *l, int64_t interval_ms, hist_entry *e)
     e->free_smoothed = l->smooth.smoothed;
     e->has_unknown = lot_tracks_unknown(l);
     e->unknown = l->unknown;
+    hist_take_groups(l, e);
     return true;
+}
+
+void hist_entry_free(hist_entry *e)
+{
+    free(e->groups);
+    e->groups = NULL;
+    e->n_groups = 0;
 }
 
 int hist_encode(const hist_state *h, char *buf, size_t size)

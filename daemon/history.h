@@ -28,8 +28,16 @@ void hist_init(hist_state *h);
 bool hist_next_id(hist_state *h, int64_t ts_ms, int status, int64_t interval_ms, int64_t *ms,
                   uint64_t *seq);
 
-/* One entry of the stream: id MS-SEQ, fields occupied, free, free_smoothed, and unknown when the
- * lot counts unknown bays. */
+/* "zone:<id>:free" or "cat:<name>:free" and its value, in an entry of a lot with zones or
+ * categories (SPEC §10). */
+#define HIST_GROUP_FIELD_MAX (sizeof "zone::free" + PL_ID_MAX)
+typedef struct hist_group {
+    char field[HIST_GROUP_FIELD_MAX];
+    int64_t free;
+} hist_group;
+
+/* One entry of the stream: id MS-SEQ, fields occupied, free, free_smoothed, unknown when the
+ * lot counts unknown bays, and each zone's and category's free. */
 typedef struct hist_entry {
     int64_t ms;
     uint64_t seq;
@@ -38,7 +46,12 @@ typedef struct hist_entry {
     double free_smoothed;
     bool has_unknown;
     int64_t unknown;
+    hist_group *groups;     /* n_groups of them (owned; NULL when none): free with hist_entry_free */
+    size_t n_groups;
 } hist_entry;
+
+/* Frees what hist_take allocated in E (not E itself). */
+void hist_entry_free(hist_entry *e);
 
 /* L's entry now, into *E, if hist_next_id says one is due (L has data). Returns true when it
  * is (the state changed and must be stored with the entry). */

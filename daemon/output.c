@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,90 @@ static void out_closure_fields(const lot *l, char *buf, size_t size)
     }
 }
 
+/* ---- zones and categories (SPEC §10) ---- */
+
+/* Appending to a fixed buffer: LEN grows while everything fits; OK_LEN is LEN, or 0 once
+ * anything did not fit (then the whole output is refused, never cut). */
+typedef struct out_buf {
+    char *buf;
+    size_t size, len;
+    size_t ok_len;
+} out_buf;
+
+__attribute__((format(printf, 2, 3)))
+static void out_append(out_buf *b, const char *fmt, ...)
+{
+    if (b->len >= b->size) {
+        b->ok_len = 0;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->buf + b->len, b->size - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->size - b->len) {
+        b->len = b->size;
+        b->ok_len = 0;
+        return;
+    }
+    b->len += (size_t)n;
+    b->ok_len = b->len;
+}
+
+/* A count as JSON: null before the lot has data. */
+static const char *out_count(const lot *l, int64_t v, char *buf, size_t size)
+{
+    if (!l->has_data)
+        return "null";
+    snprintf(buf, size, "%" PRId64, v);
+    return buf;
+}
+
+/* ,"zones":[{"id","name","capacity","occupied","free","status"[,"unknown"]}...] */
+static void out_zones(out_buf *b, const lot *l)
+{
+    const zn_resolver *r = l->groups;
+    if (r->n_zones == 0)
+        return;
+    out_append(b, ",\"zones\":[");
+    for (int z = 0; z < r->n_zones; z++) {
+        const lot_group *g = &l->zones[z];
+        char occ[24], fr[24], unk[24];
+        out_append(b, "%s{\"id\":\"%s\",\"name\":%s,\"capacity\":%" PRId64 ",\"occupied\":%s,"
+                   "\"free\":%s", z ? "," : "", r->zones[z].id, r->zones[z].name_json, g->capacity,
+                   out_count(l, lot_group_occupied(g), occ, sizeof occ),
+                   out_count(l, lot_group_free(g), fr, sizeof fr));
+        if (lot_tracks_unknown(l))
+            out_append(b, ",\"unknown\":%s", out_count(l, g->unknown, unk, sizeof unk));
+        out_append(b, ",\"status\":\"%s\"}", lot_status_name(g->status));
+    }
+    out_append(b, "]");
+}
+
+/* ,"categories":{"disabled":{"capacity","occupied","free"[,"unknown"]},...} in SPEC order */
+static void out_categories(out_buf *b, const lot *l)
+{
+    if (!l->groups->cats_set)
+        return;
+    out_append(b, ",\"categories\":{");
+    bool first = true;
+    for (int c = 0; c < CFG_N_CATEGORIES; c++) {
+        if (!((l->groups->cats_set >> c) & 1u))
+            continue;
+        const lot_group *g = &l->cats[c];
+        char occ[24], fr[24], unk[24];
+        out_append(b, "%s\"%s\":{\"capacity\":%" PRId64 ",\"occupied\":%s,\"free\":%s",
+                   first ? "" : ",", cfg_category_name((enum cfg_category)c), g->capacity,
+                   out_count(l, lot_group_occupied(g), occ, sizeof occ),
+                   out_count(l, lot_group_free(g), fr, sizeof fr));
+        if (lot_tracks_unknown(l))
+            out_append(b, ",\"unknown\":%s", out_count(l, g->unknown, unk, sizeof unk));
+        out_append(b, "}");
+        first = false;
+    }
+    out_append(b, "}");
+}
+
 size_t out_format_availability(const lot *l, const char *name_json, char *buf, size_t size)
 {
     if (!name_json)
@@ -83,10 +168,16 @@ size_t out_format_availability(const lot *l, const char *name_json, char *buf, s
     int n = snprintf(buf, size,
                      "{\"lot\":\"%s\",\"name\":%s,\"ts\":%s,\"capacity\":%" PRId64
                      ",\"occupied\":%s,\"free\":%s%s,\"free_smoothed\":%s,\"occupancy\":%s,"
-                     "\"trend_per_hour\":%s,\"status\":\"%s\"%s,\"stale\":%s}",
+                     "\"trend_per_hour\":%s,\"status\":\"%s\"%s,\"stale\":%s",
                      l->id, name_json, ts, l->capacity, occupied, free_s, unknown, smoothed, occupancy,
                      trend, lot_status_name(l->status), closure, l->stale ? "true" : "false");
-    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+    if (n <= 0 || (size_t)n >= size)
+        return 0;
+    out_buf b = { buf, size, (size_t)n, (size_t)n };
+    out_zones(&b, l);
+    out_categories(&b, l);
+    out_append(&b, "}");
+    return b.ok_len;
 }
 
 /* ---- the summary (SPEC §4) ----
@@ -103,6 +194,32 @@ typedef struct out_summary {
     char ts[48];                    /* the newest lot time as a JSON string, or null */
 } out_summary;
 
+/* The summary's share of SPEC §10: "unknown" for lots that count unknown bays, and the
+ * categories' capacity and free (a map screen shows the free disabled or charging bays). Zones
+ * stay in the lot's availability: with up to CFG_MAX_ZONES per lot they would make the one
+ * message a map reads many times larger. -1 on out of memory. */
+static int out_summary_groups(json_t *o, const lot *l)
+{
+    if (lot_tracks_unknown(l) &&
+        json_object_set_new(o, "unknown", l->has_data ? json_integer(l->unknown) : json_null()))
+        return -1;
+    if (!l->groups->cats_set)
+        return 0;
+    json_t *cats = json_object();
+    if (!cats || json_object_set_new(o, "categories", cats))
+        return -1;
+    for (int c = 0; c < CFG_N_CATEGORIES; c++) {
+        if (!((l->groups->cats_set >> c) & 1u))
+            continue;
+        const lot_group *g = &l->cats[c];
+        json_t *e = json_pack("{s:I, s:o}", "capacity", (json_int_t)g->capacity, "free",
+                              l->has_data ? json_integer(lot_group_free(g)) : json_null());
+        if (!e || json_object_set_new(cats, cfg_category_name((enum cfg_category)c), e))
+            return -1;
+    }
+    return 0;
+}
+
 /* L's summary entry, malloc'd; NULL on out of memory in jansson (or a name that is not UTF-8,
  * which the YAML parser already refuses). */
 static char *out_summary_entry(const lot *l)
@@ -114,8 +231,10 @@ static char *out_summary_entry(const lot *l)
                           "status", lot_status_name(l->status), "stale", (int)l->stale,
                           "lat", l->has_position ? json_real(l->lat) : json_null(),
                           "lon", l->has_position ? json_real(l->lon) : json_null());
-    if (!o)
+    if (!o || out_summary_groups(o, l) < 0) {
+        json_decref(o);
         return NULL;
+    }
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
     return text;

@@ -14,10 +14,12 @@
 #include "mqtt.h"
 
 /* An availability or forecast JSON always fits: the availability of a lot with a 64-byte id and
- * a CFG_NAME_MAX name escaped as \u00XX throughout is under 2 KB; a forecast with
+ * a CFG_NAME_MAX name escaped as \u00XX throughout is under 2 KB, plus at most CFG_MAX_ZONES
+ * zones of a 64-byte id and a CFG_ZONE_NAME_MAX name so escaped (under 600 bytes each) and the
+ * eight categories (under 100 bytes each): under 42 KB in all; a forecast with
  * CFG_MAX_HORIZONS horizons at the widest numbers (capacity 10^7, a year's minutes) under 4 KB.
  * test_output checks both. */
-#define OUT_JSON_MAX 4096
+#define OUT_JSON_MAX 49152
 
 /* NAME as a JSON string (quoted, escaped), malloc'd (caller frees). */
 char *out_name_json(const char *name);

@@ -34,6 +34,7 @@ const char *const pipe_counter_names[PIPE_C_COUNT] = {
     [PIPE_C_REJECTED_FIRST + PL_WRONG_KIND - 1] = "rejected_wrong_kind",
     [PIPE_C_REJECTED_FIRST + PL_FUTURE - 1] = "rejected_future",
     [PIPE_C_REJECTED_FIRST + PL_TOO_MANY_BAYS - 1] = "rejected_too_many_bays",
+    [PIPE_C_REJECTED_FIRST + PL_AMBIGUOUS_ZONE - 1] = "rejected_ambiguous_zone",
     [PIPE_C_ANOMALY_CLAMPED] = "anomaly_clamped",
     [PIPE_C_ANOMALY_CAPACITY] = "anomaly_capacity",
     [PIPE_C_RECALIBRATIONS] = "recalibrations",
@@ -390,6 +391,18 @@ static void pipe_log_old(const lot *l, const lot_outcome *o, const char *topic)
                 (double)o->lag_ms / 1000.0, topic, suppressed);
 }
 
+/* A sensor that two zones' patterns claim is a configuration mistake the operator must fix: it
+ * is said once per sensor, as a warning that names the fix, and then only counted. */
+static void pipe_reject_ambiguous(pipeline *p, const lot *l, const lot_outcome *o,
+                                  const char *topic)
+{
+    p->counters[PIPE_C_REJECTED_FIRST + PL_AMBIGUOUS_ZONE - 1]++;
+    if (o->first_ambiguous)
+        log_warning("lot %s: rejected %s (ambiguous_zone): the patterns of two zones match it; "
+                    "list it exactly in one zone, or narrow the patterns, and reload; its "
+                    "messages are counted as rejected_ambiguous_zone until then", l->id, topic);
+}
+
 static void pipe_count_outcome(pipeline *p, const lot *l, const lot_outcome *o, const char *topic)
 {
     switch (o->result) {
@@ -401,9 +414,12 @@ static void pipe_count_outcome(pipeline *p, const lot *l, const lot_outcome *o, 
         break;
     case LOT_IGNORED_DUPLICATE: p->counters[PIPE_C_IGNORED_DUPLICATE]++; break;
     case LOT_REJECTED:
-        pipe_reject(p, o->reject, topic,
-                    o->reject == PL_WRONG_KIND ? "input kind not taken by the lot's source"
-                                               : "limit reached");
+        if (o->reject == PL_AMBIGUOUS_ZONE)
+            pipe_reject_ambiguous(p, l, o, topic);
+        else
+            pipe_reject(p, o->reject, topic,
+                        o->reject == PL_WRONG_KIND ? "input kind not taken by the lot's source"
+                                                   : "limit reached");
         break;
     }
     if (o->clamped)
@@ -793,8 +809,10 @@ static void pipe_publish_outputs(pipeline *p)
         free(o->forecast_json);
     }
     p->n_out = 0;
-    for (size_t i = 0; i < p->n_hist; i++)
+    for (size_t i = 0; i < p->n_hist; i++) {
         free(p->hist[i].lot_id);
+        hist_entry_free(&p->hist[i].e);
+    }
     p->n_hist = 0;
 }
 

@@ -26,7 +26,13 @@
 #define STORE_FIELDS_PER_HSET 256   /* bays per HSET: keeps single commands small */
 #define STORE_KEY_MAX (CFG_REDIS_PREFIX_MAX + sizeof "lot:" + PL_ID_MAX + sizeof ":baystate")
 #define STORE_NUM_MAX 40            /* a formatted number: %.17g, an int64, "1:<ts_ms>" */
-#define STORE_ARGS_MAX (2 + 2 * STORE_FIELDS_PER_HSET)
+/* Fields of the lot hash: a zone has 4 (5 with unknown), a category 3 (4); see store_lot_groups. */
+#define STORE_GROUP_FIELDS (5 * CFG_MAX_ZONES + 4 * CFG_N_CATEGORIES)
+#define STORE_LOT_FIELDS (24 + STORE_GROUP_FIELDS)
+#define STORE_ARGS_MAX (2 + 2 * (STORE_LOT_FIELDS > STORE_FIELDS_PER_HSET ? STORE_LOT_FIELDS \
+                                                                            : STORE_FIELDS_PER_HSET))
+/* "zone:<id>:occupied", "cat:<name>:capacity" */
+#define STORE_GROUP_FIELD_MAX (sizeof "zone::occupied" + PL_ID_MAX)
 
 struct store {
     uv_loop_t *loop;
@@ -721,21 +727,85 @@ static void store_lot_hash_static(store_args *a, const lot *l)
     if (l->has_position) store_arg_fmt(a, "%.6f", l->lon); else store_arg_str(a, "");
 }
 
-/* A reload that switched bay_stale_after off (or a restart without it) must not leave the last
- * `unknown` behind in the hash; the static fields are written exactly then, so this costs one
- * HDEL per lot at start and reload only, in the same transaction as the HSET. */
-static void store_lot_hash_drop_unknown(store *s, const lot *l)
+/* A reload (or a restart) that switched bay_stale_after off or removed a zone or category must
+ * not leave its fields behind in the hash. The static fields are written exactly then, with all
+ * the others, so the hash is deleted first and written whole: one DEL per lot at start and
+ * reload only, in the same transaction as the HSET, so a reader never sees it empty. */
+static void store_lot_hash_delete(store *s, const lot *l)
 {
     store_args a;
     a.argc = 0;
-    store_arg_str(&a, "HDEL");
+    store_arg_str(&a, "DEL");
     store_arg_key(&a, s, STORE_KEY_LOT, l->id);
-    store_arg_str(&a, "unknown");
     store_send(s, &a);
+}
+
+/* Field names of the zones and categories, built where the argv can point at them. */
+typedef struct store_group_names {
+    char name[STORE_GROUP_FIELDS][STORE_GROUP_FIELD_MAX];
+    size_t n;
+} store_group_names;
+
+static void store_arg_group_field(store_args *a, store_group_names *names, const char *kind,
+                                  const char *id, const char *what)
+{
+    char *slot = names->name[names->n++];
+    int n = snprintf(slot, STORE_GROUP_FIELD_MAX, "%s:%s:%s", kind, id, what);
+    store_arg(a, slot, (size_t)n);
+}
+
+/* An empty value before the lot has data, as for the lot's own counts. */
+static void store_arg_count(store_args *a, const lot *l, int64_t v)
+{
+    if (l->has_data)
+        store_arg_i64(a, v);
+    else
+        store_arg_str(a, "");
+}
+
+/* SPEC §10's zone:<id>:* and cat:<name>:* fields. */
+static void store_lot_groups(store_args *a, store_group_names *names, const lot *l)
+{
+    const zn_resolver *r = l->groups;
+    bool unknown = lot_tracks_unknown(l);
+    for (int z = 0; z < r->n_zones; z++) {
+        const lot_group *g = &l->zones[z];
+        const char *id = r->zones[z].id;
+        store_arg_group_field(a, names, "zone", id, "free");
+        store_arg_count(a, l, lot_group_free(g));
+        store_arg_group_field(a, names, "zone", id, "capacity");
+        store_arg_i64(a, g->capacity);
+        store_arg_group_field(a, names, "zone", id, "occupied");
+        store_arg_count(a, l, lot_group_occupied(g));
+        store_arg_group_field(a, names, "zone", id, "status");
+        store_arg_str(a, lot_status_name(g->status));
+        if (unknown) {
+            store_arg_group_field(a, names, "zone", id, "unknown");
+            store_arg_count(a, l, g->unknown);
+        }
+    }
+    for (int c = 0; c < CFG_N_CATEGORIES; c++) {
+        if (!((r->cats_set >> c) & 1u))
+            continue;
+        const lot_group *g = &l->cats[c];
+        const char *name = cfg_category_name((enum cfg_category)c);
+        store_arg_group_field(a, names, "cat", name, "free");
+        store_arg_count(a, l, lot_group_free(g));
+        store_arg_group_field(a, names, "cat", name, "capacity");
+        store_arg_i64(a, g->capacity);
+        store_arg_group_field(a, names, "cat", name, "occupied");
+        store_arg_count(a, l, lot_group_occupied(g));
+        if (unknown) {
+            store_arg_group_field(a, names, "cat", name, "unknown");
+            store_arg_count(a, l, g->unknown);
+        }
+    }
 }
 
 static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wall_ms)
 {
+    if (with_static)
+        store_lot_hash_delete(s, l);
     store_args a;
     a.argc = 0;
     store_arg_str(&a, "HSET");
@@ -769,9 +839,31 @@ static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wal
     }
     store_arg_str(&a, "updated_ms");
     store_arg_i64(&a, wall_ms);
+    store_group_names *names = NULL;
+    if (zn_any(l->groups)) {
+        names = util_xmalloc(sizeof *names);
+        names->n = 0;
+        store_lot_groups(&a, names, l);
+    }
     store_send(s, &a);
-    if (with_static && !lot_tracks_unknown(l))
-        store_lot_hash_drop_unknown(s, l);
+    free(names);
+}
+
+/* A gates lot's cars per zone and category cannot be recounted from sensors: they are kept as
+ * zone:<id>:cars and cat:<name>:cars. A removed zone's field stays, ignored, and counts again
+ * if a zone of that id comes back. */
+static void store_lot_group_cars(store_args *a, store_group_names *names, const lot *l)
+{
+    const zn_resolver *r = l->groups;
+    for (int z = 0; z < r->n_zones; z++) {
+        store_arg_group_field(a, names, "zone", r->zones[z].id, "cars");
+        store_arg_i64(a, l->zones[z].raw);
+    }
+    for (int c = 0; c < CFG_N_CATEGORIES; c++)
+        if ((r->cats_set >> c) & 1u) {
+            store_arg_group_field(a, names, "cat", cfg_category_name((enum cfg_category)c), "cars");
+            store_arg_i64(a, l->cats[c].raw);
+        }
 }
 
 /* Exact values (%.17g round-trips a double) for the restore, apart from the display hash. */
@@ -812,7 +904,14 @@ static void store_lot_state(store *s, const lot *l)
     store_arg_str(&a, l->closed_reason);
     store_arg_str(&a, "closed_until_ms");
     store_arg_i64(&a, l->has_closed_until ? l->closed_until_ms : -1);
+    store_group_names *names = NULL;
+    if (l->source == CFG_SOURCE_GATES && zn_any(l->groups)) {
+        names = util_xmalloc(sizeof *names);
+        names->n = 0;
+        store_lot_group_cars(&a, names, l);
+    }
     store_send(s, &a);
+    free(names);
 }
 
 typedef struct store_bay_writer {
@@ -976,6 +1075,10 @@ void store_batch_history(store *s, const char *lot_id, const hist_entry *e)
     if (e->has_unknown) {
         store_arg_str(&a, "unknown");
         store_arg_i64(&a, e->unknown);
+    }
+    for (size_t i = 0; i < e->n_groups; i++) {
+        store_arg_str(&a, e->groups[i].field);
+        store_arg_i64(&a, e->groups[i].free);
     }
     store_send(s, &a);
 }
@@ -1371,6 +1474,33 @@ static void store_restore_closure(lot *l, const redisReply *r)
     lot_restore_closure(l, reason ? reason : "", until >= 0, until);
 }
 
+/* zone:<id>:cars and cat:<name>:cars of a gates lot (store_lot_group_cars). */
+static void store_restore_group_cars(lot *l, const redisReply *r)
+{
+    if (l->source != CFG_SOURCE_GATES || !zn_any(l->groups))
+        return;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        int64_t cars;
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            !store_parse_i64(v->str, &cars) || f->len < 6 ||
+            strcmp(f->str + f->len - 5, ":cars") != 0)
+            continue;
+        char id[STORE_GROUP_FIELD_MAX];
+        bool zone = strncmp(f->str, "zone:", 5) == 0, cat = strncmp(f->str, "cat:", 4) == 0;
+        size_t skip = zone ? 5 : 4, n = f->len - skip - 5;
+        if ((!zone && !cat) || f->len < skip + 5 || n >= sizeof id)
+            continue;
+        memcpy(id, f->str + skip, n);
+        id[n] = '\0';
+        if (zone)
+            lot_restore_zone(l, id, cars);
+        for (int c = 0; cat && c < CFG_N_CATEGORIES; c++)
+            if (!strcmp(id, cfg_category_name((enum cfg_category)c)))
+                lot_restore_category(l, (enum cfg_category)c, cars);
+    }
+}
+
 static void store_restore_state(lot *l, const redisReply *r)
 {
     store_restore_closure(l, r);
@@ -1392,6 +1522,7 @@ static void store_restore_state(lot *l, const redisReply *r)
                       store_hash_i64(r, "count_ts_ms", INT64_MIN), status, &sm);
     lot_restore_count(l, store_hash_i64(r, "count_value", -1),
                       store_hash_i64(r, "count_free", 0) == 1);
+    store_restore_group_cars(l, r);
 }
 
 static void store_restore_bays(lot *l, const redisReply *r)
