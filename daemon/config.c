@@ -1297,6 +1297,25 @@ static int cfg_member_ref_cmp(const void *a, const void *b)
     return x->zone < y->zone ? -1 : x->zone > y->zone;
 }
 
+/* The item ID in the bays/gates list of the zone mapping ZONE, to point an error at; ZONE
+ * itself if it is not found. */
+static yaml_node_t *cfg_member_node(cfg_parser *p, yaml_node_t *zone, const char *id)
+{
+    for (yaml_node_pair_t *pair = zone->data.mapping.pairs.start;
+         pair < zone->data.mapping.pairs.top; pair++) {
+        yaml_node_t *list = cfg_node(p, pair->value);
+        if (list->type != YAML_SEQUENCE_NODE)
+            continue;
+        for (yaml_node_item_t *i = list->data.sequence.items.start;
+             i < list->data.sequence.items.top; i++) {
+            yaml_node_t *item = cfg_node(p, *i);
+            if (item->type == YAML_SCALAR_NODE && !strcmp((const char *)item->data.scalar.value, id))
+                return item;
+        }
+    }
+    return zone;
+}
+
 /* SPEC §10: a bay (or gate) belongs to at most one zone. An exact id in two zones is an error
  * here; two zones' patterns matching one id can only be seen at run time (lot.c). Sorted, so a
  * long exact list costs O(n log n). */
@@ -1316,10 +1335,11 @@ static void cfg_check_zone_members(cfg_parser *p, const char *what, const cfg_lo
         const cfg_member_ref *a = &refs[i - 1], *b = &refs[i];
         if (strcmp(a->id, b->id) != 0 || a->zone == b->zone)
             continue;
-        cfg_error_at(p, b->node, "%s[%zu]: \"%s\" is already in zone %s (line %zu); a bay or "
-                     "gate belongs to at most one zone", what, b->zone, b->id,
-                     lot->zones[a->zone].id ? lot->zones[a->zone].id : "?",
-                     a->node->start_mark.line + 1);
+        const yaml_node_t *first = cfg_member_node(p, a->node, a->id);
+        cfg_error_at(p, cfg_member_node(p, b->node, b->id), "%s[%zu]: \"%s\" is already in zone "
+                     "%s (line %zu); a bay or gate belongs to at most one zone", what, b->zone,
+                     b->id, lot->zones[a->zone].id ? lot->zones[a->zone].id : "?",
+                     first->start_mark.line + 1);
     }
     free(refs);
 }

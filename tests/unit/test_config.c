@@ -594,6 +594,62 @@ static void test_duplicate_lot_id(void **state)
     unload(&l);
 }
 
+
+/* SPEC §10: zones and categories, and every mistake in them at its line and column. */
+static void test_zones_and_categories(void **state)
+{
+    cfg_config *cfg = load_ok("lots:\n"
+        "  - id: P1\n"
+        "    capacity: 30\n"
+        "    source: bays\n"
+        "    zones:\n"
+        "      - {id: L1, name: Level 1, capacity: 10, bays: [\"L1-*\", L0-01]}\n"
+        "      - {id: L2, capacity: 20, bays: [\"L2-?\"]}\n"
+        "    categories:\n"
+        "      disabled: {capacity: 2, bays: [L1-01]}\n"
+        "      bus: {capacity: 1, bays: [\"B[0-9]\"]}\n"
+        "  - {id: G1, capacity: 5, source: gates, zones: [{id: N, capacity: 5, gates: [g1]}]}\n");
+    const cfg_lot *p1 = &cfg->lots[0];
+    assert_int_equal(p1->n_zones, 2);
+    assert_string_equal(p1->zones[0].name, "Level 1");
+    assert_string_equal(p1->zones[1].name, "L2");
+    assert_int_equal(p1->zones[0].members.n_patterns, 1);
+    assert_string_equal(p1->zones[0].members.ids[0], "L0-01");
+    assert_true(p1->categories[CFG_CAT_DISABLED].set);
+    assert_true(p1->categories[CFG_CAT_BUS].set);
+    assert_false(p1->categories[CFG_CAT_TRUCK].set);
+    assert_true(cfg_lot_has_groups(p1));
+    assert_string_equal(cfg->lots[1].zones[0].members.ids[0], "g1");
+    cfg_free(cfg);
+    const char *head = "lots:\n  - id: P1\n    capacity: 30\n    source: bays\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 5, bays: [a1, a2]}\n"
+             "      - {id: B, capacity: 5, bays: [b1, a2]}\n", head);
+    expect_one_error(text, 7, 41, "\"a2\" is already in zone A (line 6)");
+    snprintf(text, sizeof text, "%s    categories:\n      vip: {capacity: 1, bays: [v]}\n", head);
+    expect_one_error(text, 6, 7, "unknown category \"vip\"");
+    expect_one_error("lots:\n  - {id: C, capacity: 5, source: count, zones: []}\n", 2, 41,
+                     "zones need source bays or gates, not count");
+    expect_one_error("lots:\n  - {id: C, capacity: 5, source: count, categories: {}}\n", 2, 41,
+                     "categories need source bays or gates, not count");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 20, bays: [a]}\n"
+             "      - {id: B, capacity: 11, bays: [b]}\n", head);
+    expect_one_error(text, 6, 7, "the zones' capacities add up to 31, above the lot's capacity 30");
+    snprintf(text, sizeof text, "%s    categories:\n      truck: {capacity: 31, bays: [t]}\n", head);
+    expect_one_error(text, 6, 14, "capacity 31 is above the lot's capacity 30");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2, gates: [g]}\n", head);
+    expect_one_error(text, 6, 30, "a bays lot lists bays here, not gates");
+    expect_one_error("lots:\n  - {id: G, capacity: 5, source: gates, zones: [{id: A, capacity: 2, "
+                     "bays: [b]}]}\n", 2, 70, "a gates lot lists gates here, not bays");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2, bays: [a]}\n"
+             "      - {id: A, capacity: 2, bays: [b]}\n", head);
+    expect_one_error(text, 7, 9, "duplicate zone id \"A\" (first at line 6)");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2, bays: [\"a/b\"]}\n", head);
+    expect_one_error(text, 6, 37, "is neither an id");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2}\n", head);
+    expect_one_error(text, 6, 9, "missing required key \"bays\"");
+}
+
 static void test_missing_required(void **state)
 {
     expect_one_error("mqtt: {port: 1883}\n", 1, 1, "missing required key \"lots\"");
@@ -1149,6 +1205,7 @@ int main(void)
         cmocka_unit_test(test_name_length),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_duplicate_lot_id),
+        cmocka_unit_test(test_zones_and_categories),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_empty_lots),
         cmocka_unit_test(test_bad_id_and_source),

@@ -1103,6 +1103,201 @@ static void test_closure_restore(void **state)
     lot_free(l);
 }
 
+
+/* ---- zones and categories (SPEC §10) ---- */
+
+#define T0 INT64_C(1475567982000)
+
+static char *zl1[] = {"L1-*"}, *zl2[] = {"L2-*"}, *za[] = {"A*"}, *zx1[] = {"*1"};
+static char *zl2_exact[] = {"L1-05"}, *zdis[] = {"L1-01", "L2-01"}, *zev[] = {"L2-0[1-3]"};
+static char zid1[] = "L1", zid2[] = "L2", zid3[] = "A", zid4[] = "X", zname1[] = "Level 1";
+
+static cfg_lot zoned_cfg(cfg_zone *zones, size_t n)
+{
+    cfg_lot cfg = make_cfg(20, CFG_SOURCE_BAYS);
+    cfg.zones = zones;
+    cfg.n_zones = n;
+    return cfg;
+}
+
+static void two_levels(cfg_zone *z)
+{
+    z[0] = (cfg_zone){ zid1, zname1, 10, { NULL, 0, zl1, 1 } };
+    z[1] = (cfg_zone){ zid2, zid2, 10, { NULL, 0, zl2, 1 } };
+}
+
+static int64_t zone_sum_occupied(const lot *l)
+{
+    int64_t n = 0;
+    for (int z = 0; z < l->groups->n_zones; z++)
+        n += lot_group_occupied(&l->zones[z]);
+    return n;
+}
+
+/* Each bay counts in its zone and its categories; an exact listing beats a pattern. */
+static void test_zone_counts(void **state)
+{
+    cfg_zone z[2];
+    two_levels(z);
+    cfg_lot cfg = zoned_cfg(z, 2);
+    cfg.categories[CFG_CAT_DISABLED] = (cfg_category_def){ true, 2, { zdis, 2, NULL, 0 } };
+    cfg.categories[CFG_CAT_EV_CHARGING] = (cfg_category_def){ true, 3, { NULL, 0, zev, 1 } };
+    lot *l = lot_new(&cfg, TAU);
+    bay(l, "L1-01", true, T0);
+    bay(l, "L1-02", true, T0);
+    bay(l, "L2-01", true, T0);
+    bay(l, "L2-02", false, T0);
+    bay(l, "other", true, T0);     /* in no zone: counts for the lot only */
+    assert_int_equal(l->occupied, 4);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 2);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 1);
+    assert_int_equal(lot_group_free(&l->zones[1]), 9);
+    assert_int_equal(lot_group_occupied(&l->cats[CFG_CAT_DISABLED]), 2);
+    assert_int_equal(lot_group_free(&l->cats[CFG_CAT_DISABLED]), 0);
+    assert_int_equal(lot_group_occupied(&l->cats[CFG_CAT_EV_CHARGING]), 1);
+    bay(l, "L2-02", true, T0 + 1);
+    bay(l, "L1-01", false, T0 + 1);
+    bay(l, "L1-01", false, T0 + 2);                 /* a repeat changes nothing */
+    assert_int_equal(bay(l, "L2-01", false, T0 - 1).result, LOT_IGNORED_OLD);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 1);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 2);
+    assert_int_equal(lot_group_occupied(&l->cats[CFG_CAT_DISABLED]), 1);
+    assert_int_equal(lot_group_occupied(&l->cats[CFG_CAT_EV_CHARGING]), 2);
+    assert_int_equal(zone_sum_occupied(l) + 1, l->occupied);   /* + "other" */
+    lot_free(l);
+}
+
+/* bay_stale_after: an unknown bay leaves its zone's occupied and counts as its unknown. */
+static void test_zone_unknown(void **state)
+{
+    cfg_zone z[2];
+    two_levels(z);
+    cfg_lot cfg = zoned_cfg(z, 2);
+    cfg.bay_stale_after_ms = HOUR;
+    cfg.categories[CFG_CAT_DISABLED] = (cfg_category_def){ true, 2, { zdis, 2, NULL, 0 } };
+    lot *l = lot_new(&cfg, TAU);
+    bay(l, "L1-01", true, T0);
+    bay(l, "L1-02", false, T0 + HOUR / 2);
+    assert_true(lot_update_stale(l, T0 + HOUR + 1));
+    assert_int_equal(l->unknown, 1);
+    assert_int_equal(l->zones[0].unknown, 1);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 0);
+    assert_int_equal(lot_group_free(&l->zones[0]), 9);
+    assert_int_equal(l->cats[CFG_CAT_DISABLED].unknown, 1);
+    assert_int_equal(lot_group_free(&l->cats[CFG_CAT_DISABLED]), 1);
+    bay(l, "L1-01", true, T0 + HOUR + 2);           /* a heartbeat brings it back */
+    assert_int_equal(l->zones[0].unknown, 0);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 1);
+    assert_int_equal(l->cats[CFG_CAT_DISABLED].unknown, 0);
+    lot_free(l);
+}
+
+/* Two zones' patterns match "A1": refused once as first_ambiguous, then refused quietly, and
+ * never counted; "A2" is fine. */
+static void test_zone_ambiguous(void **state)
+{
+    cfg_zone z[2] = { { zid3, zid3, 10, { NULL, 0, za, 1 } }, { zid4, zid4, 10, { NULL, 0, zx1, 1 } } };
+    cfg_lot cfg = zoned_cfg(z, 2);
+    lot *l = lot_new(&cfg, TAU);
+    lot_outcome o = bay(l, "A1", true, T0);
+    assert_int_equal(o.result, LOT_REJECTED);
+    assert_int_equal(o.reject, PL_AMBIGUOUS_ZONE);
+    assert_true(o.first_ambiguous);
+    o = bay(l, "A1", true, T0 + 1);
+    assert_int_equal(o.reject, PL_AMBIGUOUS_ZONE);
+    assert_false(o.first_ambiguous);
+    assert_int_equal(map_size(l->bays), 0);
+    assert_int_equal(bay(l, "A2", true, T0).result, LOT_APPLIED);
+    assert_int_equal(bay(l, "B1", true, T0).result, LOT_APPLIED);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 1);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 1);
+    assert_int_equal(l->occupied, 2);
+    lot_free(l);
+}
+
+/* A reload that lists L1-05 exactly in L2 moves it: counts recomputed, the lot's unchanged. */
+static void test_zone_reload_moves_bay(void **state)
+{
+    cfg_zone z[2];
+    two_levels(z);
+    cfg_lot cfg = zoned_cfg(z, 2);
+    lot *l = lot_new(&cfg, TAU);
+    bay(l, "L1-05", true, T0);
+    bay(l, "L1-06", true, T0);
+    bay(l, "L2-01", true, T0);
+    uint64_t rev = l->outputs_rev;
+    lot_configure(l, &cfg, TAU);                    /* the same zones: nothing to redo */
+    assert_false(l->groups_changed);
+    z[1].members = (cfg_members){ zl2_exact, 1, zl2, 1 };
+    lot_configure(l, &cfg, TAU);
+    assert_true(l->groups_changed);
+    assert_true(l->outputs_rev != rev);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 1);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 2);
+    assert_int_equal(l->occupied, 3);
+    bay(l, "L1-05", false, T0 + 1);                 /* and it stays moved */
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 1);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 1);
+    lot_free(l);
+}
+
+/* A gates lot's zones move with their gates, clamped to their capacity; a count recalibrates the
+ * lot only; a reload keeps each zone's cars by zone id. */
+static void test_zone_gates(void **state)
+{
+    static char *gn[] = {"gn"}, *gs[] = {"gs"};
+    cfg_zone z[2] = { { zid1, zid1, 12, { gn, 1, NULL, 0 } }, { zid2, zid2, 8, { gs, 1, NULL, 0 } } };
+    cfg_lot cfg = make_cfg(20, CFG_SOURCE_GATES);
+    cfg.zones = z;
+    cfg.n_zones = 2;
+    lot *l = lot_new(&cfg, TAU);
+    gate(l, "gn", true, 5, T0);
+    gate(l, "gs", true, 10, T0);                    /* more than S holds: clamped at 8 */
+    gate(l, "gs", false, 1, T0);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 5);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 7);
+    assert_int_equal(l->occupied, 14);
+    count_full(l, false, 3, false, 0, T0 + 1);
+    assert_int_equal(l->occupied, 3);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 5);
+    z[1].capacity = 6;
+    lot_configure(l, &cfg, TAU);
+    assert_int_equal(lot_group_occupied(&l->zones[0]), 5);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 6);
+    lot_restore_zone(l, "L2", 2);
+    assert_int_equal(lot_group_occupied(&l->zones[1]), 2);
+    lot_free(l);
+}
+
+/* A zone has the lot's status rules on its own numbers, and is closed with the lot. */
+static void test_zone_status(void **state)
+{
+    cfg_zone z[2];
+    two_levels(z);
+    cfg_lot cfg = zoned_cfg(z, 2);
+    lot *l = lot_new(&cfg, TAU);
+    assert_int_equal(l->zones[0].status, LOT_STATUS_UNKNOWN);
+    char id[16];
+    for (int i = 0; i < 9; i++) {
+        snprintf(id, sizeof id, "L1-%02d", i);
+        bay(l, id, true, T0);
+    }
+    assert_int_equal(l->zones[0].status, LOT_STATUS_ALMOST_FULL);
+    assert_int_equal(l->zones[1].status, LOT_STATUS_OPEN);
+    bay(l, "L1-09", true, T0);
+    assert_int_equal(l->zones[0].status, LOT_STATUS_FULL);
+    bay(l, "L1-09", false, T0 + 1);
+    assert_int_equal(l->zones[0].status, LOT_STATUS_ALMOST_FULL);   /* 1 free leaves full */
+    uint64_t rev = l->outputs_rev;
+    assert_true(lot_set_closure(l, true, "event", false, 0, T0 + 2));
+    assert_int_equal(l->zones[0].status, LOT_STATUS_CLOSED);
+    assert_int_equal(l->zones[1].status, LOT_STATUS_CLOSED);
+    assert_true(l->outputs_rev != rev);
+    assert_true(lot_set_closure(l, false, NULL, false, 0, T0 + 3));
+    assert_int_equal(l->zones[1].status, LOT_STATUS_OPEN);
+    lot_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1114,6 +1309,12 @@ int main(void)
         cmocka_unit_test(test_bay_equal_ts_different_state),
         cmocka_unit_test(test_bays_clamped_to_capacity),
         cmocka_unit_test(test_too_many_bays),
+        cmocka_unit_test(test_zone_counts),
+        cmocka_unit_test(test_zone_unknown),
+        cmocka_unit_test(test_zone_ambiguous),
+        cmocka_unit_test(test_zone_reload_moves_bay),
+        cmocka_unit_test(test_zone_gates),
+        cmocka_unit_test(test_zone_status),
         cmocka_unit_test(test_gates_in_out),
         cmocka_unit_test(test_gate_seq_duplicates_and_jumps),
         cmocka_unit_test(test_gate_seq_max),

@@ -211,6 +211,87 @@ static void test_availability_bound(void **state)
     lot_free(l);
 }
 
+
+/* The widest lot with groups: CFG_MAX_ZONES zones with 64-byte ids and CFG_ZONE_NAME_MAX names of
+ * control characters, every category, unknown bays counted, closed with the widest reason. */
+static lot *make_widest_grouped_lot(int i)
+{
+    static char ids[CFG_MAX_ZONES][65], name[CFG_ZONE_NAME_MAX + 1], lot_id[65];
+    static char lot_name[CFG_NAME_MAX + 1];
+    static char *pattern[] = {"*"};
+    static cfg_zone zones[CFG_MAX_ZONES];
+    memset(name, '\x01', CFG_ZONE_NAME_MAX);
+    memset(lot_name, '\x01', CFG_NAME_MAX);
+    snprintf(lot_id, sizeof lot_id, "%064d", i);
+    for (int z = 0; z < CFG_MAX_ZONES; z++) {
+        snprintf(ids[z], sizeof ids[z], "%064d", z);
+        zones[z] = (cfg_zone){ ids[z], name, WIDE_CAPACITY / CFG_MAX_ZONES, { NULL, 0, NULL, 0 } };
+    }
+    cfg_lot c = { .id = lot_id, .name = lot_name, .capacity = WIDE_CAPACITY,
+                  .source = CFG_SOURCE_BAYS, .has_position = true, .lat = -89.123456789,
+                  .lon = -179.123456789, .stale_after_ms = 3600000, .bay_stale_after_ms = 1,
+                  .almost_full = 0.9, .hysteresis = 0.05, .zones = zones, .n_zones = CFG_MAX_ZONES };
+    for (int k = 0; k < CFG_N_CATEGORIES; k++)
+        c.categories[k] = (cfg_category_def){ true, WIDE_CAPACITY, { NULL, 0, pattern, 1 } };
+    lot *l = lot_new(&c, 300000);
+    l->has_data = true;
+    l->ts_ms = TS;
+    for (int z = 0; z < CFG_MAX_ZONES; z++)
+        l->zones[z].unknown = WIDE_CAPACITY / CFG_MAX_ZONES;
+    for (int k = 0; k < CFG_N_CATEGORIES; k++)
+        l->cats[k].unknown = WIDE_CAPACITY;
+    l->unknown = WIDE_CAPACITY;
+    l->smooth.smoothed = -1e7;
+    l->smooth.trend_per_ms = -1e7;
+    char reason[PL_REASON_MAX + 1];
+    memset(reason, '\x01', PL_REASON_MAX);
+    reason[PL_REASON_MAX] = '\0';
+    lot_set_closure(l, true, reason, true, 253402300799000LL, TS);
+    return l;
+}
+
+/* OUT_JSON_MAX holds it, and its zones and categories read back as configured. */
+static void test_availability_bound_with_groups(void **state)
+{
+    lot *l = make_widest_grouped_lot(1);
+    char *name = out_name_json(l->name);
+    static char buf[OUT_JSON_MAX];
+    size_t len = out_format_availability(l, name, buf, sizeof buf);
+    assert_true(len > 0 && len < 43 * 1024);
+    json_t *j = parse(buf);
+    json_t *zones = json_object_get(j, "zones");
+    assert_int_equal(json_array_size(zones), CFG_MAX_ZONES);
+    json_t *z0 = json_array_get(zones, 0);
+    assert_string_equal(json_string_value(json_object_get(z0, "status")), "closed");
+    assert_int_equal(json_integer_value(json_object_get(z0, "free")), 0);
+    assert_int_equal(json_object_size(json_object_get(j, "categories")), CFG_N_CATEGORIES);
+    json_decref(j);
+    /* one byte short of its length: refused whole, never cut */
+    assert_int_equal(out_format_availability(l, name, buf, len), 0);
+    free(name);
+    lot_free(l);
+}
+
+/* The smallest summary_max_bytes still holds such a lot's entry (with every category). */
+static void test_grouped_lot_fits_the_minimum(void **state)
+{
+    enum { N = 3 };
+    lot **lots = calloc(N, sizeof *lots);
+    for (int i = 0; i < N; i++)
+        lots[i] = make_widest_grouped_lot(i);
+    size_t n;
+    char **pages = out_format_summary_pages(lots, N, CFG_SUMMARY_MIN_BYTES, &n);
+    assert_non_null(pages);
+    assert_int_equal(check_pages(pages, n, CFG_SUMMARY_MIN_BYTES, lots, N), N);
+    json_t *j = parse(pages[0]);
+    json_t *e = json_array_get(json_object_get(j, "lots"), 0);
+    assert_int_equal(json_object_size(json_object_get(e, "categories")), CFG_N_CATEGORIES);
+    assert_null(json_object_get(e, "zones"));
+    json_decref(j);
+    out_free_pages(pages, n);
+    free_lots(lots, N);
+}
+
 /* A closed lot says so, with its reason and until; reopened, the fields are gone. */
 static void test_availability_closed(void **state)
 {
@@ -263,6 +344,8 @@ int main(void)
         cmocka_unit_test(test_entry_larger_than_a_page),
         cmocka_unit_test(test_availability_bound),
         cmocka_unit_test(test_availability_closed),
+        cmocka_unit_test(test_availability_bound_with_groups),
+        cmocka_unit_test(test_grouped_lot_fits_the_minimum),
         cmocka_unit_test(test_forecast_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
