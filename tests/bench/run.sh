@@ -145,8 +145,12 @@ vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # vm_kb PID
 
 # ---- parkd -----------------------------------------------------------------------------------
 
-# write_config FILE LOTS QOS MIN_INTERVAL RUN [HTTP_PORT] — LOTS lots of BAYS bays, plus the
-# sentinel lot; with HTTP_PORT, http.listen on it
+# The zones run's lots: 10 zones by pattern over the bays b000..b099 (bay k in zone k / 10), and
+# 3 categories, one by exact ids, two by patterns (SPEC §10). Its bays are BAYS = 100.
+ZONES_YAML="zones: [$(z=0; while [ $z -lt 10 ]; do [ $z -gt 0 ] && printf ', '; printf '{id: Z%d, capacity: 10, bays: ["b0%d?"]}' $z $z; z=$((z + 1)); done)], categories: {disabled: {capacity: 2, bays: [b000, b001]}, ev_charging: {capacity: 10, bays: [\"b01?\"]}, family: {capacity: 5, bays: [\"b09[0-4]\"]}}"
+
+# write_config FILE LOTS QOS MIN_INTERVAL RUN [HTTP_PORT] [zones] — LOTS lots of BAYS bays, plus
+# the sentinel lot; with HTTP_PORT, http.listen on it; with "zones", each lot has ZONES_YAML
 write_config() {
     {
         [ -n "${6:-}" ] && echo "http: {listen: \"127.0.0.1:$6\"}"
@@ -157,7 +161,11 @@ write_config() {
         echo "lots:"
         i=0
         while [ $i -lt "$2" ]; do
-            printf '  - {id: L%04d, capacity: %d, source: bays}\n' $i "$BAYS"
+            if [ "${7:-}" = zones ]; then
+                printf '  - {id: L%04d, capacity: %d, source: bays, %s}\n' $i "$BAYS" "$ZONES_YAML"
+            else
+                printf '  - {id: L%04d, capacity: %d, source: bays}\n' $i "$BAYS"
+            fi
             i=$((i + 1))
         done
         echo "  - {id: END, capacity: 1, source: bays}"
@@ -211,11 +219,11 @@ ceiling() {
 # list, so a large window costs the generator more CPU than it gains.
 window() { if [ "$1" = 0 ]; then echo 1000; else echo 100; fi; }
 
-# throughput NAME QOS LOTS EVENTS — parkd until Redis holds the final state; sets RATE, CPU_K
-# (CPU ms per 1,000 events), HWM_KB, BATCHES, OK
+# throughput NAME QOS LOTS EVENTS [zones] — parkd until Redis holds the final state; sets RATE,
+# CPU_K (CPU ms per 1,000 events), HWM_KB, BATCHES, OK
 throughput() {
     rcli flushall >/dev/null
-    write_config "$T/$1.yaml" "$3" "$2" "" "$1"
+    write_config "$T/$1.yaml" "$3" "$2" "" "$1" "" "${5:-}"
     start_parkd "$1" "$T/$1.yaml"
     c0=$(cpu_ticks "$PARKD_PID")
     if [ "${BENCH_PERF:-}" = 1 ] && [ "$1" = qos1 ] && command -v perf >/dev/null 2>&1; then
@@ -327,6 +335,14 @@ RS=$RATE; CPUS=$CPU_K; OKS=$OK
 echo "bench: parkd, QoS 1 ..."
 throughput qos1 1 "$LOTS" "$EVENTS"
 R1=$RATE; CPU1=$CPU_K; OK1=$OK; HWM1=$HWM_KB; B1=$BATCHES; U1=$UTIL
+if [ "$BAYS" = 100 ]; then
+    echo "bench: parkd, QoS 1, 10 zones and 3 categories per lot ..."
+    throughput zones 1 "$LOTS" "$EVENTS" zones
+    RZ=$RATE; CPUZ=$CPU_K; OKZ=$OK
+    ZRATE=$(calc "round($RZ / $R1, 2)"); ZCPU=$(calc "round($CPUZ / $CPU1, 2)")
+else
+    RZ="skipped (needs BENCH_BAYS=100)"; CPUZ=-; OKZ=-; ZRATE=-; ZCPU=-
+fi
 BAYS_STORED=$(( $(rcli eval "local n = 0 for _, k in ipairs(redis.call('keys', 'parkd:lot:*:bays')) do n = n + redis.call('hlen', k) end return n" 0) - 1 ))
 echo "bench: restart with $BAYS_STORED bays to restore ..."
 restore
@@ -377,6 +393,7 @@ docs/bench.md).
 | CPU per 1,000 events, QoS 1, $SMALL_LOTS lots, $SMALL_EVENTS events | $CPUS ms ($RS events/s; state exact: $OKS) | flat | |
 | CPU per 1,000 events, QoS 1, $LOTS lots, $EVENTS events | $CPU1 ms ($FLAT x the small run) | flat | $(yes_no "$FLAT < 1.25") |
 | CPU per 1,000 events, QoS 0, $LOTS lots, $EVENTS events | $CPU0 ms | | |
+| QoS 1 with 10 zones and 3 categories per lot (the QoS 1 load) | $RZ events/s = $ZRATE x the QoS 1 run; CPU per 1,000 events $CPUZ ms = $ZCPU x (state exact: $OKZ) | within 10 % | $(if [ "$ZCPU" = - ]; then echo skipped; else yes_no "$ZCPU <= 1.10 and $ZRATE >= 0.90"; fi) |
 | CPU per 1,000 events, latency run ($LAT_RATE/s, min_interval 0) | $LAT_CPU_K ms | | |
 | GET /api/public/v3/parking-sites, $LOTS lots | $HTTP_RPS | | |
 EOF
