@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds parkd's libFuzzer targets with clang (ASan + UBSan, UB fatal) and runs each for a while.
 #
-#   sh tests/fuzz/run.sh [TARGET...]        TARGET: payload topic time config (default: all)
+#   sh tests/fuzz/run.sh [TARGET...]        TARGET: payload topic time config uplink (default: all)
 #
 # Environment:
 #   FUZZ_SECONDS=60    time per target (CI smoke: 30)
@@ -41,16 +41,18 @@ srcs_of() {
     case "$1" in
         payload|topic|time) echo "daemon/payload.c" ;;
         config) echo "daemon/config.c daemon/util.c" ;;
+        uplink) echo "daemon/uplink.c daemon/payload.c" ;;
     esac
 }
 pkgs_of() {
     case "$1" in
         payload|topic|time) echo "jansson" ;;
         config) echo "yaml-0.1" ;;
+        uplink) echo "jansson" ;;
     esac
 }
 
-targets=${*:-payload topic time config}
+targets=${*:-payload topic time config uplink}
 for t in $targets; do
     [ -f "tests/fuzz/fuzz_$t.c" ] || { echo "fuzz: no target $t (tests/fuzz/fuzz_$t.c)" >&2; exit 64; }
 done
