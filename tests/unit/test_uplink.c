@@ -422,7 +422,7 @@ static void test_value_map_building(void **state)
     s = scalar("1");
     assert_int_equal(ul_map_add(&m, true, &s, err), -1);    /* nor be listed twice */
     for (int i = 2; i <= UL_MAP_MAX; i++) {
-        char num[8];
+        char num[16];
         snprintf(num, sizeof num, "%d", i);
         map_add(&m, true, num);
     }
