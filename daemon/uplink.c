@@ -81,13 +81,13 @@ static bool scalar_from_json(const json_t *v, ul_scalar *out)
 int ul_scalar_parse(const char *text, size_t len, ul_scalar *out, char *errbuf)
 {
     json_error_t e;
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &e);
+    json_t *v = text ? json_loadb(text, len, JSON_DECODE_ANY, &e) : NULL;
     bool ok = v && scalar_from_json(v, out);
     json_decref(v);
     if (!ok) {
         memset(out, 0, sizeof *out);
         snprintf(errbuf, UL_ERRBUF_SIZE, "\"%.*s\" is not a string (at most 64 bytes), number or "
-                 "boolean", (int)(len > 64 ? 64 : len), text);
+                 "boolean", text ? (int)(len > 64 ? 64 : len) : 0, text ? text : "");
         return -1;
     }
     return 0;
@@ -259,9 +259,10 @@ static enum ul_result parse_ttn(const json_t *root, const ul_field_path *path,
     if (!json_is_object(up) || !json_is_object(ids) ||
         !read_id(json_object_get(ids, "device_id"), out->device_id))
         return UL_MALFORMED;
-    const json_t *eui = json_object_get(ids, "dev_eui");
-    if (eui && !(out->has_dev_eui = read_dev_eui(eui, out->dev_eui)))
+    const json_t *eui = json_object_get(ids, "dev_eui");   /* optional: ABP devices may lack one */
+    if (eui && !read_dev_eui(eui, out->dev_eui))
         return UL_MALFORMED;
+    out->has_dev_eui = eui != NULL;
     const json_t *t = json_object_get(up, "received_at");
     if (!read_fcnt(json_object_get(up, "f_cnt"), out) ||
         !read_time(t ? t : json_object_get(root, "received_at"), out))
