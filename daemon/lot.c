@@ -186,8 +186,10 @@ static void lot_refresh_zone(lot *l, lot_group *g)
     enum lot_status was = g->status;
     g->open_status = lot_status_for(l, g->capacity, lot_group_free(g), g->open_status);
     g->status = l->closed ? LOT_STATUS_CLOSED : g->open_status;
-    if (g->status != was)
+    if (g->status != was) {
         l->outputs_rev++;
+        l->dirty_zones |= UINT64_C(1) << (g - l->zones);
+    }
 }
 
 /* After what every zone's status depends on changed: the lot's data, closure or thresholds. */
@@ -247,6 +249,8 @@ void lot_clear_dirty(lot *l)
     l->n_dirty_bays = 0;
     l->n_dirty_gates = 0;
     l->dirty = false;
+    l->dirty_zones = 0;
+    l->dirty_cats = 0;
     l->groups_changed = false;
 }
 
@@ -261,7 +265,9 @@ static void lot_groups_add(lot *l, int zone, uint8_t cats, int64_t d_raw, int64_
     if (zone >= 0) {
         l->zones[zone].raw += d_raw;
         l->zones[zone].unknown += d_unknown;
+        l->dirty_zones |= UINT64_C(1) << zone;
     }
+    l->dirty_cats |= cats;
     for (unsigned c = cats; c; c &= c - 1) {
         lot_group *g = &l->cats[__builtin_ctz(c)];
         g->raw += d_raw;
@@ -293,7 +299,9 @@ static void lot_groups_gate(lot *l, int zone, uint8_t cats, bool in, uint64_t co
     if (zone >= 0) {
         lot_group_gate_move(&l->zones[zone], in, count);
         lot_refresh_zone(l, &l->zones[zone]);
+        l->dirty_zones |= UINT64_C(1) << zone;
     }
+    l->dirty_cats |= cats;
     for (unsigned c = cats; c; c &= c - 1)
         lot_group_gate_move(&l->cats[__builtin_ctz(c)], in, count);
 }

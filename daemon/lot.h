@@ -39,6 +39,8 @@ typedef struct lot_gate {
     char id[PL_ID_MAX + 1];
 } lot_gate;
 
+_Static_assert(CFG_MAX_ZONES <= 64, "lot.dirty_zones has a bit per zone");
+
 /* The counts of one zone or category (SPEC §10). */
 typedef struct lot_group {
     int64_t capacity;           /* configured */
@@ -103,6 +105,8 @@ typedef struct lot {
     zn_resolver *groups;        /* the configured zones and categories (owned) */
     lot_group *zones;           /* groups->n_zones of them (owned) */
     lot_group cats[CFG_N_CATEGORIES];  /* those in groups->cats_set count */
+    uint64_t dirty_zones;       /* bit z: zone z's counts or status changed since lot_clear_dirty */
+    uint8_t dirty_cats;         /* bit c: category c's counts changed */
     bool groups_changed;        /* zones or categories changed by a reload since lot_clear_dirty:
                                  * the lot's stored fields of removed ones must go */
     map *ambiguous;             /* ids refused as PL_AMBIGUOUS_ZONE -> their malloc'd copy */
