@@ -125,7 +125,7 @@ m = json.load(open(sys.argv[1]))
 print(" ".join("%s=%d" % kv for kv in sorted(m["bays"].items())))' "$T/expect")
 check "every bay's state equals the model (latest ts wins, equal ts: later arrival)" "$exp_bays" "$(bays_str)"
 check "a lot without bay_stale_after has no unknown in its hash" 0 "$(rget hexists "${RP}lot:Z1" unknown)"
-check "zones and categories are not in the availability as unknown" 0 "$(avail Z1 | grep -c '"unknown"')"
+check "zones and categories are not in the availability as unknown" 0 "$(avail Z1 | grep -c '"unknown":')"
 
 # --- history entries carry zone and category free ---------------------------------------------
 hist_check() {
