@@ -240,6 +240,31 @@ bay Z2 a2 false $((TU + 3700))
 check_eventually "unknown: a2 back free (hash A 1/4, lot 2 1 7)" u_hash "1 4 1 3 1 0 2 1 7"
 check_eventually "unknown: a2 back free (availability)" u_avail "A 1 0 4 B 1 1 3 disabled 1 1 0 lot 2 1 7"
 
+# --- kill -9 and restart: the zone counts of every lot survive ---------------------------------
+settle
+G_BEFORE=$(g_hash)
+U_BEFORE=$(u_avail)
+kill -KILL "$PARKD_PID" 2>/dev/null
+wait "$PARKD_PID" 2>/dev/null
+PARKD_PID=
+rget hset "${RP}lot:Z2" zone:A:free 99 >/dev/null     # bays zones are recomputed from the bays
+parkd_start
+check_eventually "after a kill -9 and restart: gates zones restored ($G_BEFORE)" g_hash "$G_BEFORE"
+check_eventually "after a kill -9 and restart: gates zones in the availability" g_avail "N 12 0 S 0 8 14"
+check_eventually "after a kill -9 and restart: Z2 zone unknown and free ($U_BEFORE)" u_avail "$U_BEFORE"
+check_eventually "after a kill -9 and restart: Z2 hash recomputed" u_hash "1 4 1 3 1 0 2 1 7"
+check_eventually "after a kill -9 and restart: Z1 zones and categories still equal the model" hash_str "$EXP"
+gate gs in 2 6 $((TU + 3800))
+check_eventually "after the restart a gate event moves its zone (S 2, lot 16)" g_hash "12 0 2 6 16 4"
+
+# --- zone free never below 0: occupied + unknown above the zone's capacity ---------------------
+for b in a3 a4 a5 a6; do bay Z2 "$b" true $((TU + 7000)); done
+bay P1 p1 false $((TU + 7301))     # a1 and a2 (TU + 3700) go unknown, a3..a6 stay known
+za() { _a=$(avail Z2); echo "$(jget "$_a" zones.0.occupied) $(jget "$_a" zones.0.free) $(hget Z2 zone:A:occupied) $(hget Z2 zone:A:free) $(jget "$_a" occupied) $(jget "$_a" unknown) $(jget "$_a" free)"; }
+check_eventually "zone A (capacity 5): 4 occupied + 2 unknown gives free 0, not -1 (lot 4 4 2)" za "4 0 4 0 4 4 2"
+zu=$(avail_field Z2 zones.0.unknown)
+check "zone A unknown within [0, capacity]" yes "$([ "${zu:-x}" -ge 0 ] 2>/dev/null && [ "$zu" -le 5 ] && echo yes)"
+
 # --- every availability message of Z1 during the whole run ------------------------------------
 sleep 0.5
 sub_stop z1
@@ -250,4 +275,6 @@ n=$(echo "$R" | sed -n 's/^checked \([0-9]*\)$/\1/p')
 check "the subscriber saw the stream (>= 100 availability messages of Z1)" yes "$([ "${n:-0}" -ge 100 ] && echo yes)"
 
 check_ok "parkd still running" parkd_alive
+parkd_stop
+check "parkd exits 0 on SIGTERM" 0 "$PARKD_RC"
 finish

@@ -153,7 +153,15 @@ OTHERS="  - id: AM
     source: bays
     zones:
       - {id: Q, capacity: 2, bays: [\"q*\"]}
-      - {id: R, capacity: 8, bays: [\"r*\"]}"
+      - {id: R, capacity: 8, bays: [\"r*\"]}
+  - id: HY
+    capacity: 20
+    source: bays
+    almost_full: 0.8
+    hysteresis: 0.2
+    zones:
+      - {id: H, capacity: 10, bays: [\"h*\"]}
+      - {id: K, capacity: 10, bays: [\"k*\"]}"
 write_config "$Z1_HEAD
       - {id: L2, capacity: 10, bays: [\"L2-*\"]}
       - {id: L3, capacity: 10, bays: [\"L3-*\"]}
@@ -188,6 +196,37 @@ bay CL q3 1
 bay CL r1 1
 cl() { rget hmget "${RP}lot:CL" zone:Q:occupied zone:Q:free zone:Q:status zone:R:occupied zone:R:free occupied free | tr '\n' ' ' | sed 's/ $//'; }
 check_eventually "zone Q (capacity 2) with 3 occupied bays: occupied 2, free 0, full; the lot counts 4" cl "2 0 full 1 7 4 6"
+
+# --- zone status: the lot's almost_full (0.8) and hysteresis (0.2) on the zone's numbers --------
+hy() { echo "$(hget HY zone:H:occupied) $(hget HY zone:H:status) $(avail_field HY zones.0.status)"; }
+for i in 1 2 3 4 5 6 7; do bay HY "h$i" 1; done
+check_eventually "zone H 7 of 10: open" hy "7 open open"
+bay HY h8 1
+check_eventually "zone H 8 of 10 (occupancy 0.8): almost_full" hy "8 almost_full almost_full"
+bay HY h8 0
+check_eventually "zone H back to 7 (0.7 >= 0.8 - 0.2): still almost_full" hy "7 almost_full almost_full"
+bay HY h7 0
+bay HY h6 0
+check_eventually "zone H 5 (0.5 < 0.6): open" hy "5 open open"
+for i in 6 7 8 9 10; do bay HY "h$i" 1; done
+check_eventually "zone H 10 of 10: full" hy "10 full full"
+bay HY h10 0
+check_eventually "zone H 9 (free 1 >= max(1, round(10 x 0.01))): leaves full for almost_full" hy "9 almost_full almost_full"
+check "zone K without data on a lot with data: open, 0 occupied" "0 10 open" \
+    "$(hget HY zone:K:occupied) $(hget HY zone:K:free) $(hget HY zone:K:status)"
+
+# --- a closed lot's zones show closed -------------------------------------------------------------
+ADMIN=parking/admin
+mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t "$ADMIN/HY/state" -m '{"state":"closed"}' ||
+    fail "retained closure of HY" "rc 0" "rc $?"
+SENT=$((SENT + 1))
+hyc() { _a=$(avail HY); echo "$(jget "$_a" status) $(jget "$_a" zones.0.status) $(jget "$_a" zones.1.status) $(hget HY zone:H:status) $(hget HY zone:K:status)"; }
+check_eventually "closed lot: its zones closed in the availability and the hash" hyc "closed closed closed closed closed"
+check "closed lot: zone counts still there" "9 1" "$(avail_field HY zones.0.occupied) $(avail_field HY zones.0.free)"
+mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t "$ADMIN/HY/state" -m '{"state":"open"}' ||
+    fail "retained opening of HY" "rc 0" "rc $?"
+SENT=$((SENT + 1))
+check_eventually "reopened lot: zone statuses from the counts again" hyc "open almost_full open almost_full open"
 
 # --- reload: bay L1-05 (occupied) moves from zone L1 to L2 -------------------------------------
 for b in L1-01 L1-02 L1-03 L1-04 L1-05 L2-01 L3-01; do bay Z1 "$b" 1; done
@@ -249,5 +288,22 @@ check "reload removing zone L3: L1, L2 and the lot unchanged" "4 6 2 8 7 23" \
 bay Z1 L3-02 1
 check_eventually "a bay in no zone counts in the lot only (lot 8, L1 4, L2 2)" z1a "L1 4 6 L2 2 8 lot 8 22"
 
+
+# --- reload: a zone capacity below its occupied bays clamps at once -------------------------------
+write_config "  - id: Z1
+    capacity: 30
+    source: bays
+    zones:
+      - {id: L1, name: Level 1, capacity: 3, bays: [\"L1-*\"]}
+      - {id: L2, capacity: 10, bays: [\"L2-*\", \"L1-05\"]}
+$Z1_CATS
+$OTHERS"
+kill -HUP "$PARKD_PID"
+check_eventually "reload lowering L1 to capacity 3 with 4 occupied: occupied 3, free 0, full" \
+    "echo \$(hget Z1 zone:L1:capacity) \$(hget Z1 zone:L1:occupied) \$(hget Z1 zone:L1:free) \$(hget Z1 zone:L1:status)" "3 3 0 full"
+check_eventually "reload lowering L1: the availability too, the lot unchanged" z1a "L1 3 0 L2 2 8 lot 8 22"
+
 check_ok "parkd still running" parkd_alive
+parkd_stop
+check "parkd exits 0 on SIGTERM" 0 "$PARKD_RC"
 finish
