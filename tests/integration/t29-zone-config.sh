@@ -189,6 +189,23 @@ check "the ambiguous bay is logged once" 1 "$(grep -i 'ambiguous' "$PARKD_LOG" |
 check_eventually "availability of AM: ZA 2, ZB 1" \
     "_a=\$(avail AM); echo \$(jget \"\$_a\" zones.0.occupied) \$(jget \"\$_a\" zones.1.occupied) \$(jget \"\$_a\" occupied)" "2 1 3"
 
+# --- a reload that changes AM's zones: A1 is still ambiguous, the others keep their zones ---------
+# (the daemon forgets which bays it refused and resolves them again: exercises that bookkeeping)
+OTHERS=$(printf '%s\n' "$OTHERS" | sed 's/bays: \["\*1"\]}/bays: ["*1", "C9"]}/')
+write_config "$Z1_HEAD
+      - {id: L2, capacity: 10, bays: [\"L2-*\"]}
+      - {id: L3, capacity: 10, bays: [\"L3-*\"]}
+$Z1_CATS
+$OTHERS"
+kill -HUP "$PARKD_PID"
+bay AM C9 1
+check_eventually "reload changing AM's zones: ZA 2, ZB 2 (C9 listed exactly), lot 4" am "2 2 4 16"
+snap
+bay AM A1 1
+settle
+check_eventually "after the reload A1 is still rejected as ambiguous" "delta rejected_ambiguous_zone" 1
+check "after the reload A1 is still not in :bays" 0 "$(rget hexists "${RP}lot:AM:bays" A1)"
+
 # --- a zone with more occupied bays than its capacity clamps ------------------------------------
 bay CL q1 1
 bay CL q2 1
