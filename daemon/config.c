@@ -1162,10 +1162,20 @@ static bool cfg_is_pattern(const char *s)
     return strpbrk(s, "*?[") != NULL;
 }
 
+/* Id characters and * ? [ ] !, with every [ closed: fnmatch would take an unclosed one as a
+ * literal "[", which no id holds, so the pattern could never match. */
 static bool cfg_pattern_valid(const char *s)
 {
     size_t n = strlen(s);
-    return n >= 1 && n <= 2 * CFG_ID_MAX && strspn(s, CFG_ID_CHARS "*?[]!") == n;
+    if (n < 1 || n > 2 * CFG_ID_MAX || strspn(s, CFG_ID_CHARS "*?[]!") != n)
+        return false;
+    for (const char *c = strchr(s, '['); c; c = strchr(c, '[')) {
+        const char *close = strchr(c + 1 + (c[1] == '!') + (c[1 + (c[1] == '!')] == ']'), ']');
+        if (!close)
+            return false;
+        c = close + 1;
+    }
+    return true;
 }
 
 static void cfg_free_members(cfg_members *m)
@@ -1199,7 +1209,7 @@ static bool cfg_add_member(cfg_parser *p, const char *what, yaml_node_t *item, c
     }
     if (cfg_is_pattern(text) ? !cfg_pattern_valid(text) : !cfg_id_valid(text)) {
         cfg_error_at(p, item, "%s: %s is neither an id ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) nor a "
-                     "glob pattern of id characters and * ? [ ] !", what, cfg_quote(text, q, sizeof q));
+                     "glob pattern of id characters and * ? [ ] ! (each [ closed)", what, cfg_quote(text, q, sizeof q));
         return false;
     }
     /* cfg_load_members sized both arrays for the whole list */
@@ -1227,6 +1237,10 @@ static void cfg_load_members(cfg_parser *p, const char *what, const cfg_lot *lot
         return;
     }
     size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0) {
+        cfg_error_at(p, node, "%s.%s: must not be empty (the %s in it)", what, name, name);
+        return;
+    }
     if ((int64_t)n > p->cfg->limits.max_bays_per_lot) {
         cfg_error_at(p, node, "%s.%s: more entries (%zu) than limits.max_bays_per_lot", what, name, n);
         return;

@@ -646,6 +646,10 @@ static void test_zones_and_categories(void **state)
     expect_one_error(text, 7, 9, "duplicate zone id \"A\" (first at line 6)");
     snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2, bays: [\"a/b\"]}\n", head);
     expect_one_error(text, 6, 37, "is neither an id");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2, bays: [\"a[b\"]}\n", head);
+    expect_one_error(text, 6, 37, "each [ closed");
+    snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2, bays: []}\n", head);
+    expect_one_error(text, 6, 36, "must not be empty");
     snprintf(text, sizeof text, "%s    zones:\n      - {id: A, capacity: 2}\n", head);
     expect_one_error(text, 6, 9, "missing required key \"bays\"");
 }
