@@ -84,6 +84,35 @@ static od_forecast *od_lot_forecast(lot *l, fc_engine *fc, const od_lot *prev, s
     return mine ? od_forecast_copy(prev->forecast) : NULL;
 }
 
+/* L's zones into one array and its configured categories inline: one allocation per lot with
+ * zones, at most CFG_MAX_ZONES fixed-size copies, no per-zone strings to free. */
+static void od_copy_groups(od_lot *o, const lot *l)
+{
+    const zn_resolver *r = l->groups;
+    if (r && r->n_zones > 0) {
+        o->zones = util_xcalloc((size_t)r->n_zones, sizeof *o->zones);
+        for (int z = 0; z < r->n_zones; z++) {
+            const lot_group *g = &l->zones[z];
+            od_zone *d = &o->zones[o->n_zones++];
+            *d = (od_zone){ .capacity = g->capacity, .occupied = lot_group_occupied(g),
+                            .free_spaces = lot_group_free(g), .unknown = g->unknown,
+                            .status = g->status };
+            snprintf(d->id, sizeof d->id, "%s", r->zones[z].id);
+            snprintf(d->name, sizeof d->name, "%s", r->zones[z].name ? r->zones[z].name
+                                                                       : r->zones[z].id);
+        }
+    }
+    for (int c = 0; r && c < CFG_N_CATEGORIES; c++) {
+        if (!((r->cats_set >> c) & 1u))
+            continue;
+        const lot_group *g = &l->cats[c];
+        o->cats[o->n_cats++] = (od_cat){ .cat = (enum cfg_category)c, .capacity = g->capacity,
+                                         .occupied = lot_group_occupied(g),
+                                         .free_spaces = lot_group_free(g) };
+    }
+    o->tracks_unknown = lot_tracks_unknown(l);
+}
+
 static void od_copy_lot(od_lot *o, lot *l, fc_engine *fc, const od_lot *prev, size_t *budget)
 {
     *o = (od_lot){ .id = util_xstrdup(l->id), .name = util_xstrdup(l->name ? l->name : l->id),
@@ -98,6 +127,7 @@ static void od_copy_lot(od_lot *o, lot *l, fc_engine *fc, const od_lot *prev, si
         map_foreach(l->bays, od_collect_bay, o);
         qsort(o->bays, o->n_bays, sizeof *o->bays, od_bay_cmp);
     }
+    od_copy_groups(o, l);
     o->forecast = od_lot_forecast(l, fc, prev, budget);
 }
 
@@ -131,6 +161,7 @@ void od_snapshot_unref(od_snapshot *s)
         for (size_t b = 0; b < l->n_bays; b++)
             free(l->bays[b].id);
         free(l->bays);
+        free(l->zones);
         free(l->forecast);
         free(l->id);
         free(l->name);
@@ -303,6 +334,18 @@ static json_t *od_parking_entity(const od_lot *l, const char *id, const od_form 
     return e;
 }
 
+/* refParkingSite: the lot's OffStreetParking urn, a Relationship when normalized. */
+static void od_ref_site(json_t *e, const od_form *f, const od_lot *l)
+{
+    char site[128];
+    snprintf(site, sizeof site, OD_URN "OffStreetParking:%s", l->id);
+    if (f->key_values)
+        json_object_set_new(e, "refParkingSite", json_string(site));
+    else
+        json_object_set_new(e, "refParkingSite",
+                            json_pack("{s:s, s:s}", "type", "Relationship", "object", site));
+}
+
 static const char *od_bay_state_name(enum od_bay_state s)
 {
     return s == OD_BAY_FREE ? "free" : s == OD_BAY_OCCUPIED ? "occupied" : "unknown";
@@ -316,21 +359,41 @@ static json_t *od_spot_entity(const od_lot *l, const od_bay *b, const char *id, 
     od_attr(e, f, "status", json_string(od_bay_state_name(l->stale ? OD_BAY_UNKNOWN : b->state)),
             true);
     od_attr(e, f, "category", json_pack("[s]", "offStreet"), false);
-    char site[128];
-    snprintf(site, sizeof site, OD_URN "OffStreetParking:%s", l->id);
-    if (f->key_values)
-        json_object_set_new(e, "refParkingSite", json_string(site));
-    else
-        json_object_set_new(e, "refParkingSite",
-                            json_pack("{s:s, s:s}", "type", "Relationship", "object", site));
+    od_ref_site(e, f, l);
     od_date_modified(e, f, l);
+    od_entity_end(e, f);
+    return e;
+}
+
+/* A zone as a ParkingGroup. Only what its schema defines, and occupiedSpotNumber (not in the
+ * ParkingGroup schema, which does not forbid it: the same attribute as OffStreetParking's, so a
+ * client reads zones and lots alike). Left out: status (the schema has none for groups; the
+ * zone's status stays in the MQTT availability), allowedVehicleType (a zone is an area, not a
+ * vehicle type), unknown (availableSpotNumber already leaves unknown bays out).
+ * category ["offStreet"]: a zone is a level or an area of an off-street car park, and the
+ * schema's offStreet/onStreet pair says where the group lies, as ParkingSpot's does here;
+ * "completeFloor" would claim a whole storey, which an area is not. */
+static json_t *od_group_entity(const od_lot *l, const od_zone *z, const char *id,
+                               const od_form *f)
+{
+    json_t *e = od_entity_start(id, OD_T_GROUP, f);
+    od_attr(e, f, "name", json_string(z->name), false);
+    od_location(e, f, l);
+    od_attr(e, f, "category", json_pack("[s]", "offStreet"), false);
+    od_ref_site(e, f, l);
+    od_attr(e, f, "totalSpotNumber", json_integer(z->capacity), false);
+    if (l->has_data) {
+        od_attr(e, f, "availableSpotNumber", json_integer(z->free_spaces), true);
+        od_attr(e, f, "occupiedSpotNumber", json_integer(z->occupied), true);
+        od_date_modified(e, f, l);
+    }
     od_entity_end(e, f);
     return e;
 }
 
 /* Walks every entity of type T (in a stable order) and calls FN for each; FN returns false
  * to stop. Lots without a position are not entities: NGSI-LD requires a location. */
-typedef bool (*od_visit_fn)(void *ctx, const od_lot *l, const od_bay *b, const char *id);
+typedef bool (*od_visit_fn)(void *ctx, const od_lot *l, size_t k, const char *id);
 
 static void od_walk(const od_snapshot *s, enum od_type t, od_visit_fn fn, void *ctx)
 {
@@ -341,20 +404,26 @@ static void od_walk(const od_snapshot *s, enum od_type t, od_visit_fn fn, void *
             continue;
         if (t == OD_T_PARKING) {
             snprintf(id, sizeof id, OD_URN "OffStreetParking:%s", l->id);
-            if (!fn(ctx, l, NULL, id))
+            if (!fn(ctx, l, 0, id))
                 return;
         } else if (t == OD_T_SPOT) {
             for (size_t b = 0; b < l->n_bays; b++) {
                 snprintf(id, sizeof id, OD_URN "ParkingSpot:%s:%s", l->id, l->bays[b].id);
-                if (!fn(ctx, l, &l->bays[b], id))
+                if (!fn(ctx, l, b, id))
+                    return;
+            }
+        } else {
+            for (size_t z = 0; z < l->n_zones; z++) {
+                snprintf(id, sizeof id, OD_URN "ParkingGroup:%s:%s", l->id, l->zones[z].id);
+                if (!fn(ctx, l, z, id))
                     return;
             }
         }
-        /* OD_T_GROUP: parkd has no zones yet (SPEC §10), so no groups */
     }
 }
 
-static json_t *od_build(enum od_type t, const od_lot *l, const od_bay *b, const char *id,
+/* Entity K of lot L of type T: K indexes L's bays (ParkingSpot) or zones (ParkingGroup). */
+static json_t *od_build(enum od_type t, const od_lot *l, size_t k, const char *id,
                         const od_form *base)
 {
     char observed[40];
@@ -364,7 +433,11 @@ static json_t *od_build(enum od_type t, const od_lot *l, const od_bay *b, const 
         pl_format_time(l->ts_ms, observed, sizeof observed);
         f.observed = observed;
     }
-    return t == OD_T_PARKING ? od_parking_entity(l, id, &f) : od_spot_entity(l, b, id, &f);
+    if (t == OD_T_SPOT)
+        return od_spot_entity(l, &l->bays[k], id, &f);
+    if (t == OD_T_GROUP)
+        return od_group_entity(l, &l->zones[k], id, &f);
+    return od_parking_entity(l, id, &f);
 }
 
 typedef struct od_list {
@@ -375,14 +448,14 @@ typedef struct od_list {
     json_t *items;
 } od_list;
 
-static bool od_list_visit(void *ctx, const od_lot *l, const od_bay *b, const char *id)
+static bool od_list_visit(void *ctx, const od_lot *l, size_t item, const char *id)
 {
     od_list *ls = ctx;
     if (ls->pattern && regexec(ls->pattern, id, 0, NULL, 0) != 0)
         return true;
     uint64_t k = ls->matched++;
     if (k >= ls->offset && k < ls->offset + ls->limit)
-        json_array_append_new(ls->items, od_build(ls->type, l, b, id, &ls->form));
+        json_array_append_new(ls->items, od_build(ls->type, l, item, id, &ls->form));
     return k < ls->offset + ls->limit;      /* one past the page says there is a next */
 }
 
@@ -544,12 +617,12 @@ typedef struct od_find {
     json_t *found;
 } od_find;
 
-static bool od_find_visit(void *ctx, const od_lot *l, const od_bay *b, const char *id)
+static bool od_find_visit(void *ctx, const od_lot *l, size_t k, const char *id)
 {
     od_find *f = ctx;
     if (strcmp(id, f->id) != 0)
         return true;
-    f->found = od_build(f->type, l, b, id, &f->form);
+    f->found = od_build(f->type, l, k, id, &f->form);
     return false;
 }
 
@@ -576,6 +649,42 @@ void od_entity(const od_snapshot *s, const char *id, const od_query *q, od_reply
 
 /* ---- ParkAPI v3 ---- */
 
+/* ParkAPI v3's own name for a category where it differs from SPEC §10's (its ParkingSite
+ * model has capacity_/realtime_free_capacity_ + disabled, woman, family, charging,
+ * carsharing, truck, bus; none for motorcycles), else NULL. */
+static const char *od_parkapi_alias(enum cfg_category c)
+{
+    switch (c) {
+    case CFG_CAT_EV_CHARGING: return "charging";
+    case CFG_CAT_WOMEN: return "woman";
+    default: return NULL;
+    }
+}
+
+/* Sets capacity_<NAME> = V, or realtime_free_capacity_<NAME> when REALTIME. */
+static void od_site_cat_field(json_t *o, const char *name, bool realtime, int64_t v)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s%s", realtime ? "realtime_free_capacity_" : "capacity_", name);
+    json_object_set_new(o, key, json_integer(v));
+}
+
+/* Per configured category capacity_<cat> and, with REALTIME, realtime_free_capacity_<cat>, with
+ * <cat> SPEC §10's name (SPEC §8); where ParkAPI names it otherwise (ev_charging, women) its
+ * name too, so ParkAPI clients, which know only theirs, read those categories as well. */
+static void od_site_cats(json_t *o, const od_lot *l, bool realtime)
+{
+    for (size_t i = 0; i < l->n_cats; i++) {
+        const od_cat *c = &l->cats[i];
+        const char *names[2] = { cfg_category_name(c->cat), od_parkapi_alias(c->cat) };
+        for (int n = 0; n < 2 && names[n]; n++) {
+            od_site_cat_field(o, names[n], false, c->capacity);
+            if (realtime)
+                od_site_cat_field(o, names[n], true, c->free_spaces);
+        }
+    }
+}
+
 static json_t *od_site(const od_lot *l)
 {
     json_t *o = json_pack("{s:s, s:s, s:I}", "id", l->id, "name", l->name, "capacity",
@@ -594,6 +703,7 @@ static json_t *od_site(const od_lot *l)
         json_object_set_new(o, "realtime_opening_status", json_string(opening));
         json_object_set_new(o, "realtime_data_updated_at", od_time(l->ts_ms));
     }
+    od_site_cats(o, l, realtime);
     return o;
 }
 

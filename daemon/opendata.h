@@ -33,6 +33,22 @@ typedef struct od_bay {
     enum od_bay_state state;
 } od_bay;
 
+/* A zone (SPEC §10) as the API shows it. Its id and name are held inline (both bounded: a
+ * SPEC §2 id, CFG_ZONE_NAME_MAX) so copying a lot's zones costs one allocation, not two
+ * string copies per zone, on the loop each snapshot. */
+typedef struct od_zone {
+    char id[PL_ID_MAX + 1];
+    char name[CFG_ZONE_NAME_MAX + 1];
+    int64_t capacity, occupied, free_spaces, unknown;
+    enum lot_status status;
+} od_zone;
+
+/* A configured category's counts (its name is cfg_category_name(cat), a static string). */
+typedef struct od_cat {
+    enum cfg_category cat;
+    int64_t capacity, occupied, free_spaces;
+} od_cat;
+
 /* A lot's forecast, sized to its horizons (fc_forecast holds room for CFG_MAX_HORIZONS). */
 typedef struct od_forecast {
     int64_t ts_ms;
@@ -55,6 +71,11 @@ typedef struct od_lot {
     enum cfg_source source;
     od_bay *bays;                   /* source bays only, sorted by id */
     size_t n_bays;
+    od_zone *zones;                 /* in configuration order; NULL when none */
+    size_t n_zones;
+    od_cat cats[CFG_N_CATEGORIES];  /* the configured ones, in SPEC §10 order */
+    size_t n_cats;
+    bool tracks_unknown;            /* lot_tracks_unknown: zones' unknown is meaningful */
     od_forecast *forecast;          /* NULL: none (no data yet) */
 } od_lot;
 
