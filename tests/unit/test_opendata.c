@@ -308,6 +308,225 @@ static void test_unknown_bays(void **state)
     od_snapshot_unref(s);
 }
 
+/* ---- zones and categories (SPEC §10) ---- */
+
+/* Lot Z (bays, placed unless !POS): zones L1 "Level 1" (4, L1-*) and L2 (6, exact L2-1 and
+ * L2-2) with a quote in its name; categories disabled (2: L1-1, L2-1), ev_charging (3: *-2)
+ * and women (1: L2-2). Bays: L1-1 and L1-3 and L2-2 occupied, L1-2 and L2-1 free. So L1 has
+ * 2 occupied, 2 free; L2 1 and 5; disabled 1 and 1; ev_charging 1 and 2; women 1 and 0. */
+static lot *make_zoned_lot(const char *id, bool pos, int64_t bay_stale_after_ms)
+{
+    static char *l1_pat[] = { "L1-*" }, *l2_ids[] = { "L2-1", "L2-2" };
+    static char *dis_ids[] = { "L1-1", "L2-1" }, *ev_pat[] = { "*-2" }, *wo_ids[] = { "L2-2" };
+    cfg_zone zones[2] = {
+        { .id = "L1", .name = "Level 1", .capacity = 4,
+          .members = { .patterns = l1_pat, .n_patterns = 1 } },
+        { .id = "L2", .name = "Level \"2\"", .capacity = 6,
+          .members = { .ids = l2_ids, .n_ids = 2 } },
+    };
+    cfg_lot c = { .id = (char *)id, .name = (char *)"Zoned", .capacity = 10,
+                  .source = CFG_SOURCE_BAYS, .has_position = pos, .lat = 52.5, .lon = -1.9,
+                  .stale_after_ms = 100 * 3600000LL, .bay_stale_after_ms = bay_stale_after_ms,
+                  .almost_full = 0.9, .hysteresis = 0.05, .zones = zones, .n_zones = 2 };
+    c.categories[CFG_CAT_DISABLED] = (cfg_category_def){ .set = true, .capacity = 2,
+        .members = { .ids = dis_ids, .n_ids = 2 } };
+    c.categories[CFG_CAT_EV_CHARGING] = (cfg_category_def){ .set = true, .capacity = 3,
+        .members = { .patterns = ev_pat, .n_patterns = 1 } };
+    c.categories[CFG_CAT_WOMEN] = (cfg_category_def){ .set = true, .capacity = 1,
+        .members = { .ids = wo_ids, .n_ids = 1 } };
+    lot *l = lot_new(&c, 300000);
+    static const char *const bays[] = { "L1-1", "L1-2", "L1-3", "L2-1", "L2-2" };
+    static const bool occ[] = { true, false, true, false, true };
+    for (int i = 0; i < 5; i++)
+        add_bay(l, bays[i], occ[i]);
+    return l;
+}
+
+static od_snapshot *zoned_snapshot(void)
+{
+    lot *lots[2] = { make_zoned_lot("Z", true, 0), make_zoned_lot("N", false, 0) };
+    od_snapshot *s = od_snapshot_build(lots, 2, NULL, NULL);
+    lot_free(lots[0]);          /* the snapshot holds copies: nothing may point into the lot */
+    lot_free(lots[1]);
+    return s;
+}
+
+static void test_snapshot_groups(void **state)
+{
+    od_snapshot *s = zoned_snapshot();
+    const od_lot *l = &s->lots[0];
+    assert_int_equal(l->n_zones, 2);
+    assert_string_equal(l->zones[0].id, "L1");
+    assert_string_equal(l->zones[0].name, "Level 1");
+    assert_int_equal(l->zones[0].capacity, 4);
+    assert_int_equal(l->zones[0].occupied, 2);
+    assert_int_equal(l->zones[0].free_spaces, 2);
+    assert_int_equal(l->zones[0].status, LOT_STATUS_OPEN);
+    assert_string_equal(l->zones[1].name, "Level \"2\"");
+    assert_int_equal(l->zones[1].occupied, 1);
+    assert_int_equal(l->zones[1].free_spaces, 5);
+    assert_int_equal(l->n_cats, 3);            /* SPEC §10 order, configured ones only */
+    assert_int_equal(l->cats[0].cat, CFG_CAT_DISABLED);
+    assert_int_equal(l->cats[0].occupied, 1);
+    assert_int_equal(l->cats[0].free_spaces, 1);
+    assert_int_equal(l->cats[1].cat, CFG_CAT_EV_CHARGING);
+    assert_int_equal(l->cats[1].free_spaces, 2);
+    assert_int_equal(l->cats[2].cat, CFG_CAT_WOMEN);
+    assert_int_equal(l->cats[2].capacity, 1);
+    assert_int_equal(l->cats[2].free_spaces, 0);
+    assert_false(l->tracks_unknown);
+    od_snapshot_unref(s);
+}
+
+static json_t *get_entity(const od_snapshot *s, const char *id, const char *options)
+{
+    od_query q = { .options = options };
+    od_reply r;
+    od_entity(s, id, &q, &r);
+    assert_int_equal(r.status, 200);
+    json_t *e = body(&r);
+    od_reply_free(&r);
+    return e;
+}
+
+/* One ParkingGroup per zone of a placed lot, values exact, only schema attributes (and
+ * occupiedSpotNumber); the lot without a position has none, as it has no OffStreetParking. */
+static void test_parking_groups(void **state)
+{
+    od_snapshot *s = zoned_snapshot();
+    od_query q = { .type = "ParkingGroup", .options = "keyValues" };
+    od_reply r;
+    od_entities(s, &q, "/e", &r);
+    assert_int_equal(r.status, 200);
+    json_t *a = body(&r);
+    od_reply_free(&r);
+    assert_int_equal(json_array_size(a), 2);
+    json_t *want = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:[f,f]}, s:[s], s:s, s:i, s:i, s:i, s:s}",
+        "id", "urn:ngsi-ld:ParkingGroup:Z:L1", "type", "ParkingGroup", "name", "Level 1",
+        "location", "type", "Point", "coordinates", -1.9, 52.5, "category", "offStreet",
+        "refParkingSite", "urn:ngsi-ld:OffStreetParking:Z", "totalSpotNumber", 4,
+        "availableSpotNumber", 2, "occupiedSpotNumber", 2,
+        "dateModified", "2016-10-04T07:59:42Z");
+    assert_true(json_equal(json_array_get(a, 0), want));
+    json_decref(want);
+    json_t *g2 = json_array_get(a, 1);
+    assert_string_equal(json_string_value(json_object_get(g2, "id")),
+                        "urn:ngsi-ld:ParkingGroup:Z:L2");
+    assert_string_equal(json_string_value(json_object_get(g2, "name")), "Level \"2\"");
+    assert_int_equal(json_integer_value(json_object_get(g2, "availableSpotNumber")), 5);
+    json_decref(a);
+
+    json_t *e = get_entity(s, "urn:ngsi-ld:ParkingGroup:Z:L2", NULL);   /* normalized */
+    json_t *av = json_object_get(e, "availableSpotNumber");
+    assert_string_equal(json_string_value(json_object_get(av, "type")), "Property");
+    assert_int_equal(json_integer_value(json_object_get(av, "value")), 5);
+    assert_string_equal(json_string_value(json_object_get(av, "observedAt")),
+                        "2016-10-04T07:59:42Z");
+    json_t *ref = json_object_get(e, "refParkingSite");
+    assert_string_equal(json_string_value(json_object_get(ref, "type")), "Relationship");
+    assert_string_equal(json_string_value(json_object_get(ref, "object")),
+                        "urn:ngsi-ld:OffStreetParking:Z");
+    assert_null(json_object_get(e, "status"));      /* not in the ParkingGroup schema */
+    json_decref(e);
+
+    od_entity(s, "urn:ngsi-ld:ParkingGroup:N:L1", &q, &r);     /* no position: no entity */
+    assert_int_equal(r.status, 404);
+    od_reply_free(&r);
+    od_entity(s, "urn:ngsi-ld:ParkingGroup:Z:L3", &q, &r);
+    assert_int_equal(r.status, 404);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+/* Listing ParkingGroups pages and filters as the other types do. */
+static void test_group_pages(void **state)
+{
+    od_snapshot *s = zoned_snapshot();
+    od_query q = { .type = "ParkingGroup", .options = "keyValues", .limit = "1" };
+    od_reply r;
+    od_entities(s, &q, "/e", &r);
+    json_t *a = body(&r);
+    assert_int_equal(json_array_size(a), 1);
+    assert_non_null(strstr(r.link, "type=ParkingGroup"));
+    assert_non_null(strstr(r.link, "offset=1>; rel=\"next\""));
+    json_decref(a);
+    od_reply_free(&r);
+    q.offset = "1";
+    od_entities(s, &q, "/e", &r);
+    a = body(&r);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "id")),
+                        "urn:ngsi-ld:ParkingGroup:Z:L2");
+    assert_true(!r.link || !strstr(r.link, "rel=\"next\""));
+    json_decref(a);
+    od_reply_free(&r);
+    od_query p = { .type = "ParkingGroup", .id_pattern = ":L1$" };
+    od_entities(s, &p, "/e", &r);
+    a = body(&r);
+    assert_int_equal(json_array_size(a), 1);
+    json_decref(a);
+    od_reply_free(&r);
+    od_snapshot_unref(s);
+}
+
+static json_int_t int_of(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v))
+        fail_msg("%s is not an integer", k);
+    return json_integer_value(v);
+}
+
+/* ParkAPI: capacity_<cat> always, realtime_free_capacity_<cat> with realtime data, SPEC names
+ * and ParkAPI's own (charging, woman) alike. */
+static void test_parkapi_categories(void **state)
+{
+    od_snapshot *s = zoned_snapshot();
+    od_reply r;
+    od_parkapi(s, "Z", &r);
+    json_t *o = body(&r);
+    od_reply_free(&r);
+    assert_int_equal(int_of(o, "capacity_disabled"), 2);
+    assert_int_equal(int_of(o, "realtime_free_capacity_disabled"), 1);
+    assert_int_equal(int_of(o, "capacity_ev_charging"), 3);
+    assert_int_equal(int_of(o, "capacity_charging"), 3);
+    assert_int_equal(int_of(o, "realtime_free_capacity_ev_charging"), 2);
+    assert_int_equal(int_of(o, "realtime_free_capacity_charging"), 2);
+    assert_int_equal(int_of(o, "capacity_women"), 1);
+    assert_int_equal(int_of(o, "capacity_woman"), 1);
+    assert_int_equal(int_of(o, "realtime_free_capacity_women"), 0);
+    assert_int_equal(int_of(o, "realtime_free_capacity_woman"), 0);
+    assert_null(json_object_get(o, "capacity_family"));     /* not configured */
+    assert_null(json_object_get(o, "capacity_disabled_charging"));
+    json_decref(o);
+    s->lots[0].stale = true;            /* no realtime data: capacities only */
+    od_parkapi(s, "Z", &r);
+    o = body(&r);
+    od_reply_free(&r);
+    assert_int_equal(int_of(o, "capacity_disabled"), 2);
+    assert_int_equal(int_of(o, "capacity_woman"), 1);
+    assert_null(json_object_get(o, "realtime_free_capacity_disabled"));
+    assert_null(json_object_get(o, "realtime_free_capacity_woman"));
+    json_decref(o);
+    od_snapshot_unref(s);
+}
+
+/* With bay_stale_after, a zone's unknown bays are copied and left out of its free. */
+static void test_group_unknown(void **state)
+{
+    lot *l = make_zoned_lot("Z", true, 3600000);
+    lot_update_stale(l, TS + 3600001);      /* every bay is silent past bay_stale_after */
+    od_snapshot *s = od_snapshot_build(&l, 1, NULL, NULL);
+    lot_free(l);
+    assert_true(s->lots[0].tracks_unknown);
+    assert_int_equal(s->lots[0].zones[0].unknown, 3);
+    assert_int_equal(s->lots[0].zones[0].free_spaces, 1);     /* 4 - 0 occupied - 3 unknown */
+    json_t *e = get_entity(s, "urn:ngsi-ld:ParkingGroup:Z:L1", "keyValues");
+    assert_int_equal(int_of(e, "availableSpotNumber"), 1);
+    json_decref(e);
+    od_snapshot_unref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +538,11 @@ int main(void)
         cmocka_unit_test(test_unknown_bays),
         cmocka_unit_test(test_forecast_reuse),
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_snapshot_groups),
+        cmocka_unit_test(test_parking_groups),
+        cmocka_unit_test(test_group_pages),
+        cmocka_unit_test(test_parkapi_categories),
+        cmocka_unit_test(test_group_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
