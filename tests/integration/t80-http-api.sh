@@ -1,7 +1,8 @@
 #!/bin/sh
 # t80-http-api: the HTTP API (SPEC §8) against a running parkd with real servers: NGSI-LD
 # entities equal Redis and validate against the FIWARE schemas, ParkAPI v3 sites equal Redis,
-# pagination, idPattern, every error path (404, 400, 405, 431), static files without path
+# pagination, idPattern, zones as ParkingGroup entities (values exact, schema-valid) and
+# categories as ParkAPI capacity_<cat> fields (SPEC's names and ParkAPI's own), every error path (404, 400, 405, 431), static files without path
 # traversal, CORS, /config.json, 200 concurrent connections, a slow client that never finishes
 # its request while input keeps being stored, /metrics on http.listen and on metrics.listen,
 # http.max_connections, and one server when both listen on the same address.
@@ -123,7 +124,7 @@ def values(lots, stale, nopos):
 
 def spots(lot):
     s, h, b = get("/ngsi-ld/v1/entities?type=ParkingSpot&options=keyValues&limit=1000")
-    ents = json.loads(b)
+    ents = [e for e in json.loads(b) if e["id"].startswith("urn:ngsi-ld:ParkingSpot:%s:" % lot)]
     bays = rhash(prefix + "lot:" + lot + ":bays")
     got = {e["id"].rsplit(":", 1)[1]: e["status"] for e in ents}
     want = {k: ("occupied" if v == "1" else "free") for k, v in bays.items()}
@@ -133,8 +134,69 @@ def spots(lot):
     check("ParkingSpot entities validate against ParkingSpot/schema.json", not errs, errs[:3])
     check("ParkingSpot refParkingSite is the lot's urn",
           all(e["refParkingSite"] == "urn:ngsi-ld:OffStreetParking:" + lot for e in ents), ents[:1])
-    s, h, b = get("/ngsi-ld/v1/entities?type=ParkingGroup")
-    check("ParkingGroup: an empty list (no zones yet)", s == 200 and json.loads(b) == [], b)
+
+# Z1's zones and categories as t80 feeds them: bays L1-1, L1-3, L2-2 occupied, L1-2, L2-1 free
+ZONES = {"L1": ("Level 1", 4, 2, 2), "L2": ("Level 2", 6, 1, 5)}     # name, capacity, occ, free
+CATS = {"disabled": (2, 1), "ev_charging": (3, 2), "women": (1, 0)}  # capacity, free
+PARKAPI_NAMES = {"ev_charging": "charging", "women": "woman"}        # ParkAPI v3's own names
+
+def groups(lot):
+    urn = "urn:ngsi-ld:ParkingGroup:%s:" % lot
+    s, h, b = get("/ngsi-ld/v1/entities?type=ParkingGroup&options=keyValues&limit=1000")
+    ents = {e["id"]: e for e in json.loads(b)} if s == 200 else {}
+    check("ParkingGroup: one entity per zone, zones of lots only",
+          sorted(ents) == [urn + z for z in sorted(ZONES)], sorted(ents))
+    r = rhash(prefix + "lot:" + lot)
+    v = validator("ParkingGroup")
+    for z, (name, cap, occ, free) in ZONES.items():
+        e = ents.get(urn + z, {})
+        want = {"id": urn + z, "type": "ParkingGroup", "name": name, "category": ["offStreet"],
+                "refParkingSite": "urn:ngsi-ld:OffStreetParking:" + lot, "totalSpotNumber": cap,
+                "availableSpotNumber": free, "occupiedSpotNumber": occ, "dateModified": r["ts"],
+                "location": {"type": "Point", "coordinates": [float(r["lon"]), float(r["lat"])]}}
+        check("ParkingGroup %s: values exact" % z, e == want, "%s vs %s" % (e, want))
+        check("ParkingGroup %s: free and capacity equal Redis" % z,
+              (int(r.get("zone:%s:free" % z, -1)), int(r.get("zone:%s:capacity" % z, -1))) ==
+              (free, cap), r)
+        errs = [x.message for x in v.iter_errors(e)]
+        check("ParkingGroup %s validates against ParkingGroup/schema.json" % z, not errs, errs[:3])
+        s1, h1, b1 = get("/ngsi-ld/v1/entities/" + urn + z + "?options=keyValues")
+        check("ParkingGroup %s by id equals its list item" % z,
+              s1 == 200 and json.loads(b1) == e, (s1, b1[:200]))
+    s, h, b = get("/ngsi-ld/v1/entities/" + urn + "L2")
+    e = json.loads(b) if s == 200 else {}
+    a, ref = e.get("availableSpotNumber", {}), e.get("refParkingSite", {})
+    check("ParkingGroup normalized: Property with observedAt, refParkingSite a Relationship",
+          a.get("type") == "Property" and a.get("value") == 5 and a.get("observedAt") == r["ts"]
+          and ref == {"type": "Relationship", "object": "urn:ngsi-ld:OffStreetParking:" + lot},
+          e)
+    s, h, b = get("/ngsi-ld/v1/entities?type=ParkingGroup&limit=1&options=keyValues")
+    ids = [x["id"] for x in json.loads(b)]
+    check("ParkingGroup: limit=1 gives the first zone and a Link rel=next",
+          ids == [urn + "L1"] and 'offset=1>; rel="next"' in h.get("link", ""), (ids, h.get("link")))
+    s, h, b = get("/ngsi-ld/v1/entities?type=ParkingGroup&idPattern=:L2$")
+    check("ParkingGroup: idPattern selects a zone", [x["id"] for x in json.loads(b)] == [urn + "L2"], b)
+
+def categories(lot, plain):
+    s, h, b = get("/api/public/v3/parking-sites/" + lot)
+    i = json.loads(b) if s == 200 else {}
+    r = rhash(prefix + "lot:" + lot)
+    want = {}
+    for c, (cap, free) in CATS.items():
+        for n in (c, PARKAPI_NAMES.get(c)):
+            if n:
+                want["capacity_" + n] = cap
+                want["realtime_free_capacity_" + n] = free
+        check("ParkAPI %s: %s free and capacity equal Redis" % (lot, c),
+              (int(r.get("cat:%s:free" % c, -1)), int(r.get("cat:%s:capacity" % c, -1))) ==
+              (free, cap), r)
+    got = {k: v for k, v in i.items() if k.startswith(("capacity_", "realtime_free_capacity_"))}
+    check("ParkAPI %s: per category fields exact (SPEC and ParkAPI names)" % lot, got == want,
+          "%s vs %s" % (got, want))
+    s, h, b = get("/api/public/v3/parking-sites/" + plain)
+    i = json.loads(b) if s == 200 else {}
+    check("ParkAPI %s (no categories): no category fields" % plain,
+          s == 200 and not [k for k in i if k.startswith("capacity_")], i)
 
 def forms(lot):
     s, h, b = get("/ngsi-ld/v1/entities/urn:ngsi-ld:OffStreetParking:" + lot)
@@ -180,7 +242,7 @@ def pattern(lot):
 def errors():
     problem("unknown id: 404 ResourceNotFound", "/ngsi-ld/v1/entities/urn:ngsi-ld:OffStreetParking:NOPE",
             404, "ResourceNotFound")
-    problem("ParkingGroup id: 404 (no zones)", "/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingGroup:C1:z",
+    problem("ParkingGroup id of a lot without zones: 404", "/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingGroup:C1:z",
             404, "ResourceNotFound")
     problem("bad type: 400 BadRequestData", "/ngsi-ld/v1/entities?type=Car", 400, "BadRequestData")
     problem("no type: 400 BadRequestData", "/ngsi-ld/v1/entities", 400, "BadRequestData")
@@ -315,6 +377,8 @@ def main():
     a = sys.argv[7:]
     if cmd == "values": values(a[0].split(","), a[1], a[2])
     elif cmd == "spots": spots(a[0])
+    elif cmd == "groups": groups(a[0])
+    elif cmd == "categories": categories(a[0], a[1])
     elif cmd == "forms": forms(a[0])
     elif cmd == "pages": pages(int(a[0]))
     elif cmd == "pattern": pattern(a[0])
@@ -360,7 +424,12 @@ write_config "  - {id: C1, name: Broad Street, capacity: 100, source: count, lat
   - {id: G1, capacity: 50, source: gates, lat: 52.47, lon: -1.91}
   - {id: N1, name: Nowhere, capacity: 30, source: count}
   - {id: S1, name: Stale, capacity: 20, source: count, stale_after: 60s, lat: 52.46, lon: -1.92}
-  - {id: F1, name: Full, capacity: 10, source: count, lat: 52.45, lon: -1.93}"
+  - {id: F1, name: Full, capacity: 10, source: count, lat: 52.45, lon: -1.93}
+  - {id: Z1, name: Zoned, capacity: 10, source: bays, lat: 52.49, lon: -1.89,
+     zones: [{id: L1, name: Level 1, capacity: 4, bays: [\"L1-*\"]},
+             {id: L2, name: Level 2, capacity: 6, bays: [L2-1, L2-2]}],
+     categories: {disabled: {capacity: 2, bays: [L1-1, L2-1]},
+                  ev_charging: {capacity: 3, bays: [\"*-2\"]}, women: {capacity: 1, bays: [L2-2]}}}"
 cat >>"$CFG" <<EOF
 http:
   listen: "127.0.0.1:$HPORT"
@@ -384,9 +453,11 @@ pub "$IN/G1/gate/g1" in
 pub "$IN/N1/count" 7
 pub "$IN/S1/count" "{\"occupied\": 3, \"ts\": $((n - 600))}"
 pub "$IN/F1/count" "{\"free\": 0, \"ts\": $n}"
+for b in L1-1:1 L1-2:0 L1-3:1 L2-1:0 L2-2:1; do pub "$IN/Z1/bay/${b%:*}" "${b#*:}"; done
 settle
 check_eventually "S1 is stale in Redis" "hget S1 stale" 1
 check_eventually "G1 stored" "hget G1 occupied" 2
+check_eventually "Z1's bays stored" "hget Z1 occupied" 3
 sleep 1.2      # the next snapshot (each second) has everything Redis has
 
 # api CHECK ARGS... — runs one check group of api.py; a crash of the helper is a failure too
@@ -398,13 +469,15 @@ api() {
     [ "$_rc" -eq 0 ] || fail "api.py $_c runs to the end" "exit 0" "exit $_rc: $(tail -n 2 "$T/api.out")"
 }
 if "$PY" -c 'import jsonschema' 2>/dev/null; then
-    api values C1,B1,G1,N1,S1,F1 S1 N1
+    api values C1,B1,G1,N1,S1,F1,Z1 S1 N1
     api spots B1
+    api groups Z1
 else
     fail "python3 jsonschema is installed (scripts/deps.sh: python3-jsonschema)" jsonschema nothing
 fi
+api categories Z1 C1
 api forms C1
-api pages 5
+api pages 6
 api pattern G1
 api errors
 api big
@@ -416,7 +489,7 @@ api concurrent 200
 # /metrics on both addresses
 code=$(curl -s --max-time 3 -o "$T/m1" -w '%{http_code}' "http://127.0.0.1:$HPORT/metrics")
 check "/metrics on http.listen: 200" 200 "$code"
-check "/metrics on http.listen has the lots" 1 "$(grep -c '^parkd_lots 6$' "$T/m1")"
+check "/metrics on http.listen has the lots" 1 "$(grep -c '^parkd_lots 7$' "$T/m1")"
 code=$(curl -s --max-time 3 -o "$T/m2" -w '%{http_code}' "http://127.0.0.1:$MPORT/metrics")
 check "/metrics on metrics.listen: 200" 200 "$code"
 check "metrics.listen serves no API" 404 "$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/api/public/v3/parking-sites")"
