@@ -44,6 +44,7 @@ function lotState(id) {
     s = {
       id, name: id, lat: null, lon: null, capacity: null, free: null, status: 'unknown',
       stale: false, ts: null, trend: null, forecast: null, haveAvail: false,
+      zones: [], categories: [], unknown: null,
       marker: null, item: null,
     };
     lots.set(id, s);
@@ -78,17 +79,50 @@ function fmt(v, digits = 0) {
   return v === null || v === undefined ? '–' : Number(v).toFixed(digits);
 }
 
+function statusName(status) {
+  return { open: 'open', almost_full: 'almost full', full: 'full', unknown: 'no data' }[status]
+    || status;
+}
+
 function statusText(s) {
-  const t = { open: 'open', almost_full: 'almost full', full: 'full', unknown: 'no data' }[s.status]
-    || s.status;
+  const t = statusName(s.status);
   return s.stale ? `${t} (stale)` : t;
+}
+
+// "9/10": a zone's or category's free of its capacity (free is null before the lot has data)
+const groupLabel = (g) => `${g.free === null ? '–' : g.free}/${g.capacity ?? '–'}`;
+
+// The popup's share of SPEC §10: unknown bays, zones (with their status), categories.
+function groupsHtml(s) {
+  let html = s.unknown === null ? '' : `<div class="punknown">${esc(s.unknown)} bays unknown</div>`;
+  if (s.zones.length) {
+    html += '<ul class="pzones">' + s.zones.map((z) => `<li data-zone="${esc(z.id)}">`
+      + `${esc(z.name)}: <b>${esc(groupLabel(z))}</b> · ${esc(statusName(z.status))}</li>`).join('')
+      + '</ul>';
+  }
+  if (s.categories.length) {
+    html += '<ul class="pcats">' + s.categories.map((c) => `<li data-cat="${esc(c.name)}">`
+      + `${esc(c.name.replace('_', ' '))}: <b>${esc(groupLabel(c))}</b></li>`).join('') + '</ul>';
+  }
+  return html;
+}
+
+// The availability's zones and categories, kept only as far as they are well-formed.
+function parseGroups(s, msg) {
+  s.zones = Array.isArray(msg.zones) ? msg.zones.filter((z) => z && typeof z.id === 'string')
+    .map((z) => ({ id: z.id, name: typeof z.name === 'string' ? z.name : z.id,
+      free: num(z.free), capacity: num(z.capacity), status: String(z.status ?? 'unknown') })) : [];
+  const c = msg.categories && typeof msg.categories === 'object' ? msg.categories : {};
+  s.categories = Object.entries(c).filter(([, v]) => v && typeof v === 'object')
+    .map(([name, v]) => ({ name, free: num(v.free), capacity: num(v.capacity) }));
+  s.unknown = num(msg.unknown);
 }
 
 function detailsHtml(s) {
   const trend = s.trend === null ? '–' : `${s.trend > 0 ? '+' : ''}${fmt(s.trend, 1)} /h`;
   let html = `<div class="popup" data-lot="${esc(s.id)}"><h3>${esc(s.name)}</h3>`
     + `<div><b class="pfree">${esc(label(s))}</b> free · ${esc(statusText(s))}</div>`
-    + `<div>trend <span class="ptrend">${esc(trend)}</span></div>`;
+    + `<div>trend <span class="ptrend">${esc(trend)}</span></div>` + groupsHtml(s);
   const fin = fullInMinutes(s);
   if (fin !== null) html += `<div class="warn pfull">full in ${fin} min</div>`;
   const hz = s.forecast && Array.isArray(s.forecast.horizons) ? s.forecast.horizons : [];
@@ -304,6 +338,7 @@ function onAvailability(id, msg) {
   s.stale = msg.stale === true;
   s.ts = msg.ts ?? null;
   s.trend = num(msg.trend_per_hour);
+  parseGroups(s, msg);
   render(s);
 }
 
