@@ -3,7 +3,8 @@
 # (playwright-core): parkd serves build/web at GET / and /config.json from http.listen
 # (PARKD_WEB_ROOT), the page connects to mosquitto's WebSocket listener and shows what Redis
 # holds: free/capacity per lot, full and stale lots drawn differently, lots without coordinates
-# in the side list, a sensor message shown within 1 s, no console errors; a screenshot is saved.
+# in the side list, a bays lot's zone and category in its popup (SPEC §10), a sensor message
+# shown within 1 s, no console errors; a screenshot is saved.
 #
 # Until parkd accepts the `http:` section (the HTTP server), the same page checks run against a
 # stand-in static server (python3 -m http.server on a copy of build/web plus a config.json) and
@@ -31,7 +32,10 @@ LOTS="  - {id: C1, name: Broad Street, capacity: 100, source: count, lat: 52.478
   - {id: C2, name: Moor Street, capacity: 50, source: count, lat: 52.4790, lon: -1.8925}
   - {id: C3, name: Snow Hill, capacity: 40, source: count, lat: 52.4840, lon: -1.8990, stale_after: 60s}
   - {id: C4, name: Arena North, capacity: 30, source: count}
-  - {id: C5, name: Millennium Point, capacity: 20, source: count, lat: 52.4830, lon: -1.8860}"
+  - {id: C5, name: Millennium Point, capacity: 20, source: count, lat: 52.4830, lon: -1.8860}
+  - {id: C6, name: Levels, capacity: 10, source: bays, lat: 52.4745, lon: -1.8990,
+     zones: [{id: L1, name: Level 1, capacity: 10, bays: [\"L1-*\"]}],
+     categories: {disabled: {capacity: 2, bays: [L1-1, L1-2]}}}"
 HTTP_SECTION="http={listen: \"127.0.0.1:$HTTP_PORT\", map: {mqtt_ws_url: \"$WS_URL\", tile_url: ~}}"
 
 write_config "$LOTS" "forecast.horizons=[15m, 30m]" "$HTTP_SECTION"
@@ -55,6 +59,7 @@ pub "$IN/C1/count" "{\"occupied\": 40, \"ts\": $n}"
 pub "$IN/C2/count" "{\"occupied\": 50, \"ts\": $n}"
 pub "$IN/C3/count" "{\"occupied\": 10, \"ts\": $((n - 120))}"
 pub "$IN/C4/count" "{\"occupied\": 5, \"ts\": $n}"
+pub "$IN/C6/bay/L1-1" 1
 settle
 check_eventually "C2 is full in Redis" "hget C2 status" full
 check_eventually "C3 (input older than its stale_after) is stale in Redis" "hget C3 stale" 1
@@ -65,7 +70,7 @@ check_eventually "C1 has a retained forecast" "jget \"\$(retained $OUT/C1/foreca
 expect=$("$PY" - "$REDIS_PORT" "$RP" <<'EOF'
 import json, subprocess, sys
 port, rp = sys.argv[1], sys.argv[2]
-placed = {"C1": True, "C2": True, "C3": True, "C4": False, "C5": True}
+placed = {"C1": True, "C2": True, "C3": True, "C4": False, "C5": True, "C6": True}
 out = {}
 for lot, p in placed.items():
     v = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "hmget", rp + "lot:" + lot,
@@ -107,6 +112,7 @@ fi
 
 MAP_URL=$URL MAP_EXPECT=$expect CHROMIUM=$CHROMIUM MAP_SCREENSHOT=$T/map.png \
 MAP_PUB_CMD="mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -q 1 -t '$IN/C1/count' -m '{\"occupied\": 45, \"ts\": $(now)}'" \
+MAP_ZONE_LOT=C6 MAP_ZONE_TEXT="Level 1: 9/10 · open" MAP_CAT_TEXT="disabled: 1/2" \
 MAP_FULLIN_LOT=Z9 MAP_FULLIN_MIN=25 MAP_PUB_LOT=C1 MAP_PUB_FREE=55 MAP_FULL_LOT=C2 MAP_STALE_LOT=C3 MAP_OPEN_LOT=C1 MAP_PROFILE=$T/chromium \
     timeout 120 node "$DRIVER" >"$T/driver.out" 2>&1
 rc=$?

@@ -9,6 +9,8 @@
 //   MAP_PUB_LOT      the lot it changes, MAP_PUB_FREE the free count it leads to
 //   MAP_FULL_LOT, MAP_STALE_LOT, MAP_OPEN_LOT   lots whose markers must look different
 //   MAP_FULLIN_LOT, MAP_FULLIN_MIN   a lot whose list item must say "full in N min"
+//   MAP_ZONE_LOT, MAP_ZONE_TEXT, MAP_CAT_TEXT   a lot whose popup must list that zone line
+//                    ("Level 1: 9/10 · open") and that category line ("disabled: 1/2")
 //   MAP_SCREENSHOT   where to save a PNG of the page
 //   CHROMIUM         the browser (default /usr/bin/chromium); MAP_PROFILE a fresh profile dir
 import { chromium } from 'playwright-core';
@@ -124,6 +126,23 @@ try {
       'rows>0 and a range', pop && pop.rows > 0 && /\d+–\d+/.test(pop.text) ? 'rows>0 and a range' : JSON.stringify(pop));
     await page.keyboard.press('Escape');
     await page.evaluate(() => window.parkdMap && document.querySelector('.leaflet-popup-close-button')?.click());
+  }
+
+  // zones and categories (SPEC §10) in the popup, as the availability carries them
+  if (env.MAP_ZONE_LOT && s[env.MAP_ZONE_LOT]?.marker) {
+    const id = env.MAP_ZONE_LOT;
+    await page.click(`path.lot-marker[data-lot="${id}"]`, { force: true });
+    const pop = await page.waitForSelector(`.popup[data-lot="${id}"] .pzones li`, { timeout: 3000 })
+      .then(() => page.evaluate((lot) => {
+        const p = document.querySelector(`.popup[data-lot="${lot}"]`);
+        const lines = (sel) => [...p.querySelectorAll(sel)].map((li) => li.textContent);
+        return { zones: lines('.pzones li'), cats: lines('.pcats li') };
+      }, id), () => null);
+    check(`${id}: popup lists the zone "${env.MAP_ZONE_TEXT}"`, env.MAP_ZONE_TEXT,
+      pop?.zones.join(' | ') ?? 'no zones in the popup');
+    check(`${id}: popup lists the category "${env.MAP_CAT_TEXT}"`, env.MAP_CAT_TEXT,
+      pop?.cats.join(' | ') ?? 'no categories in the popup');
+    await page.evaluate(() => document.querySelector('.leaflet-popup-close-button')?.click());
   }
 
   // "full in N min" from full_at vs the availability's ts
