@@ -391,8 +391,10 @@ static json_t *od_group_entity(const od_lot *l, const od_zone *z, const char *id
     return e;
 }
 
-/* Walks every entity of type T (in a stable order) and calls FN for each; FN returns false
- * to stop. Lots without a position are not entities: NGSI-LD requires a location. */
+/* Walks every entity of type T (in a stable order) and calls FN for each with K, the index of
+ * its bay (ParkingSpot) or zone (ParkingGroup) in L (0 for OffStreetParking); FN returns false
+ * to stop. Lots without a position are not entities: NGSI-LD requires a location, and a
+ * ParkingGroup has only its lot's. */
 typedef bool (*od_visit_fn)(void *ctx, const od_lot *l, size_t k, const char *id);
 
 static void od_walk(const od_snapshot *s, enum od_type t, od_visit_fn fn, void *ctx)
