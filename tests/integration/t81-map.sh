@@ -35,7 +35,8 @@ LOTS="  - {id: C1, name: Broad Street, capacity: 100, source: count, lat: 52.478
   - {id: C5, name: Millennium Point, capacity: 20, source: count, lat: 52.4830, lon: -1.8860}
   - {id: C6, name: Levels, capacity: 10, source: bays, lat: 52.4745, lon: -1.8990,
      zones: [{id: L1, name: Level 1, capacity: 10, bays: [\"L1-*\"]}],
-     categories: {disabled: {capacity: 2, bays: [L1-1, L1-2]}}}"
+     categories: {disabled: {capacity: 2, bays: [L1-1, L1-2]}}}
+  - {id: C7, name: Event Closed, capacity: 60, source: count, lat: 52.4760, lon: -1.9050}"
 HTTP_SECTION="http={listen: \"127.0.0.1:$HTTP_PORT\", map: {mqtt_ws_url: \"$WS_URL\", tile_url: ~}}"
 
 write_config "$LOTS" "forecast.horizons=[15m, 30m]" "$HTTP_SECTION"
@@ -60,7 +61,10 @@ pub "$IN/C2/count" "{\"occupied\": 50, \"ts\": $n}"
 pub "$IN/C3/count" "{\"occupied\": 10, \"ts\": $((n - 120))}"
 pub "$IN/C4/count" "{\"occupied\": 5, \"ts\": $n}"
 pub "$IN/C6/bay/L1-1" 1
+pub "$IN/C7/count" "{\"occupied\": 12, \"ts\": $n}"
+mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t "parking/admin/C7/state" -m '{"state":"closed","reason":"event"}'
 settle
+check_eventually "C7 is closed in Redis" "hget C7 status" closed
 check_eventually "C2 is full in Redis" "hget C2 status" full
 check_eventually "C3 (input older than its stale_after) is stale in Redis" "hget C3 stale" 1
 check_eventually "C5 without data is unknown in Redis" "hget C5 status" unknown
@@ -70,7 +74,7 @@ check_eventually "C1 has a retained forecast" "jget \"\$(retained $OUT/C1/foreca
 expect=$("$PY" - "$REDIS_PORT" "$RP" <<'EOF'
 import json, subprocess, sys
 port, rp = sys.argv[1], sys.argv[2]
-placed = {"C1": True, "C2": True, "C3": True, "C4": False, "C5": True, "C6": True}
+placed = {"C1": True, "C2": True, "C3": True, "C4": False, "C5": True, "C6": True, "C7": True}
 out = {}
 for lot, p in placed.items():
     v = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "hmget", rp + "lot:" + lot,

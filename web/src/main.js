@@ -11,6 +11,7 @@ const COLOURS = {
   open: '#1a9641',
   almost_full: '#f29e0c',
   full: '#d7191c',
+  closed: '#5b2c6f',
   unknown: '#8c8c8c',
 };
 const STALE_FILL = '#d9d9d9';
@@ -80,7 +81,8 @@ function fmt(v, digits = 0) {
 }
 
 function statusName(status) {
-  return { open: 'open', almost_full: 'almost full', full: 'full', unknown: 'no data' }[status]
+  return { open: 'open', almost_full: 'almost full', full: 'full', closed: 'closed',
+    unknown: 'no data' }[status]
     || status;
 }
 
