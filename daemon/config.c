@@ -19,7 +19,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <yaml.h>
+
+#include "uplink.h"
 
 #define CFG_MAX_FILE     (16 * 1024 * 1024) /* a config is never this big; refuse a runaway file */
 #define CFG_MAX_ERRORS   100                /* shown; more are counted */
@@ -202,6 +205,7 @@ static const cfg_key cfg_keys[] = {
     DBL(C, "defaults.hysteresis", CFG_F_MAX_EXCL, 0, 1, "0.05", defaults.hysteresis),
 
     { .name = "lots", .type = CFG_T_LOTS, .flags = CFG_F_REQUIRED },
+    { .name = "inputs", .type = CFG_T_LOTS },     /* deferred too: loaded after the rest */
 };
 #undef C
 
@@ -1019,7 +1023,8 @@ static void cfg_walk_value(cfg_parser *p, const cfg_key *k, yaml_node_t *key, ya
             cfg_error_at(p, value, "%s: expected a mapping, got %s", k->name, cfg_node_kind(value));
         break;
     case CFG_T_LOTS:
-        p->lots_key = key;
+        if (!strcmp(k->name, "lots"))
+            p->lots_key = key;
         break;
     case CFG_T_DURATIONS:
         seen->bad = !cfg_set_horizons(p, k, value);
@@ -1599,6 +1604,315 @@ static void cfg_load_lots(cfg_parser *p, yaml_node_t *root)
     free(id_nodes);
 }
 
+/* ---- inputs (SPEC §9) ---- */
+
+static void cfg_free_strings(const cfg_key *keys, size_t n, void *base);
+
+/* An input's name: [A-Za-z0-9_-]+, at most CFG_INPUT_NAME_MAX bytes (it names counters). */
+static bool cfg_input_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= CFG_INPUT_NAME_MAX &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* One scalar of a value map as JSON text: a quoted YAML string stays a string; a plain one is a
+ * number, true/false, or else a string. Validated by ul_scalar_parse. */
+static char *cfg_value_json(const yaml_node_t *node)
+{
+    const char *text = (const char *)node->data.scalar.value;
+    bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    double d;
+    if (plain && (!strcmp(text, "true") || !strcmp(text, "false") ||
+                  cfg_parse_number(text, &d) == 0))
+        return util_xstrdup(text);
+    json_t *s = json_string(text);
+    char *dumped = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    json_decref(s);
+    return dumped ? dumped : util_xstrdup("\"\"");
+}
+
+/* `occupied.occupied` or `occupied.free` (WHAT): a list of scalars into OUT[*N], each also
+ * added to MAP so that one value on both sides is an error here. */
+static void cfg_input_values(cfg_parser *p, const char *what, yaml_node_t *node, char **out,
+                             size_t *n, ul_value_map *map, bool occupied)
+{
+    if (node->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, node, "%s: expected a list of values, got %s", what, cfg_node_kind(node));
+        return;
+    }
+    for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top; i++) {
+        yaml_node_t *item = cfg_node(p, *i);
+        char err[UL_ERRBUF_SIZE];
+        ul_scalar sc;
+        if (item->type != YAML_SCALAR_NODE || cfg_is_null(item)) {
+            cfg_error_at(p, item, "%s: expected a string, number or boolean, got %s", what,
+                         cfg_node_kind(item));
+            continue;
+        }
+        if (*n >= CFG_INPUT_VALUES_MAX) {
+            cfg_error_at(p, item, "%s: at most %d values", what, CFG_INPUT_VALUES_MAX);
+            return;
+        }
+        char *json = cfg_value_json(item);
+        if (ul_scalar_parse(json, strlen(json), &sc, err) < 0 || ul_map_add(map, occupied, &sc, err) < 0) {
+            cfg_error_at(p, item, "%s: %s", what, err);
+            free(json);
+            continue;
+        }
+        out[(*n)++] = json;
+    }
+}
+
+/* `occupied: {field: PATH, occupied: [...], free: [...]}` of input IN (WHAT). */
+static void cfg_input_occupied(cfg_parser *p, const char *what, yaml_node_t *node, cfg_input *in)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        cfg_error_at(p, node, "%s: expected a mapping with field (and optionally occupied and "
+                     "free lists), got %s", what, cfg_node_kind(node));
+        return;
+    }
+    ul_value_map map = {0};
+    yaml_node_t *occ = NULL, *fr = NULL, *field = NULL;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = cfg_node(p, pair->key), *value = cfg_node(p, pair->value);
+        const char *name = cfg_pair_key(p, key, what);
+        char full[320], err[UL_ERRBUF_SIZE];
+        if (!name)
+            continue;
+        snprintf(full, sizeof full, "%s.%s", what, name);
+        if (!strcmp(name, "field")) {
+            field = value;
+            ul_field_path path;
+            const char *text = (const char *)value->data.scalar.value;
+            if (value->type != YAML_SCALAR_NODE || cfg_is_null(value))
+                cfg_error_at(p, value, "%s: expected a path like decoded_payload.occupied", full);
+            else if (ul_path_parse(text, &path, err) < 0)
+                cfg_error_at(p, value, "%s: %s", full, err);
+            else if (!in->field)
+                in->field = util_xstrdup(text);
+        } else if (!strcmp(name, "occupied") && !occ) {
+            occ = value;
+            cfg_input_values(p, full, value, in->occupied_values, &in->n_occupied_values, &map, true);
+        } else if (!strcmp(name, "free") && !fr) {
+            fr = value;
+            cfg_input_values(p, full, value, in->free_values, &in->n_free_values, &map, false);
+        } else {
+            cfg_report_unknown(p, key, name, what);
+        }
+    }
+    if (!field)
+        cfg_error_at(p, node, "%s: missing required key \"field\"", what);
+    if (!occ != !fr)
+        cfg_error_at(p, occ ? occ : fr, "%s: a value map needs both occupied and free lists", what);
+}
+
+#define I cfg_input
+#define NULLSTR (CFG_F_NULLABLE | CFG_F_NONEMPTY)
+static const cfg_enum cfg_input_formats[] = {
+    {"ttn-v3", CFG_INPUT_TTN_V3}, {"chirpstack-v4", CFG_INPUT_CHIRPSTACK_V4}, {NULL, 0}
+};
+_Static_assert(sizeof(enum cfg_input_format) == sizeof(int), "enum cfg_input_format is int-sized");
+/* One entry of `inputs`; `mqtt` is a section of its own connection (absent: the main one). */
+static const cfg_key cfg_input_keys[] = {
+    { .name = "name", .type = CFG_T_STRING, .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+      .imax = CFG_INPUT_NAME_MAX, .offset = offsetof(I, name), .size = sizeof(char *) },
+    { .name = "format", .type = CFG_T_ENUM, .flags = CFG_F_REQUIRED, .enums = cfg_input_formats,
+      .offset = offsetof(I, format), .size = sizeof(int) },
+    { .name = "mqtt", .type = CFG_T_SECTION },
+    { .name = "mqtt.host", .type = CFG_T_STRING, .flags = CFG_F_NONEMPTY, .offset = offsetof(I, mqtt.host), .size = sizeof(char *) },
+    { .name = "mqtt.port", .type = CFG_T_INT, .imin = 1, .imax = 65535, .deflt = "1883", .offset = offsetof(I, mqtt.port), .size = sizeof(int) },
+    { .name = "mqtt.client_id", .type = CFG_T_STRING, .flags = CFG_F_NONEMPTY, .offset = offsetof(I, mqtt.client_id), .size = sizeof(char *) },
+    { .name = "mqtt.username", .type = CFG_T_STRING, .flags = NULLSTR, .offset = offsetof(I, mqtt.username), .size = sizeof(char *) },
+    { .name = "mqtt.password_file", .type = CFG_T_STRING, .flags = NULLSTR, .offset = offsetof(I, mqtt.password_file), .size = sizeof(char *) },
+    { .name = "mqtt.tls", .type = CFG_T_SECTION },
+    { .name = "mqtt.tls.ca_file", .type = CFG_T_STRING, .flags = NULLSTR, .offset = offsetof(I, mqtt.tls_ca_file), .size = sizeof(char *) },
+    { .name = "mqtt.tls.cert_file", .type = CFG_T_STRING, .flags = NULLSTR, .offset = offsetof(I, mqtt.tls_cert_file), .size = sizeof(char *) },
+    { .name = "mqtt.tls.key_file", .type = CFG_T_STRING, .flags = NULLSTR, .offset = offsetof(I, mqtt.tls_key_file), .size = sizeof(char *) },
+    { .name = "mqtt.keepalive", .type = CFG_T_DURATION, .flags = CFG_F_WHOLE_SEC, .imin = 5 * MS_SECOND,
+      .imax = 65535 * MS_SECOND, .deflt = "30s", .offset = offsetof(I, mqtt.keepalive_ms), .size = sizeof(int64_t) },
+    { .name = "mqtt.qos", .type = CFG_T_INT, .imin = 0, .imax = 2, .deflt = "1", .offset = offsetof(I, mqtt.qos), .size = sizeof(int) },
+    { .name = "mqtt.clean_session", .type = CFG_T_BOOL, .deflt = "false", .offset = offsetof(I, mqtt.clean_session), .size = sizeof(bool) },
+    { .name = "topic", .type = CFG_T_STRING, .flags = CFG_F_NONEMPTY, .imax = 512, .offset = offsetof(I, topic), .size = sizeof(char *) },
+    { .name = "occupied", .type = CFG_T_GROUPS, .flags = CFG_F_REQUIRED },
+    { .name = "devices_file", .type = CFG_T_STRING, .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY, .offset = offsetof(I, devices_file), .size = sizeof(char *) },
+    { .name = "max_payload", .type = CFG_T_INT, .imin = 1, .imax = 1048576, .deflt = "65536", .offset = offsetof(I, max_payload), .size = sizeof(int64_t) },
+};
+#undef NULLSTR
+#undef I
+#define N_INPUT_KEYS (sizeof cfg_input_keys / sizeof cfg_input_keys[0])
+
+const char *cfg_input_format_name(enum cfg_input_format format)
+{
+    return format == CFG_INPUT_CHIRPSTACK_V4 ? "chirpstack-v4" : "ttn-v3";
+}
+
+static void cfg_input_defaults(cfg_input *in)
+{
+    char msg[MSG_SIZE];
+    for (size_t k = 0; k < N_INPUT_KEYS; k++) {
+        cfg_value v;
+        if (!cfg_input_keys[k].deflt)
+            continue;
+        if (cfg_parse_value(&cfg_input_keys[k], cfg_input_keys[k].deflt, true, &v, msg) < 0)
+            cfg_bad_default(&cfg_input_keys[k], msg);
+        cfg_store(&cfg_input_keys[k], in, &v);
+    }
+}
+
+/* The keys of MAP (section SECTION of input WHAT, "" at its top) into IN; SEEN per row. */
+static void cfg_walk_input(cfg_parser *p, const char *what, const char *section, yaml_node_t *map,
+                           cfg_input *in, cfg_seen *seen)
+{
+    char where[96];
+    snprintf(where, sizeof where, "%s%s%s", what, *section ? "." : "", section);
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = cfg_node(p, pair->key), *value = cfg_node(p, pair->value);
+        const char *name = cfg_pair_key(p, key, where);
+        if (!name)
+            continue;
+        char full[128], shown[224];
+        snprintf(full, sizeof full, "%s%s%s", section, *section ? "." : "", name);
+        snprintf(shown, sizeof shown, "%s.%s", what, full);
+        const cfg_key *k = strchr(name, '.') ? NULL : cfg_find_key(cfg_input_keys, N_INPUT_KEYS, full);
+        if (!k) {
+            cfg_report_unknown(p, key, name, where);
+            continue;
+        }
+        cfg_seen *s = &seen[k - cfg_input_keys];
+        if (s->key) {
+            cfg_report_duplicate(p, key, s->key, name, where);
+            continue;
+        }
+        *s = (cfg_seen){key, value, false};
+        if (k->type == CFG_T_SECTION && value->type == YAML_MAPPING_NODE)
+            cfg_walk_input(p, what, full, value, in, seen);
+        else if (k->type == CFG_T_SECTION && !cfg_is_null(value))
+            cfg_error_at(p, value, "%s: expected a mapping, got %s", shown, cfg_node_kind(value));
+        else if (k->type == CFG_T_GROUPS)
+            cfg_input_occupied(p, shown, value, in);
+        else if (k->type != CFG_T_SECTION)
+            s->bad = !cfg_set_scalar(p, k, shown, value, in);
+    }
+}
+
+/* What depends on more than one key of input IN (WHAT) at MAP. */
+static void cfg_input_checks(cfg_parser *p, const char *what, yaml_node_t *map, cfg_input *in,
+                             const cfg_seen *seen)
+{
+    for (size_t k = 0; k < N_INPUT_KEYS; k++)
+        if ((cfg_input_keys[k].flags & CFG_F_REQUIRED) && !seen[k].key)
+            cfg_error_at(p, map, "%s: missing required key \"%s\"", what, cfg_input_keys[k].name);
+    const cfg_seen *name = &seen[0];
+    if (in->name && !name->bad && !cfg_input_name_valid(in->name))
+        cfg_error_at(p, name->value, "%s.name: must match [A-Za-z0-9_-]+", what);
+    const cfg_seen *mq = &seen[2];
+    in->has_mqtt = mq->key && !cfg_is_null(mq->value);
+    if (in->has_mqtt && !in->mqtt.host)
+        cfg_error_at(p, mq->value, "%s.mqtt: missing required key \"host\" (the network "
+                     "server's broker; leave mqtt out to use the main connection)", what);
+    if (in->has_mqtt && !in->mqtt.tls_cert_file != !in->mqtt.tls_key_file)
+        cfg_error_at(p, mq->value, "%s.mqtt.tls: cert_file and key_file go together", what);
+    if (in->has_mqtt && in->mqtt.password_file && !in->mqtt.username)
+        cfg_error_at(p, mq->value, "%s.mqtt.password_file: needs mqtt.username", what);
+    if (!in->mqtt.client_id && in->name) {
+        char id[CFG_INPUT_NAME_MAX + 8];
+        snprintf(id, sizeof id, "parkd-%s", in->name);
+        in->mqtt.client_id = util_xstrdup(id);
+    }
+    if (!in->topic)
+        in->topic = util_xstrdup(in->format == CFG_INPUT_CHIRPSTACK_V4
+                                     ? "application/+/device/+/event/up" : "v3/+/devices/+/up");
+}
+
+static void cfg_load_input(cfg_parser *p, size_t i, yaml_node_t *map)
+{
+    cfg_input *in = &p->cfg->inputs[i];
+    char what[32];
+    snprintf(what, sizeof what, "inputs[%zu]", i);
+    cfg_input_defaults(in);
+    if (map->type != YAML_MAPPING_NODE) {
+        cfg_error_at(p, map, "%s: expected a mapping with name, format, occupied and "
+                     "devices_file, got %s", what, cfg_node_kind(map));
+        return;
+    }
+    cfg_seen seen[N_INPUT_KEYS] = {{0}};
+    cfg_walk_input(p, what, "", map, in, seen);
+    cfg_input_checks(p, what, map, in, seen);
+}
+
+static void cfg_load_inputs(cfg_parser *p)
+{
+    const cfg_seen *s = cfg_seen_key(p, "inputs");
+    if (!s->key || cfg_is_null(s->value))
+        return;
+    yaml_node_t *seq = s->value;
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, seq, "inputs: expected a list of inputs, got %s", cfg_node_kind(seq));
+        return;
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n > CFG_MAX_INPUTS) {
+        cfg_error_at(p, seq, "inputs: at most %d inputs, got %zu", CFG_MAX_INPUTS, n);
+        return;
+    }
+    p->cfg->inputs = util_xcalloc(n + 1, sizeof *p->cfg->inputs);
+    p->cfg->n_inputs = n;
+    for (size_t i = 0; i < n; i++)
+        cfg_load_input(p, i, cfg_node(p, seq->data.sequence.items.start[i]));
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++) {
+            const char *a = p->cfg->inputs[i].name, *b = p->cfg->inputs[j].name;
+            if (a && b && !strcmp(a, b)) {
+                cfg_error_at(p, cfg_node(p, seq->data.sequence.items.start[i]),
+                             "inputs[%zu].name: duplicate input name \"%s\"", i, a);
+                break;
+            }
+        }
+}
+
+static void cfg_free_input(cfg_input *in)
+{
+    cfg_free_strings(cfg_input_keys, N_INPUT_KEYS, in);
+    free(in->field);
+    for (size_t k = 0; k < in->n_occupied_values; k++)
+        free(in->occupied_values[k]);
+    for (size_t k = 0; k < in->n_free_values; k++)
+        free(in->free_values[k]);
+}
+
+static bool cfg_str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool cfg_conn_differs(const cfg_input *a, const cfg_input *b)
+{
+    const cfg_mqtt_conn *x = &a->mqtt, *y = &b->mqtt;
+    return a->has_mqtt != b->has_mqtt || cfg_str_differs(x->host, y->host) || x->port != y->port ||
+           cfg_str_differs(x->client_id, y->client_id) || cfg_str_differs(x->username, y->username) ||
+           cfg_str_differs(x->password_file, y->password_file) ||
+           cfg_str_differs(x->tls_ca_file, y->tls_ca_file) ||
+           cfg_str_differs(x->tls_cert_file, y->tls_cert_file) ||
+           cfg_str_differs(x->tls_key_file, y->tls_key_file) || x->keepalive_ms != y->keepalive_ms ||
+           x->qos != y->qos || x->clean_session != y->clean_session;
+}
+
+bool cfg_inputs_connections_differ(const cfg_config *a, const cfg_config *b)
+{
+    if (a->n_inputs != b->n_inputs)
+        return true;
+    for (size_t i = 0; i < a->n_inputs; i++) {
+        const cfg_input *x = &a->inputs[i], *y = &b->inputs[i];
+        if (cfg_str_differs(x->name, y->name) || x->format != y->format ||
+            cfg_str_differs(x->topic, y->topic) || cfg_conn_differs(x, y))
+            return true;
+    }
+    return false;
+}
+
 /* ---- checks across keys ---- */
 
 static void cfg_check_defaults(cfg_parser *p)
@@ -1817,6 +2131,7 @@ static void cfg_load_document(cfg_parser *p, yaml_node_t *root)
     cfg_check_http(p);
     cfg_check_defaults(p);
     cfg_load_lots(p, root);
+    cfg_load_inputs(p);
 }
 
 static void cfg_parse_data(cfg_parser *p, const char *data, size_t len)
@@ -1903,6 +2218,9 @@ void cfg_free(cfg_config *cfg)
             cfg_free_members(&lot->categories[c].members);
     }
     free(cfg->lots);
+    for (size_t i = 0; i < cfg->n_inputs; i++)
+        cfg_free_input(&cfg->inputs[i]);
+    free(cfg->inputs);
     free(cfg->forecast.horizons_ms);
     cfg_free_origins(cfg);
     free(cfg->path);

@@ -79,6 +79,40 @@ typedef struct cfg_lot {
     cfg_category_def categories[CFG_N_CATEGORIES];
 } cfg_lot;
 
+/* SPEC §9: uplinks from a LoRaWAN network server's MQTT integration. */
+enum cfg_input_format { CFG_INPUT_TTN_V3, CFG_INPUT_CHIRPSTACK_V4 };
+
+#define CFG_MAX_INPUTS 16          /* inputs entries: each may hold an MQTT connection */
+#define CFG_INPUT_NAME_MAX 32      /* bytes of an input's name */
+#define CFG_INPUT_VALUES_MAX 8     /* values on each side of an input's value map */
+
+/* One MQTT connection of an input, with the main connection's meaning for each field. */
+typedef struct cfg_mqtt_conn {
+    char *host;
+    int port;
+    char *client_id;          /* default parkd-<input name> */
+    char *username, *password_file;
+    char *tls_ca_file, *tls_cert_file, *tls_key_file;
+    int64_t keepalive_ms;
+    int qos;
+    bool clean_session;
+} cfg_mqtt_conn;
+
+typedef struct cfg_input {
+    char *name;               /* [A-Za-z0-9_-]+, unique */
+    enum cfg_input_format format;
+    bool has_mqtt;            /* its own connection; else the main one carries its topic */
+    cfg_mqtt_conn mqtt;
+    char *topic;              /* MQTT topic filter; default per format */
+    char *field;              /* path of the occupied value (uplink_message / object relative) */
+    char *occupied_values[CFG_INPUT_VALUES_MAX];   /* JSON scalar texts; none: the defaults */
+    size_t n_occupied_values;
+    char *free_values[CFG_INPUT_VALUES_MAX];
+    size_t n_free_values;
+    char *devices_file;       /* device,lot,bay lines (devices.h) */
+    int64_t max_payload;      /* bytes; network servers' uplinks are larger than parkd's own */
+} cfg_input;
+
 typedef struct cfg_config {
     char *path;
     struct {
@@ -138,6 +172,8 @@ typedef struct cfg_config {
     struct { int64_t stale_after_ms; double almost_full; double hysteresis; } defaults;
     cfg_lot *lots;
     size_t n_lots;
+    cfg_input *inputs;
+    size_t n_inputs;
 } cfg_config;
 
 /* Reads and validates PATH. On success returns 0 and sets *out (caller frees it with cfg_free).
@@ -194,6 +230,14 @@ const char *cfg_category_name(enum cfg_category cat);
 
 /* Whether LOT has any zone or category. */
 bool cfg_lot_has_groups(const cfg_lot *lot);
+
+/* "ttn-v3", "chirpstack-v4". */
+const char *cfg_input_format_name(enum cfg_input_format format);
+
+/* Whether the inputs of A and B need other MQTT connections (or subscriptions): names, formats,
+ * topics or connection settings differ. Field paths, value maps and devices files apply
+ * without one. */
+bool cfg_inputs_connections_differ(const cfg_config *a, const cfg_config *b);
 
 /* "bays", "gates", "count". */
 const char *cfg_source_name(enum cfg_source source);
