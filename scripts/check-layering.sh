@@ -8,7 +8,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "${LAYERING_DIR:-$top/daemon}" || exit 1
-PURE="payload lot zone smooth profile learn forecast history pubrule opendata"
+PURE="payload lot zone uplink devices input smooth profile learn forecast history pubrule opendata"
 
 for f in *.c *.h; do
     sed -n "s|^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]\([^\">]*\)[\">].*|$f \1|p" "$f"
