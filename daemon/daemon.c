@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feeds.h"
 #include "forecast.h"
 #include "http.h"
 #include "log.h"
@@ -40,6 +41,8 @@ struct parkd {
     pipeline *pipe;
     mq_client *mq;
     mq_client *mq_next;         /* a reload's new client, started once the old one closed */
+    feeds *feeds;               /* the inputs' own connections (SPEC §9) */
+    inp_set *inputs;            /* the inputs, with their devices files (owned) */
     http_server *api;           /* http.listen: the API, and /metrics */
     http_server *metrics_srv;   /* metrics.listen when it is another address than http.listen */
     uint64_t last_snapshot;     /* uv_now of the last API snapshot */
@@ -172,8 +175,10 @@ static const mq_callbacks daemon_mq_callbacks = {
 static void daemon_start_mqtt(parkd *d)
 {
     char *err = NULL;
-    d->mq = mq_new(d->loop, d->cfg, &daemon_mq_callbacks, d, &err);
-    if (!d->mq) {
+    mq_settings set;
+    mq_settings_main(d->cfg, &set);
+    d->mq = mq_new(d->loop, &set, &daemon_mq_callbacks, d, &err);
+    if (!d->mq || feed_prepare(d->feeds, d->cfg, &err) < 0) {
         log_error("%s", err);
         free(err);
         daemon_stop(d, EXIT_CONFIG);
@@ -184,7 +189,9 @@ static void daemon_start_mqtt(parkd *d)
     if (rc < 0) {
         log_error("mqtt: cannot start: %s", uv_strerror(rc));
         daemon_stop(d, 1);
+        return;
     }
+    feed_switch(d->feeds);
 }
 
 /* ---- restore: the lots in d->restoring, before they run ---- */
@@ -246,6 +253,7 @@ static void daemon_on_restored(void *ctx, int status)
     /* a reload's added lots */
     if (d->mq)
         mq_set_paused(d->mq, false);
+    feed_set_paused(d->feeds, false);
     pipe_flush(d->pipe, false);
     daemon_set_state(d, DAEMON_READY);
     size_t n;
@@ -335,6 +343,10 @@ static void daemon_update_status(parkd *d)
     int len = snprintf(status, sizeof status, "%zu lots, %" PRIu64 " msg/s, redis %s, mqtt %s",
                        d->cfg->n_lots, d->msg_rate, daemon_redis_state(d),
                        daemon_mqtt_state(d));
+    size_t n_feeds = feed_count(d->feeds);
+    if (n_feeds && len > 0 && (size_t)len < sizeof status)
+        len += snprintf(status + len, sizeof status - (size_t)len, ", inputs %zu/%zu up",
+                        feed_connected(d->feeds), n_feeds);
     if (d->state != DAEMON_READY && len > 0 && (size_t)len < sizeof status)
         snprintf(status + len, sizeof status - (size_t)len, "; %s", daemon_state_names[d->state]);
     notify_status(status);
@@ -368,6 +380,16 @@ static void daemon_update_metrics(parkd *d)
     snap.redis_up = store_is_connected(d->st);
     snap.mqtt_reconnects = d->mq ? mq_reconnects(d->mq) : 0;
     snap.redis_reconnects = store_reconnects(d->st);
+    const char *names[CFG_MAX_INPUTS];
+    bool own[CFG_MAX_INPUTS], up[CFG_MAX_INPUTS];
+    for (size_t i = 0; i < snap.n_inputs && i < CFG_MAX_INPUTS; i++) {
+        names[i] = d->inputs->inputs[i].name;
+        own[i] = d->inputs->inputs[i].own_connection;
+        up[i] = feed_input_up(d->feeds, i);
+    }
+    snap.input_names = names;
+    snap.input_own = own;
+    snap.input_up = up;
     size_t len;
     char *text = metrics_render(&snap, &len);
     http_set_metrics(d->api, text, len);
@@ -488,14 +510,22 @@ static void daemon_on_old_mqtt_closed(void *ctx)
  * is rejected whole. */
 static int daemon_prepare_mqtt(parkd *d, const cfg_config *next, unsigned effects)
 {
-    if (!d->mq || !(effects & CFG_RELOAD_MQTT))
+    /* the main connection also carries the inputs without one of their own */
+    bool inputs = cfg_inputs_connections_differ(d->cfg, next);
+    if (!d->mq || (!(effects & CFG_RELOAD_MQTT) && !inputs))
         return 0;
     if (d->mq_next) {
         log_error("reload: configuration rejected: the previous mqtt change is still in progress");
         return -EBUSY;
     }
     char *err = NULL;
-    d->mq_next = mq_new(d->loop, next, &daemon_mq_callbacks, d, &err);
+    mq_settings set;
+    mq_settings_main(next, &set);
+    d->mq_next = mq_new(d->loop, &set, &daemon_mq_callbacks, d, &err);
+    if (d->mq_next && inputs && feed_prepare(d->feeds, next, &err) < 0) {
+        mq_free(d->mq_next);
+        d->mq_next = NULL;
+    }
     if (!d->mq_next) {
         log_error("reload: configuration rejected, keeping the running one: %s", err);
         free(err);
@@ -504,12 +534,34 @@ static int daemon_prepare_mqtt(parkd *d, const cfg_config *next, unsigned effect
     return 0;
 }
 
-static void daemon_switch_mqtt(parkd *d, const cfg_config *next)
+/* The devices files of NEXT's inputs, read and checked before anything applies (SPEC §9: the
+ * same validate-then-swap as the configuration). NULL after logging why. */
+static inp_set *daemon_load_inputs(const cfg_config *next)
+{
+    char *errors = NULL;
+    inp_set *set = inp_load(next, &errors);
+    if (!set) {
+        log_error("reload: configuration rejected, keeping the running one:\n%s", errors);
+        free(errors);
+    }
+    return set;
+}
+
+/* The new inputs take over the old ones' counters and duplicate memory, by name. */
+static void daemon_swap_inputs(parkd *d, inp_set *inputs)
+{
+    inp_carry(inputs, d->inputs);
+    pipe_set_inputs(d->pipe, inputs);
+    inp_free(d->inputs);
+    d->inputs = inputs;
+}
+
+static void daemon_switch_mqtt(parkd *d)
 {
     log_info("reload: mqtt settings changed, reconnecting");
-    mq_set_config(d->mq, next);
     pipe_set_mqtt(d->pipe, NULL);
     mq_close(d->mq, MQTT_SWITCH_TIMEOUT_MS, daemon_on_old_mqtt_closed, d);
+    feed_switch(d->feeds);
 }
 
 /* Swaps NEXT in everywhere; the old configuration is freed once no module holds it. */
@@ -520,9 +572,7 @@ static void daemon_swap_config(parkd *d, cfg_config *next, const reload_plan *pl
     fc_set_config(d->fc, next);
     store_set_config(d->st, next);
     if (d->mq_next)
-        daemon_switch_mqtt(d, next);
-    else if (d->mq)
-        mq_set_config(d->mq, next);
+        daemon_switch_mqtt(d);
     cfg_free(d->cfg);
     d->cfg = next;
     if (plan->effects & CFG_RELOAD_REDIS) {
@@ -561,16 +611,19 @@ static void daemon_reload(parkd *d)
         reload_plan_make(d->cfg, next, &plan);
         cfg_keep_restart_keys(d->cfg, next);
     }
-    if (!next || daemon_prepare_mqtt(d, next, plan.effects) < 0) {
+    inp_set *inputs = next ? daemon_load_inputs(next) : NULL;
+    if (!next || !inputs || daemon_prepare_mqtt(d, next, plan.effects) < 0) {
         if (next) {
             reload_plan_free(&plan);
             cfg_free(next);
         }
+        inp_free(inputs);
         notify_ready();
         return;
     }
     daemon_apply_lots(d, next, &plan);
     daemon_create_lots(d, plan.added, plan.n_added);
+    daemon_swap_inputs(d, inputs);
     daemon_swap_config(d, next, &plan);
     d->snap_reset = true;           /* horizons may have changed */
     pipe_resync_config(d->pipe);    /* names, capacities, positions and the id set */
@@ -581,6 +634,7 @@ static void daemon_reload(parkd *d)
         daemon_set_state(d, DAEMON_RELOADING);
         if (d->mq)
             mq_set_paused(d->mq, true);
+        feed_set_paused(d->feeds, true);
         daemon_restore_pending(d);
         return;
     }
@@ -631,8 +685,22 @@ static void daemon_close_handles(parkd *d)
         uv_close(handles[i], NULL);
 }
 
-/* Everything is stored and published (or the deadline passed): MQTT says offline and waits
- * for the broker's acknowledgements, then Redis closes, then the pipeline's timer. */
+/* The inputs' connections are closed: the main one says offline and waits for the broker's
+ * acknowledgements, then Redis closes, then the pipeline's timer. */
+static void daemon_on_feeds_closed(void *ctx)
+{
+    parkd *d = ctx;
+    if (d->mq && !d->mq_next)
+        mq_close(d->mq, daemon_stop_time_left(d), daemon_on_mqtt_closed, d);
+    else if (!d->mq)
+        store_close(d->st, daemon_stop_time_left(d), daemon_on_store_closed, d);
+    /* with a client switch in progress its close callback frees both, then nothing follows:
+     * the old client's close continues into daemon_on_old_mqtt_closed */
+    pipe_set_mqtt(d->pipe, NULL);
+}
+
+/* Everything is stored and published (or the deadline passed): the connections close, the
+ * inputs' first (they publish nothing), then the main one and Redis. */
 static void daemon_finish_stop(parkd *d)
 {
     uv_timer_stop(&d->drain);
@@ -642,14 +710,8 @@ static void daemon_finish_stop(parkd *d)
     od_snapshot_unref(d->snap);
     d->snap = NULL;
     d->open_parts = 1;
-    if (d->mq && !d->mq_next)
-        mq_close(d->mq, daemon_stop_time_left(d), daemon_on_mqtt_closed, d);
-    else if (!d->mq)
-        store_close(d->st, daemon_stop_time_left(d), daemon_on_store_closed, d);
-    /* with a client switch in progress its close callback frees both, then nothing follows:
-     * the old client's close continues into daemon_on_old_mqtt_closed */
     daemon_close_handles(d);
-    pipe_set_mqtt(d->pipe, NULL);
+    feed_close(d->feeds, daemon_stop_time_left(d), daemon_on_feeds_closed, d);
 }
 
 static void daemon_on_drain_tick(uv_timer_t *timer)
@@ -678,6 +740,7 @@ static void daemon_stop(parkd *d, int exit_code)
     log_info("stopping: flushing pending writes and publishes");
     if (d->mq)
         mq_stop_input(d->mq);
+    feed_stop_input(d->feeds);
     d->stop_deadline = uv_now(d->loop) + SHUTDOWN_TIMEOUT_MS;
     if (!was_running) {
         daemon_finish_stop(d);
@@ -702,18 +765,21 @@ static void daemon_on_signal(uv_signal_t *handle, int signum)
 
 /* ---- setup and teardown ---- */
 
-parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg)
+parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg, inp_set *inputs)
 {
     parkd *d = util_xcalloc(1, sizeof *d);
     d->loop = loop;
     d->config_path = config_path;
     d->cfg = cfg;
+    d->inputs = inputs;
     d->state = DAEMON_CONNECTING;
     d->started_ms = util_wall_ms();
     d->st = store_new(loop, cfg, &daemon_store_callbacks, d);
     d->fc = fc_new(cfg);
     d->pipe = pipe_new(loop, cfg, d->st, d->fc, d->started_ms);
     pipe_set_on_stored(d->pipe, daemon_on_stored, d);
+    pipe_set_inputs(d->pipe, inputs);
+    d->feeds = feed_new(loop, d->pipe);
     const cfg_lot **lots = util_xcalloc(cfg->n_lots + 1, sizeof *lots);
     for (size_t i = 0; i < cfg->n_lots; i++)
         lots[i] = &cfg->lots[i];
@@ -777,7 +843,9 @@ void daemon_free(parkd *d)
     od_snapshot_unref(d->snap);
     mq_free(d->mq_next);
     mq_free(d->mq);
+    feed_free(d->feeds);
     pipe_free(d->pipe);
+    inp_free(d->inputs);
     for (size_t i = 0; i < d->n_restoring; i++) {
         fc_forget_lot(d->fc, d->restoring[i]);
         lot_free(d->restoring[i]);

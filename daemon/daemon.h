@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "input.h"
 
 enum daemon_state {
     DAEMON_CONNECTING,      /* waiting for Redis */
@@ -26,10 +27,11 @@ enum daemon_state {
 
 typedef struct parkd parkd;
 
-/* A daemon for CFG (it takes ownership) read from CONFIG_PATH (kept for reloads) on LOOP.
+/* A daemon for CFG and its INPUTS (inp_load; it takes ownership of both) read from CONFIG_PATH
+ * (kept for reloads) on LOOP.
  * The process time zone must already be set (util_set_timezone). Never NULL: exits 1 when
  * the loop cannot take the signal handles (no file descriptors left). */
-parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg);
+parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg, inp_set *inputs);
 
 /* Starts connecting, the timers, the signal handlers and the metrics thread. Returns 0, or a
  * negative errno (the daemon is then stopping: run the loop to let it close). */

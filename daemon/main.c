@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "input.h"
 #include "log.h"
 #include "mqtt.h"
 #include "notify.h"
@@ -76,7 +77,21 @@ static void parkd_warn(const parkd_args *a, const cfg_config *cfg, char *warning
     free(warnings);
 }
 
-static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
+/* The configuration's errors (or the devices files', SPEC §9): on stderr for --check, else
+ * as log lines (under systemd each one a journal entry of priority error). */
+static void parkd_reject(const parkd_args *a, char *errors)
+{
+    if (a->check) {
+        fputs(errors, stderr);
+    } else {
+        log_init(CFG_LOG_INFO);
+        log_error("%s", errors);
+        log_error("configuration rejected: not starting");
+    }
+    free(errors);
+}
+
+static int parkd_load_config(const parkd_args *a, cfg_config **cfg, inp_set **inputs)
 {
     char *errors = NULL;
     if (cfg_load(a->config, cfg, &errors) < 0) {
@@ -91,6 +106,11 @@ static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
         free(errors);
         return EXIT_CONFIG;
     }
+    if (!(*inputs = inp_load(*cfg, &errors))) {
+        parkd_reject(a, errors);
+        cfg_free(*cfg);
+        return EXIT_CONFIG;
+    }
     char *warnings = NULL;
     if (cfg_check_secret_files(*cfg, &warnings) > 0)
         parkd_warn(a, *cfg, warnings);
@@ -98,6 +118,7 @@ static int parkd_load_config(const parkd_args *a, cfg_config **cfg)
         parkd_warn(a, *cfg, warnings);
     if (a->check) {
         printf("%s: ok\n", a->config);
+        inp_free(*inputs);
         cfg_free(*cfg);
         return 0;
     }
@@ -111,11 +132,13 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     cfg_config *cfg = NULL;
-    rc = parkd_load_config(&args, &cfg);
+    inp_set *inputs = NULL;
+    rc = parkd_load_config(&args, &cfg, &inputs);
     if (rc >= 0)
         return rc;
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         perror("parkd: ignoring SIGPIPE");
+        inp_free(inputs);
         cfg_free(cfg);
         return 1;
     }
@@ -126,7 +149,7 @@ int main(int argc, char **argv)
     notify_init();
     mq_library_init();
     uv_loop_t *loop = uv_default_loop();
-    parkd *d = daemon_new(loop, args.config, cfg);
+    parkd *d = daemon_new(loop, args.config, cfg, inputs);
     if (daemon_start(d) < 0)
         log_error("cannot start; stopping");
     rc = uv_run(loop, UV_RUN_DEFAULT);

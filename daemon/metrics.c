@@ -236,6 +236,34 @@ static void metrics_render_services(mbuf *b, const metrics_snapshot *s)
     mbuf_sample_u64(b, "parkd_reconnects_total", "service", "redis", s->redis_reconnects);
 }
 
+/* SPEC §9's inputs: parkd_uplinks_total{input} (every message), parkd_uplink_results_total
+ * {input,result} (what became of them), parkd_up{service="input:<name>"} for an input's own
+ * connection. Input names are [A-Za-z0-9_-]+, safe in a label as they are. */
+static void metrics_render_inputs(mbuf *b, const metrics_snapshot *s)
+{
+    if (!s->n_inputs)
+        return;
+    mbuf_header(b, "parkd_uplinks_total", "counter",
+                "Messages received on a network-server input (SPEC §9).");
+    for (size_t i = 0; i < s->n_inputs; i++)
+        mbuf_sample_u64(b, "parkd_uplinks_total", "input", s->input_names[i],
+                        s->input_counters[i * s->n_input_counters]);
+    mbuf_header(b, "parkd_uplink_results_total", "counter",
+                "What became of a network-server input's messages, by result.");
+    for (size_t i = 0; i < s->n_inputs; i++)
+        for (size_t k = 1; k < s->n_input_counters; k++)
+            mbuf_printf(b, "parkd_uplink_results_total{input=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                        s->input_names[i], s->input_counter_names[k],
+                        s->input_counters[i * s->n_input_counters + k]);
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        if (!s->input_own[i])
+            continue;
+        char service[64];
+        snprintf(service, sizeof service, "input:%s", s->input_names[i]);
+        mbuf_sample_u64(b, "parkd_up", "service", service, s->input_up[i]);
+    }
+}
+
 /* A per-lot sample: name{lot="ID"[,EXTRA="EXTRA_VALUE"]} */
 static void mbuf_lot_start(mbuf *b, const char *name, const lot *l, const char *extra,
                            const char *extra_value)
@@ -355,6 +383,7 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len)
     }
     metrics_render_services(&b, snap);
     metrics_render_counters(&b, snap);
+    metrics_render_inputs(&b, snap);
     metrics_render_lots(&b, snap);
     metrics_render_latency(&b, snap);
     *len = b.len;

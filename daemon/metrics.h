@@ -30,6 +30,15 @@ typedef struct metrics_snapshot {
     uint64_t latency_count;
     double latency_sum_seconds;
     int64_t started_ms;                 /* wall time of the start; 0: not shown */
+    /* SPEC §9's inputs: per input its name, whether it has a connection of its own and
+     * whether that is up, and n_input_counters counters named input_counter_names (the first
+     * "uplinks": every message; the others what became of them) */
+    const char *const *input_names;
+    const bool *input_own, *input_up;
+    size_t n_inputs;
+    const char *const *input_counter_names;
+    const uint64_t *input_counters;     /* n_inputs x n_input_counters, input by input */
+    size_t n_input_counters;
 } metrics_snapshot;
 
 /* Upper bounds in seconds of the latency histogram buckets (static array). */

@@ -21,14 +21,11 @@
 
 struct mq_client {
     uv_loop_t *loop;
-    const cfg_config *cfg;
+    mq_settings set;            /* its strings owned (mq_copy_settings) */
     const mq_callbacks *cb;
     void *ctx;
     struct mosquitto *mosq;
-    char topic_sub[512];
-    char topic_admin[512];      /* "" when topic_sub already covers it */
-    int admin_mid;              /* the admin SUBSCRIBE's message id */
-    char topic_status[512];
+    int last_sub_mid;           /* the last SUBSCRIBE's message id: its SUBACK means connected */
 
     uv_poll_t poll;
     bool poll_open;             /* poll handle initialised and not yet closed */
@@ -123,9 +120,9 @@ static void mq_on_poll_closed(uv_handle_t *handle)
  * is left to say is the reset. Say what it most likely means. */
 static const char *mq_tls_reset_hint(const mq_client *c, const char *why)
 {
-    if (!c->cfg->mqtt.tls_ca_file || !strstr(why, strerror(ECONNRESET)))
+    if (!c->set.tls_ca_file || !strstr(why, strerror(ECONNRESET)))
         return "";
-    return c->cfg->mqtt.tls_cert_file
+    return c->set.tls_cert_file
                ? " (right after the TLS handshake: the broker may have refused the client "
                  "certificate; its log says why)"
                : " (right after the TLS handshake: the broker may require a client "
@@ -148,10 +145,10 @@ static void mq_drop_socket(mq_client *c, const char *why)
     c->held_since = 0;
     c->unacked = 0;
     if (was_connected) {
-        log_warning("mqtt: connection lost: %s", why);
+        log_warning("%s: connection lost: %s", c->set.label, why);
         c->cb->on_disconnected(c->ctx);
     } else {
-        log_warning("mqtt: cannot connect to %s:%d: %s%s", c->cfg->mqtt.host, c->cfg->mqtt.port,
+        log_warning("%s: cannot connect to %s:%d: %s%s", c->set.label, c->set.host, c->set.port,
                     why, mq_tls_reset_hint(c, why));
     }
     if (c->poll_open) {
@@ -180,7 +177,7 @@ static void mq_update_poll(mq_client *c)
     c->poll_events = events;
     int rc = events ? uv_poll_start(&c->poll, events, mq_on_poll) : uv_poll_stop(&c->poll);
     if (rc < 0)
-        log_error("mqtt: cannot watch socket: %s", uv_strerror(rc));
+        log_error("%s: cannot watch socket: %s", c->set.label, uv_strerror(rc));
 }
 
 /* Writes what libmosquitto has queued, if the storage barrier allows it. Returns false when the
@@ -277,7 +274,7 @@ static bool mq_watch_socket(mq_client *c)
         return false;
     int rc = uv_poll_init_socket(c->loop, &c->poll, fd);
     if (rc < 0) {
-        log_error("mqtt: cannot watch socket %d: %s", fd, uv_strerror(rc));
+        log_error("%s: cannot watch socket %d: %s", c->set.label, fd, uv_strerror(rc));
         return false;
     }
     c->poll.data = c;
@@ -293,15 +290,15 @@ static void mq_try_connect(mq_client *c)
     int rc;
     if (c->reconnects == 0 && !c->started) {
         c->started = true;
-        rc = mosquitto_connect_async(c->mosq, c->cfg->mqtt.host, c->cfg->mqtt.port,
-                                     (int)(c->cfg->mqtt.keepalive_ms / 1000));
+        rc = mosquitto_connect_async(c->mosq, c->set.host, c->set.port,
+                                     (int)(c->set.keepalive_ms / 1000));
     } else {
         c->reconnects++;
         rc = mosquitto_reconnect_async(c->mosq);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
         int err = errno;    /* before anything else can change it */
-        log_warning("mqtt: cannot connect to %s:%d: %s%s", c->cfg->mqtt.host, c->cfg->mqtt.port,
+        log_warning("%s: cannot connect to %s:%d: %s%s", c->set.label, c->set.host, c->set.port,
                     rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc),
                     rc == MOSQ_ERR_ERRNO ? util_connect_hint(err) : "");
         mq_schedule_reconnect(c);
@@ -325,7 +322,7 @@ static void mq_schedule_reconnect(mq_client *c)
         return;
     int rc = uv_timer_start(&c->reconnect_timer, mq_on_reconnect_timer, c->backoff_ms, 0);
     if (rc < 0)
-        log_error("mqtt: cannot schedule a reconnect: %s", uv_strerror(rc));
+        log_error("%s: cannot schedule a reconnect: %s", c->set.label, uv_strerror(rc));
     c->backoff_ms = c->backoff_ms * 2 > MQ_BACKOFF_MAX_MS ? MQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
@@ -361,51 +358,54 @@ static void mq_on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     mq_client *c = obj;
     if (rc != 0) {
-        log_error("mqtt: broker refused the connection: %s", mosquitto_connack_string(rc));
+        log_error("%s: broker refused the connection: %s", c->set.label, mosquitto_connack_string(rc));
         return;     /* the broker closes the socket; the read path reconnects */
     }
-    /* Admin first: the broker answers in order, so once the input SUBACK marks us connected,
-     * closures are subscribed too. QoS 1 whatever mqtt.qos: a lost closure is not a glitch. */
-    c->admin_mid = -1;
-    if (c->topic_admin[0]) {
-        int arc = mosquitto_subscribe(mosq, &c->admin_mid, c->topic_admin, 1);
-        if (arc != MOSQ_ERR_SUCCESS)
-            log_error("mqtt: cannot subscribe to %s: %s", c->topic_admin, mq_strerror(arc));
+    /* The broker answers in order, so once the last SUBACK marks us connected, every
+     * subscription is made (the admin one, QoS 1 whatever mqtt.qos: a lost closure is not a
+     * glitch, comes first; the input one last). */
+    c->last_sub_mid = -1;
+    for (size_t i = 0; i < c->set.n_subs; i++) {
+        int src = mosquitto_subscribe(mosq, &c->last_sub_mid, c->set.subs[i], c->set.sub_qos[i]);
+        if (src != MOSQ_ERR_SUCCESS)
+            log_error("%s: cannot subscribe to %s: %s", c->set.label, c->set.subs[i],
+                      mq_strerror(src));
     }
-    int src = mosquitto_subscribe(mosq, NULL, c->topic_sub, c->cfg->mqtt.qos);
-    if (src != MOSQ_ERR_SUCCESS)
-        log_error("mqtt: cannot subscribe to %s: %s", c->topic_sub, mq_strerror(src));
 }
 
-static void mq_on_admin_subscribe(mq_client *c, int n, const int *granted)
+/* The subscription a SUBACK answers: SUBSCRIBEs go out with consecutive message ids. */
+static const char *mq_sub_of(const mq_client *c, int mid)
 {
-    if (n < 1 || granted[0] > 2)
-        log_error("mqtt: broker refused the subscription to %s", c->topic_admin);
-    else
-        log_info("mqtt: subscribed to %s (QoS %d)", c->topic_admin, granted[0]);
+    int first = c->last_sub_mid - (int)c->set.n_subs + 1;
+    int i = mid - first;
+    return i >= 0 && (size_t)i < c->set.n_subs ? c->set.subs[i] : "?";
 }
 
 static void mq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted)
 {
     mq_client *c = obj;
-    if (c->admin_mid >= 0 && mid == c->admin_mid) {
-        mq_on_admin_subscribe(c, n, granted);
+    const char *topic = mq_sub_of(c, mid);
+    if (n < 1 || granted[0] > 2) {
+        log_error("%s: broker refused the subscription to %s", c->set.label, topic);
         return;
     }
-    if (n < 1 || granted[0] > 2) {
-        log_error("mqtt: broker refused the subscription to %s", c->topic_sub);
+    if (mid != c->last_sub_mid) {
+        log_info("%s: subscribed to %s (QoS %d)", c->set.label, topic, granted[0]);
         return;
     }
     c->connected = true;
     c->backoff_ms = MQ_BACKOFF_MIN_MS;
     mq_watch_library_log(c, false);
-    log_info("mqtt: connected to %s:%d, subscribed to %s (QoS %d)", c->cfg->mqtt.host,
-             c->cfg->mqtt.port, c->topic_sub, granted[0]);
-    int prc = mosquitto_publish(mosq, NULL, c->topic_status, 6, "online", 1, true);
-    if (prc == MOSQ_ERR_SUCCESS)
-        c->unacked++;
-    else
-        log_warning("mqtt: cannot publish %s: %s", c->topic_status, mq_strerror(prc));
+    log_info("%s: connected to %s:%d, subscribed to %s (QoS %d)", c->set.label, c->set.host,
+             c->set.port, topic, granted[0]);
+    if (c->set.status_topic) {
+        int prc = mosquitto_publish(mosq, NULL, c->set.status_topic, 6, "online", 1, true);
+        if (prc == MOSQ_ERR_SUCCESS)
+            c->unacked++;
+        else
+            log_warning("%s: cannot publish %s: %s", c->set.label, c->set.status_topic,
+                        mq_strerror(prc));
+    }
     c->announce_connected = true;
 }
 
@@ -433,8 +433,9 @@ static void mq_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 
 static void mq_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
 {
+    const mq_client *c = obj;
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-        log_warning("mqtt: %s", str);
+        log_warning("%s: %s", c->set.label, str);
 }
 
 /* libmosquitto formats a line for every packet once a log callback is set (15 % of the
@@ -442,20 +443,20 @@ static void mq_on_log(struct mosquitto *mosq, void *obj, int level, const char *
  * errors matter — and at log level debug. */
 static void mq_watch_library_log(mq_client *c, bool connecting)
 {
-    bool want = connecting || c->cfg->log_level >= CFG_LOG_DEBUG;
+    bool want = connecting || c->set.debug_log;
     mosquitto_log_callback_set(c->mosq, want ? mq_on_log : NULL);
 }
 
-static char *mq_error(const char *what, const char *detail)
+static char *mq_error(const mq_client *c, const char *what, const char *detail)
 {
     char buf[512];
-    snprintf(buf, sizeof buf, "mqtt: %s: %s", what, detail);
+    snprintf(buf, sizeof buf, "%s: %s: %s", c->set.label, what, detail);
     return util_xstrdup(buf);
 }
 
 /* libmosquitto answers a missing file with "Invalid function arguments"; say which. It
  * fopen()s the files on the loop, where a FIFO would block: only a regular file passes. */
-static int mq_check_tls_file(char **err, const char *key, const char *path)
+static int mq_check_tls_file(const mq_client *c, char **err, const char *key, const char *path)
 {
     int fd = path ? util_open_regular(path, NULL) : -1;
     if (fd >= 0)
@@ -463,42 +464,43 @@ static int mq_check_tls_file(char **err, const char *key, const char *path)
     if (!path || fd >= 0)
         return 0;
     char buf[600];
-    snprintf(buf, sizeof buf, "mqtt: TLS: cannot read %s %s: %s", key, path, strerror(errno));
+    snprintf(buf, sizeof buf, "%s: TLS: cannot read %s.tls.%s %s: %s", c->set.label, c->set.key,
+             key, path, strerror(errno));
     *err = util_xstrdup(buf);
     return -1;
 }
 
 static int mq_configure_auth(mq_client *c, char **err)
 {
-    const cfg_config *cfg = c->cfg;
+    const mq_settings *set = &c->set;
     char *password = NULL;
-    if (cfg->mqtt.password_file) {
-        password = util_read_secret_file(cfg->mqtt.password_file);
+    if (set->password_file) {
+        password = util_read_secret_file(set->password_file);
         if (!password) {
-            *err = mq_error(cfg->mqtt.password_file, strerror(errno));
+            *err = mq_error(c, set->password_file, strerror(errno));
             return -1;
         }
     }
     int rc = MOSQ_ERR_SUCCESS;
-    if (cfg->mqtt.username || password)
-        rc = mosquitto_username_pw_set(c->mosq, cfg->mqtt.username, password);
+    if (set->username || password)
+        rc = mosquitto_username_pw_set(c->mosq, set->username, password);
     if (password) {
         explicit_bzero(password, strlen(password));
         free(password);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
-        *err = mq_error("username/password", mosquitto_strerror(rc));
+        *err = mq_error(c, "username/password", mosquitto_strerror(rc));
         return -1;
     }
-    if (cfg->mqtt.tls_ca_file || cfg->mqtt.tls_cert_file) {
-        if (mq_check_tls_file(err, "mqtt.tls.ca_file", cfg->mqtt.tls_ca_file) < 0 ||
-            mq_check_tls_file(err, "mqtt.tls.cert_file", cfg->mqtt.tls_cert_file) < 0 ||
-            mq_check_tls_file(err, "mqtt.tls.key_file", cfg->mqtt.tls_key_file) < 0)
+    if (set->tls_ca_file || set->tls_cert_file) {
+        if (mq_check_tls_file(c, err, "ca_file", set->tls_ca_file) < 0 ||
+            mq_check_tls_file(c, err, "cert_file", set->tls_cert_file) < 0 ||
+            mq_check_tls_file(c, err, "key_file", set->tls_key_file) < 0)
             return -1;
-        rc = mosquitto_tls_set(c->mosq, cfg->mqtt.tls_ca_file, NULL, cfg->mqtt.tls_cert_file,
-                               cfg->mqtt.tls_key_file, NULL);
+        rc = mosquitto_tls_set(c->mosq, set->tls_ca_file, NULL, set->tls_cert_file,
+                               set->tls_key_file, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
-            *err = mq_error("TLS files", mq_strerror(rc));
+            *err = mq_error(c, "TLS files", mq_strerror(rc));
             return -1;
         }
     }
@@ -507,25 +509,16 @@ static int mq_configure_auth(mq_client *c, char **err)
 
 static int mq_configure(mq_client *c, char **err)
 {
-    const cfg_config *cfg = c->cfg;
-    snprintf(c->topic_sub, sizeof c->topic_sub, "%s/#", cfg->mqtt.input_prefix);
-    /* under the input prefix (the default) the input subscription already brings it */
-    size_t in_len = strlen(cfg->mqtt.input_prefix);
-    bool covered = strncmp(cfg->mqtt.admin_prefix, cfg->mqtt.input_prefix, in_len) == 0 &&
-                   cfg->mqtt.admin_prefix[in_len] == '/';
-    c->topic_admin[0] = '\0';
-    if (!covered)
-        snprintf(c->topic_admin, sizeof c->topic_admin, "%s/+/state", cfg->mqtt.admin_prefix);
-    c->admin_mid = -1;
-    snprintf(c->topic_status, sizeof c->topic_status, "%s/status", cfg->mqtt.output_prefix);
     /* threaded mode: packets are only queued, and written when we call loop_write (see .h) */
     mosquitto_threaded_set(c->mosq, true);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     mosquitto_max_inflight_messages_set(c->mosq, MQ_SEND_WINDOW);
-    int rc = mosquitto_will_set(c->mosq, c->topic_status, 7, "offline", 1, true);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        *err = mq_error("will", mosquitto_strerror(rc));
-        return -1;
+    if (c->set.status_topic) {
+        int rc = mosquitto_will_set(c->mosq, c->set.status_topic, 7, "offline", 1, true);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            *err = mq_error(c, "will", mosquitto_strerror(rc));
+            return -1;
+        }
     }
     mosquitto_connect_callback_set(c->mosq, mq_on_connect);
     mosquitto_subscribe_callback_set(c->mosq, mq_on_subscribe);
@@ -536,25 +529,62 @@ static int mq_configure(mq_client *c, char **err)
     return mq_configure_auth(c, err);
 }
 
-mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb, void *ctx,
+static char *mq_dup(const char *s)
+{
+    return s ? util_xstrdup(s) : NULL;
+}
+
+/* The client's own copy of S, so a reload can free the configuration S pointed into. */
+static void mq_copy_settings(mq_settings *to, const mq_settings *s)
+{
+    *to = *s;
+    to->label = mq_dup(s->label);
+    to->key = mq_dup(s->key);
+    to->host = mq_dup(s->host);
+    to->client_id = mq_dup(s->client_id);
+    to->username = mq_dup(s->username);
+    to->password_file = mq_dup(s->password_file);
+    to->tls_ca_file = mq_dup(s->tls_ca_file);
+    to->tls_cert_file = mq_dup(s->tls_cert_file);
+    to->tls_key_file = mq_dup(s->tls_key_file);
+    to->status_topic = mq_dup(s->status_topic);
+    for (size_t i = 0; i < s->n_subs; i++)
+        to->subs[i] = mq_dup(s->subs[i]);
+}
+
+static void mq_free_settings(mq_settings *s)
+{
+    const char *owned[] = { s->label, s->key, s->host, s->client_id, s->username,
+                            s->password_file, s->tls_ca_file, s->tls_cert_file, s->tls_key_file,
+                            s->status_topic };
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        free((char *)owned[i]);
+    for (size_t i = 0; i < s->n_subs; i++)
+        free((char *)s->subs[i]);
+}
+
+mq_client *mq_new(uv_loop_t *loop, const mq_settings *set, const mq_callbacks *cb, void *ctx,
                   char **err)
 {
     mq_client *c = util_xcalloc(1, sizeof *c);
     c->loop = loop;
-    c->cfg = cfg;
+    mq_copy_settings(&c->set, set);
     c->cb = cb;
     c->ctx = ctx;
     c->poll_fd = -1;
+    c->last_sub_mid = -1;
     c->backoff_ms = MQ_BACKOFF_MIN_MS;
-    c->barrier = cfg->mqtt.qos > 0;
-    c->mosq = mosquitto_new(cfg->mqtt.client_id, cfg->mqtt.clean_session, c);
+    c->barrier = set->qos > 0;
+    c->mosq = mosquitto_new(set->client_id, set->clean_session, c);
     if (!c->mosq) {
-        *err = mq_error("cannot create client", strerror(errno));
+        *err = mq_error(c, "cannot create client", strerror(errno));
+        mq_free_settings(&c->set);
         free(c);
         return NULL;
     }
     if (mq_configure(c, err) < 0) {
         mosquitto_destroy(c->mosq);
+        mq_free_settings(&c->set);
         free(c);
         return NULL;
     }
@@ -563,11 +593,6 @@ mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb
     uv_timer_init(loop, &c->close_timer);
     c->misc_timer.data = c->reconnect_timer.data = c->close_timer.data = c;
     return c;
-}
-
-void mq_set_config(mq_client *c, const cfg_config *cfg)
-{
-    c->cfg = cfg;
 }
 
 int mq_start(mq_client *c)
@@ -588,7 +613,7 @@ int mq_publish(mq_client *c, const char *topic, const char *payload, size_t len)
     if (rc == MOSQ_ERR_NO_CONN)
         return -ENOTCONN;
     if (rc != MOSQ_ERR_SUCCESS) {
-        log_warning("mqtt: cannot publish on %s: %s", topic, mq_strerror(rc));
+        log_warning("%s: cannot publish on %s: %s", c->set.label, topic, mq_strerror(rc));
         return -EIO;
     }
     c->unacked++;
@@ -665,7 +690,7 @@ static void mq_finish_close(mq_client *c)
         if (rc == MOSQ_ERR_SUCCESS)
             rc = mosquitto_loop_write(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN)
-            log_warning("mqtt: cannot disconnect cleanly: %s", mq_strerror(rc));
+            log_warning("%s: cannot disconnect cleanly: %s", c->set.label, mq_strerror(rc));
     }
     c->closing = true;
     c->handles_to_close = 4;
@@ -693,7 +718,7 @@ static void mq_on_close_tick(uv_timer_t *timer)
     mq_client *c = timer->data;
     if (mq_close_settled(c) || uv_now(c->loop) >= c->close_deadline) {
         if (!mq_close_settled(c))
-            log_warning("mqtt: %zu publishes unacknowledged at shutdown", c->unacked);
+            log_warning("%s: %zu publishes unacknowledged at shutdown", c->set.label, c->unacked);
         mq_finish_close(c);
         return;
     }
@@ -711,18 +736,22 @@ void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *
         mq_finish_close(c);
         return;
     }
-    int rc = mosquitto_publish(c->mosq, NULL, c->topic_status, 7, "offline", 1, true);
-    if (rc == MOSQ_ERR_SUCCESS)
-        c->unacked++;
-    else
-        log_warning("mqtt: cannot publish %s: %s", c->topic_status, mq_strerror(rc));
+    int rc;
+    if (c->set.status_topic) {
+        rc = mosquitto_publish(c->mosq, NULL, c->set.status_topic, 7, "offline", 1, true);
+        if (rc == MOSQ_ERR_SUCCESS)
+            c->unacked++;
+        else
+            log_warning("%s: cannot publish %s: %s", c->set.label, c->set.status_topic,
+                        mq_strerror(rc));
+    }
     c->ack_wait = true;
     c->close_deadline = uv_now(c->loop) + timeout_ms;
     if (mq_flush_writes(c))
         mq_update_poll(c);
     rc = uv_timer_start(&c->close_timer, mq_on_close_tick, 0, 10);
     if (rc < 0) {
-        log_error("mqtt: cannot time the close: %s", uv_strerror(rc));
+        log_error("%s: cannot time the close: %s", c->set.label, uv_strerror(rc));
         mq_finish_close(c);
     }
 }
@@ -732,7 +761,14 @@ void mq_free(mq_client *c)
     if (!c)
         return;
     mosquitto_destroy(c->mosq);
+    mq_free_settings(&c->set);
     free(c);
+}
+
+bool mq_topic_matches(const char *filter, const char *topic)
+{
+    bool result = false;
+    return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS && result;
 }
 
 void mq_library_init(void)
@@ -743,4 +779,58 @@ void mq_library_init(void)
 void mq_library_cleanup(void)
 {
     mosquitto_lib_cleanup();
+}
+
+/* ---- settings ---- */
+
+void mq_settings_main(const cfg_config *cfg, mq_settings *out)
+{
+    static char input_sub[CFG_REDIS_PREFIX_MAX + 512], admin_sub[512], status[512];
+    *out = (mq_settings){ .label = "mqtt", .key = "mqtt", .host = cfg->mqtt.host,
+                          .port = cfg->mqtt.port, .client_id = cfg->mqtt.client_id,
+                          .username = cfg->mqtt.username, .password_file = cfg->mqtt.password_file,
+                          .tls_ca_file = cfg->mqtt.tls_ca_file,
+                          .tls_cert_file = cfg->mqtt.tls_cert_file,
+                          .tls_key_file = cfg->mqtt.tls_key_file,
+                          .keepalive_ms = cfg->mqtt.keepalive_ms, .qos = cfg->mqtt.qos,
+                          .clean_session = cfg->mqtt.clean_session,
+                          .debug_log = cfg->log_level >= CFG_LOG_DEBUG };
+    /* under the input prefix (the default) the input subscription already brings closures */
+    size_t in_len = strlen(cfg->mqtt.input_prefix);
+    bool covered = strncmp(cfg->mqtt.admin_prefix, cfg->mqtt.input_prefix, in_len) == 0 &&
+                   cfg->mqtt.admin_prefix[in_len] == '/';
+    if (!covered) {
+        snprintf(admin_sub, sizeof admin_sub, "%s/+/state", cfg->mqtt.admin_prefix);
+        out->sub_qos[out->n_subs] = 1;
+        out->subs[out->n_subs++] = admin_sub;
+    }
+    for (size_t i = 0; i < cfg->n_inputs; i++)
+        if (!cfg->inputs[i].has_mqtt) {
+            out->sub_qos[out->n_subs] = cfg->mqtt.qos;
+            out->subs[out->n_subs++] = cfg->inputs[i].topic;
+        }
+    snprintf(input_sub, sizeof input_sub, "%s/#", cfg->mqtt.input_prefix);
+    out->sub_qos[out->n_subs] = cfg->mqtt.qos;
+    out->subs[out->n_subs++] = input_sub;
+    snprintf(status, sizeof status, "%s/status", cfg->mqtt.output_prefix);
+    out->status_topic = status;
+}
+
+void mq_settings_input(const cfg_config *cfg, size_t input, mq_settings *out)
+{
+    static char label[CFG_INPUT_NAME_MAX + 16], key[32];
+    const cfg_input *in = &cfg->inputs[input];
+    const cfg_mqtt_conn *m = &in->mqtt;
+    snprintf(label, sizeof label, "input %s", in->name);
+    snprintf(key, sizeof key, "inputs[%zu].mqtt", input);
+    *out = (mq_settings){ .label = label, .key = key, .host = m->host, .port = m->port,
+                          .client_id = m->client_id, .username = m->username,
+                          .password_file = m->password_file, .tls_ca_file = m->tls_ca_file,
+                          .tls_cert_file = m->tls_cert_file, .tls_key_file = m->tls_key_file,
+                          .keepalive_ms = m->keepalive_ms, .qos = m->qos,
+                          .clean_session = m->clean_session,
+                          .debug_log = cfg->log_level >= CFG_LOG_DEBUG };
+    out->sub_qos[0] = m->qos;
+    out->subs[0] = in->topic;
+    out->n_subs = 1;
 }

@@ -19,25 +19,50 @@
 
 typedef struct mq_client mq_client;
 
+#define MQ_MAX_SUBS (2 + CFG_MAX_INPUTS)   /* input, admin, and the inputs it carries */
+
+/* One connection: where, who, what to subscribe to, and whether it is parkd's own (it then
+ * announces <out>/status "online" and has the will "offline"). mq_new copies everything. */
+typedef struct mq_settings {
+    const char *label;          /* log prefix: "mqtt", "input tts" */
+    const char *key;            /* config path of the section, for error messages: "mqtt" */
+    const char *host;
+    int port;
+    const char *client_id;
+    const char *username, *password_file;
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file;
+    int64_t keepalive_ms;
+    int qos;
+    bool clean_session;
+    const char *subs[MQ_MAX_SUBS];  /* topic filters; the last one's SUBACK means connected */
+    int sub_qos[MQ_MAX_SUBS];
+    size_t n_subs;
+    const char *status_topic;   /* NULL: none (a network server's broker) */
+    bool debug_log;             /* libmosquitto's own log lines at log level debug */
+} mq_settings;
+
+/* The settings of CFG's main connection: its input and admin subscriptions, and the topic of
+ * each input that has no connection of its own. Strings point into CFG. */
+void mq_settings_main(const cfg_config *cfg, mq_settings *out);
+/* The settings of input INPUT's own connection (CFG->inputs[INPUT].has_mqtt). */
+void mq_settings_input(const cfg_config *cfg, size_t input, mq_settings *out);
+
 typedef struct mq_callbacks {
     /* A message arrived; TOPIC and PAYLOAD are valid during the call only. May call
      * mq_publish (it only queues: input just read is unstored, so nothing is written) and
      * mq_messages_read, no other mq_* function. */
     void (*on_message)(void *ctx, const char *topic, const void *payload, size_t len);
-    /* Connected and subscribed to <input_prefix>/# (after every reconnect too). */
+    /* Connected and subscribed (after every reconnect too). */
     void (*on_connected)(void *ctx);
     /* The connection was lost (a reconnect is scheduled). */
     void (*on_disconnected)(void *ctx);
 } mq_callbacks;
 
-/* A client for CFG's mqtt section; CFG and CB must outlive the client. Reads the password file.
+/* A client with settings S (copied); CB must outlive the client. Reads the password file.
  * Returns NULL and sets *err (malloc'd, caller frees) on a bad setting (unreadable password
  * file, TLS files rejected by libmosquitto). */
-mq_client *mq_new(uv_loop_t *loop, const cfg_config *cfg, const mq_callbacks *cb, void *ctx,
+mq_client *mq_new(uv_loop_t *loop, const mq_settings *s, const mq_callbacks *cb, void *ctx,
                   char **err);
-
-/* Swaps in a reloaded configuration whose mqtt section is identical (the caller keeps it so). */
-void mq_set_config(mq_client *c, const cfg_config *cfg);
 
 /* Starts connecting; failures are retried with backoff, so this only fails (negative errno) if
  * the loop cannot take the timer. */
@@ -78,6 +103,9 @@ uint64_t mq_reconnects(const mq_client *c);
  * The client may then be freed with mq_free. */
 void mq_close(mq_client *c, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx);
 void mq_free(mq_client *c);
+
+/* Whether TOPIC matches the subscription FILTER (MQTT's + and # wildcards). */
+bool mq_topic_matches(const char *filter, const char *topic);
 
 /* Global libmosquitto init/cleanup, once per process. */
 void mq_library_init(void);

@@ -73,12 +73,24 @@ typedef struct pipe_hist {
     hist_entry e;
 } pipe_hist;
 
+/* One MQTT connection whose input the pipeline acknowledges: the main one (PIPE_SRC_MAIN) and
+ * each input's own (1 + the input's index). Each holds its own barrier: its messages are
+ * acknowledged once the batch holding their effect is confirmed, whatever the others do. */
+#define PIPE_SRC_MAIN 0
+#define PIPE_MAX_SOURCES (1 + CFG_MAX_INPUTS)
+typedef struct pipe_source {
+    mq_client *mq;              /* NULL: none (yet), or being replaced */
+    uint64_t generation;        /* counts clients, so old batches never ack new input */
+    uint64_t batched_upto;      /* messages whose effects are in a sent batch */
+    uint64_t idle_upto;         /* read by a turn that had nothing to store */
+} pipe_source;
+
 /* A sent batch: what its EXEC acknowledges. */
 typedef struct pipe_batch {
     pipeline *p;
-    uint64_t mq_generation;     /* whose messages: a reload may have replaced the client */
-    uint64_t upto;              /* messages read when the batch was sent */
-    uint64_t messages;          /* of which this batch stores the effect */
+    uint64_t generation[PIPE_MAX_SOURCES];  /* whose messages: a reload may replace clients */
+    uint64_t upto[PIPE_MAX_SOURCES];        /* messages read when the batch was sent */
+    uint64_t messages;          /* of which this batch stores the effect, all sources */
     int64_t first_read_ms;
     bool has_daemon;            /* it writes the daemon hash */
 } pipe_batch;
@@ -94,8 +106,11 @@ struct pipeline {
     const cfg_config *cfg;
     store *st;
     fc_engine *fc;
-    mq_client *mq;
-    uint64_t mq_generation;     /* counts clients, so old batches never ack new input */
+    mq_client *mq;              /* the main connection: input, and where outputs go */
+    pipe_source src[PIPE_MAX_SOURCES];
+    inp_set *inputs;            /* SPEC §9 (not owned; NULL: none) */
+    char **input_counter_names; /* "input:<name>:<counter>", n_inputs x INP_C_COUNT (owned) */
+    uint64_t *input_counter_values;
     int64_t started_ms;
 
     lot **lots;                 /* running, in configuration order */
@@ -116,8 +131,6 @@ struct pipeline {
     size_t n_hist, cap_hist;
     pipe_fields fields;         /* scratch */
 
-    uint64_t batched_upto;      /* messages whose effects are in a sent batch */
-    uint64_t idle_upto;         /* read by a turn that had nothing to store */
     int64_t turn_first_read_ms; /* wall time of the first unstored message, or 0 */
 
     uv_check_t turn_end;        /* runs the turn once the loop's I/O callbacks are done */
@@ -173,12 +186,51 @@ void pipe_set_config(pipeline *p, const cfg_config *cfg)
     p->summary_dirty = true;
 }
 
+static void pipe_set_source(pipeline *p, size_t i, mq_client *mq)
+{
+    pipe_source *src = &p->src[i];
+    src->mq = mq;
+    src->generation++;
+    src->batched_upto = 0;
+    src->idle_upto = 0;
+}
+
 void pipe_set_mqtt(pipeline *p, mq_client *mq)
 {
     p->mq = mq;
-    p->mq_generation++;
-    p->batched_upto = 0;
-    p->idle_upto = 0;
+    pipe_set_source(p, PIPE_SRC_MAIN, mq);
+}
+
+void pipe_set_input_mqtt(pipeline *p, size_t input, mq_client *mq)
+{
+    if (input < CFG_MAX_INPUTS)
+        pipe_set_source(p, 1 + input, mq);
+}
+
+static void pipe_free_input_names(pipeline *p)
+{
+    size_t n = p->inputs ? p->inputs->n * INP_C_COUNT : 0;
+    for (size_t i = 0; i < n && p->input_counter_names; i++)
+        free(p->input_counter_names[i]);
+    free(p->input_counter_names);
+    free(p->input_counter_values);
+    p->input_counter_names = NULL;
+    p->input_counter_values = NULL;
+}
+
+void pipe_set_inputs(pipeline *p, inp_set *inputs)
+{
+    pipe_free_input_names(p);
+    p->inputs = inputs;
+    size_t n = inputs ? inputs->n * INP_C_COUNT : 0;
+    p->input_counter_names = util_xcalloc(n + 1, sizeof *p->input_counter_names);
+    p->input_counter_values = util_xcalloc(n + 1, sizeof *p->input_counter_values);
+    for (size_t i = 0; i < n; i++) {
+        char name[CFG_INPUT_NAME_MAX + 64];
+        snprintf(name, sizeof name, "input:%s:%s", inputs->inputs[i / INP_C_COUNT].name,
+                 inp_counter_names[i % INP_C_COUNT]);
+        p->input_counter_names[i] = util_xstrdup(name);
+    }
 }
 
 /* ---- the registry ---- */
@@ -539,26 +591,12 @@ static void pipe_on_turn_end(uv_check_t *check)
     pipe_flush(p, false);
 }
 
-void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t len)
+/* The lot's part of a message, parsed to T and EV at event time TS: the SPEC §3 rules, the
+ * counters, and the turn's bookkeeping. */
+static lot_outcome pipe_apply(pipeline *p, lot *l, const pl_topic *t, const pl_event *ev,
+                              int64_t ts, int64_t wall, const char *topic)
 {
-    if (pipe_is_own_output(p, topic))
-        return;     /* our retained outputs live under the input prefix by default */
-    p->counters[PIPE_C_MESSAGES_IN]++;
-    pipe_end_turn_soon(p);
-    int64_t wall = util_wall_ms();
-    if (!p->turn_first_read_ms)
-        p->turn_first_read_ms = wall;
-    if (pipe_is_admin(p, topic)) {
-        pipe_on_admin(p, topic, payload, len);
-        return;
-    }
-    pl_topic t;
-    pl_event ev;
-    int64_t ts;
-    lot *l = pipe_parse(p, topic, payload, len, wall, &t, &ev, &ts);
-    if (!l)
-        return;
-    lot_outcome o = lot_apply(l, &t, &ev, ts, p->cfg->limits.max_bays_per_lot);
+    lot_outcome o = lot_apply(l, t, ev, ts, p->cfg->limits.max_bays_per_lot);
     pipe_count_outcome(p, l, &o, topic);
     if (o.result == LOT_APPLIED || o.result == LOT_UNCHANGED)
         pipe_see_event_time(p, ts, wall);
@@ -570,6 +608,104 @@ void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t
         pipe_observe(p, l);
         pipe_consider(p, l, uv_now(p->loop), false);
     }
+    return o;
+}
+
+/* Every message read counts toward the turn, whichever connection brought it. */
+static int64_t pipe_note_read(pipeline *p)
+{
+    p->counters[PIPE_C_MESSAGES_IN]++;
+    pipe_end_turn_soon(p);
+    int64_t wall = util_wall_ms();
+    if (!p->turn_first_read_ms)
+        p->turn_first_read_ms = wall;
+    return wall;
+}
+
+/* The input (of those without a connection of their own) whose topic filter TOPIC matches, or
+ * -1. Inputs come first: their filters may overlap the input prefix. */
+static int pipe_shared_input(const pipeline *p, const char *topic)
+{
+    for (size_t i = 0; p->inputs && i < p->inputs->n; i++) {
+        const inp_input *in = &p->inputs->inputs[i];
+        if (!in->own_connection && mq_topic_matches(in->topic, topic))
+            return (int)i;
+    }
+    return -1;
+}
+
+void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t len)
+{
+    if (pipe_is_own_output(p, topic))
+        return;     /* our retained outputs live under the input prefix by default */
+    int input = pipe_shared_input(p, topic);
+    if (input >= 0) {
+        pipe_on_input_message(p, (size_t)input, topic, payload, len);
+        return;
+    }
+    int64_t wall = pipe_note_read(p);
+    if (pipe_is_admin(p, topic)) {
+        pipe_on_admin(p, topic, payload, len);
+        return;
+    }
+    pl_topic t;
+    pl_event ev;
+    int64_t ts;
+    lot *l = pipe_parse(p, topic, payload, len, wall, &t, &ev, &ts);
+    if (l)
+        pipe_apply(p, l, &t, &ev, ts, wall, topic);
+}
+
+/* ---- input from network servers (SPEC §9) ---- */
+
+/* Log lines for input rejections share log_rejected's per-reason limits, after parkd's own
+ * reasons (PL_REJECT_COUNT of them). */
+_Static_assert(PL_REJECT_COUNT + INP_C_COUNT <= 32, "log_rejected has 32 reason slots");
+
+static void pipe_log_input(const pipeline *p, size_t i, enum inp_counter why, const char *topic)
+{
+    if (why == INP_C_DUPLICATE || why == INP_C_NOT_UPLINK)
+        return;     /* normal: two gateways, a join, a status message */
+    char detail[CFG_INPUT_NAME_MAX + 32];
+    snprintf(detail, sizeof detail, "input %s", p->inputs->inputs[i].name);
+    log_rejected(PL_REJECT_COUNT + (unsigned)why, inp_counter_names[why], topic, detail);
+}
+
+static enum inp_counter pipe_input_outcome(const lot_outcome *o)
+{
+    switch (o->result) {
+    case LOT_APPLIED:           return INP_C_APPLIED;
+    case LOT_UNCHANGED:         return INP_C_UNCHANGED;
+    case LOT_IGNORED_OLD:       return INP_C_IGNORED_OLD;
+    case LOT_IGNORED_DUPLICATE: return INP_C_DUPLICATE;
+    case LOT_REJECTED:          return inp_counter_for_reject(o->reject);
+    }
+    return INP_C_REJECTED_MALFORMED;
+}
+
+void pipe_on_input_message(pipeline *p, size_t i, const char *topic, const void *payload,
+                           size_t len)
+{
+    if (!p->inputs || i >= p->inputs->n)
+        return;
+    int64_t wall = pipe_note_read(p);
+    inp_event e;
+    enum inp_counter why;
+    if (!inp_take(p->inputs, i, topic, payload, len, wall, &e, &why)) {
+        pipe_log_input(p, i, why, topic);
+        return;
+    }
+    lot *l = pipe_find_lot(p, e.topic.lot);
+    int64_t ts = e.ev.has_ts ? e.ev.ts_ms : wall;
+    why = !l ? INP_C_REJECTED_UNKNOWN_LOT
+             : ts > wall + p->cfg->limits.max_future_ms ? INP_C_REJECTED_FUTURE : INP_C_COUNT;
+    if (why != INP_C_COUNT) {
+        inp_count(p->inputs, i, why);
+        pipe_log_input(p, i, why, topic);
+        return;
+    }
+    lot_outcome o = pipe_apply(p, l, &e.topic, &e.ev, ts, wall, topic);
+    inp_count(p->inputs, i, pipe_input_outcome(&o));
 }
 
 /* ---- staleness and the event clock ---- */
@@ -634,18 +770,27 @@ static void pipe_observe_latency(pipeline *p, const pipe_batch *b)
 /* Without the acknowledgement barrier (QoS 0) input would outrun Redis; this bounds it. */
 static void pipe_update_backpressure(pipeline *p)
 {
-    if (p->mq)
-        mq_set_backpressure(p->mq, store_batches_in_flight(p->st) >= PIPE_MAX_BATCHES_IN_FLIGHT);
+    bool full = store_batches_in_flight(p->st) >= PIPE_MAX_BATCHES_IN_FLIGHT;
+    for (size_t i = 0; i < PIPE_MAX_SOURCES; i++)
+        if (p->src[i].mq)
+            mq_set_backpressure(p->src[i].mq, full);
 }
 
-/* UPTO: what the confirmed batch holds (0 for a batch of an earlier client, e.g. the
- * startup batch sent before MQTT connected). */
-static void pipe_mark_stored(pipeline *p, uint64_t upto)
+/* Every connection's input that batch B holds is stored (none of a client that has been
+ * replaced since, e.g. the startup batch sent before MQTT connected). */
+static void pipe_mark_stored(pipeline *p, const pipe_batch *b)
 {
-    if (p->idle_upto > upto && store_batches_in_flight(p->st) == 0)
-        upto = p->idle_upto;    /* input of turns that had nothing to store, read since */
-    if (upto)
-        mq_mark_stored(p->mq, upto);
+    bool none_in_flight = store_batches_in_flight(p->st) == 0;
+    for (size_t i = 0; i < PIPE_MAX_SOURCES; i++) {
+        pipe_source *src = &p->src[i];
+        if (!src->mq)
+            continue;
+        uint64_t upto = src->generation == b->generation[i] ? b->upto[i] : 0;
+        if (src->idle_upto > upto && none_in_flight)
+            upto = src->idle_upto;  /* input of turns that had nothing to store, read since */
+        if (upto)
+            mq_mark_stored(src->mq, upto);
+    }
 }
 
 static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
@@ -654,8 +799,7 @@ static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
     pipeline *p = b->p;
     if (ok) {
         pipe_observe_latency(p, b);
-        if (p->mq)
-            pipe_mark_stored(p, p->mq_generation == b->mq_generation ? b->upto : 0);
+        pipe_mark_stored(p, b);
         p->daemon_stored |= b->has_daemon;
     }
     /* A failure (the connection went) needs nothing here: the store reconnects, and
@@ -787,7 +931,11 @@ static void pipe_write_daemon_hash(pipeline *p)
     p->counters[PIPE_C_REDIS_TIMEOUTS] = store_timeouts(p->st);
     p->counters[PIPE_C_REDIS_REFUSALS] = store_refusals(p->st);
     store_counters c = { pipe_counter_names, p->counters, PIPE_C_COUNT };
-    store_batch_daemon(p->st, p->started_ms, &c);
+    size_t n = p->inputs ? p->inputs->n * INP_C_COUNT : 0;
+    for (size_t i = 0; i < n; i++)
+        p->input_counter_values[i] = p->inputs->inputs[i / INP_C_COUNT].counters[i % INP_C_COUNT];
+    store_counters in = { (const char *const *)p->input_counter_names, p->input_counter_values, n };
+    store_batch_daemon(p->st, p->started_ms, &c, &in);
     p->daemon_due = false;
 }
 
@@ -918,17 +1066,25 @@ static bool pipe_has_work(const pipeline *p)
  * writes the last of them acknowledges it (batches are confirmed in order). */
 static void pipe_commit(pipeline *p, bool has_daemon, bool partial)
 {
-    uint64_t upto = p->mq && !partial ? mq_messages_read(p->mq) : 0;
-    pipe_batch *b = util_xmalloc(sizeof *b);
-    *b = (pipe_batch){ p, p->mq_generation, upto, partial ? 0 : upto - p->batched_upto,
-                       partial ? 0 : p->turn_first_read_ms, has_daemon };
+    pipe_batch *b = util_xcalloc(1, sizeof *b);
+    *b = (pipe_batch){ .p = p, .first_read_ms = partial ? 0 : p->turn_first_read_ms,
+                       .has_daemon = has_daemon };
+    for (size_t i = 0; i < PIPE_MAX_SOURCES; i++) {
+        const pipe_source *src = &p->src[i];
+        b->generation[i] = src->generation;
+        b->upto[i] = src->mq && !partial ? mq_messages_read(src->mq) : 0;
+        if (b->upto[i])
+            b->messages += b->upto[i] - src->batched_upto;
+    }
     if (store_batch_commit(p->st, (uint64_t)(uintptr_t)b, pipe_on_batch_done, p) < 0) {
         free(b);
         pipe_resync_all(p);     /* the reconnect writes everything again */
         return;
     }
     if (!partial) {
-        p->batched_upto = upto;
+        for (size_t i = 0; i < PIPE_MAX_SOURCES; i++)
+            if (b->upto[i])
+                p->src[i].batched_upto = b->upto[i];
         p->turn_first_read_ms = 0;
     }
     p->counters[PIPE_C_REDIS_BATCHES]++;
@@ -939,17 +1095,20 @@ static void pipe_commit(pipeline *p, bool has_daemon, bool partial)
  * after the batches still in flight, which were sent before it was read. */
 static void pipe_ack_idle(pipeline *p)
 {
-    if (!p->mq)
-        return;
-    uint64_t upto = mq_messages_read(p->mq);
-    if (upto == p->batched_upto)
-        return;
-    p->batched_upto = upto;
-    p->turn_first_read_ms = 0;
-    if (store_batches_in_flight(p->st) == 0)
-        mq_mark_stored(p->mq, upto);
-    else
-        p->idle_upto = upto;
+    for (size_t i = 0; i < PIPE_MAX_SOURCES; i++) {
+        pipe_source *src = &p->src[i];
+        if (!src->mq)
+            continue;
+        uint64_t upto = mq_messages_read(src->mq);
+        if (upto == src->batched_upto)
+            continue;
+        src->batched_upto = upto;
+        p->turn_first_read_ms = 0;
+        if (store_batches_in_flight(p->st) == 0)
+            mq_mark_stored(src->mq, upto);
+        else
+            src->idle_upto = upto;
+    }
 }
 
 void pipe_flush(pipeline *p, bool drain)
@@ -1033,6 +1192,13 @@ void pipe_metrics(const pipeline *p, metrics_snapshot *snap)
     snap->latency_count = p->latency_count;
     snap->latency_sum_seconds = p->latency_sum;
     snap->started_ms = p->started_ms;
+    size_t n = p->inputs ? p->inputs->n : 0;
+    for (size_t i = 0; i < n * INP_C_COUNT; i++)
+        p->input_counter_values[i] = p->inputs->inputs[i / INP_C_COUNT].counters[i % INP_C_COUNT];
+    snap->n_inputs = n;
+    snap->input_counter_names = inp_counter_names;
+    snap->input_counters = p->input_counter_values;
+    snap->n_input_counters = INP_C_COUNT;
 }
 
 /* ---- teardown ---- */
@@ -1057,6 +1223,8 @@ void pipe_free(pipeline *p)
     if (!p)
         return;
     p->mq = NULL;
+    memset(p->src, 0, sizeof p->src);
+    pipe_free_input_names(p);
     for (size_t i = 0; i < p->n_lots; i++)
         pipe_free_lot(p, p->lots[i]);
     p->n_queued = 0;

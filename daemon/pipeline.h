@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "forecast.h"
+#include "input.h"
 #include "lot.h"
 #include "metrics.h"
 #include "mqtt.h"
@@ -57,6 +58,14 @@ void pipe_set_config(pipeline *p, const cfg_config *cfg);
  * later one. */
 void pipe_set_mqtt(pipeline *p, mq_client *mq);
 
+/* Input INPUT's own connection (SPEC §9; an input without one rides on the main connection):
+ * its messages are acknowledged under the same barrier, on their own. NULL: none now. */
+void pipe_set_input_mqtt(pipeline *p, size_t input, mq_client *mq);
+
+/* The network-server inputs (not owned; they must outlive their use, NULL: none). The main
+ * connection's messages on a topic of an input without its own connection go to it. */
+void pipe_set_inputs(pipeline *p, inp_set *inputs);
+
 /* ---- the registry ---- */
 
 /* Starts running L (restored already; the pipeline owns it from now on): input for its id is
@@ -76,6 +85,10 @@ void pipe_order_lots(pipeline *p, char *const *ids, size_t n);
  * (pipe_flush) runs once per loop iteration, after that iteration's I/O callbacks, so every
  * message read in it shares one batch. */
 void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t len);
+
+/* One message of input I (its own connection's on_message, or routed by pipe_on_message). */
+void pipe_on_input_message(pipeline *p, size_t i, const char *topic, const void *payload,
+                           size_t len);
 
 /* Every lot's configuration and the lot id set are written in the next batch (start, reload). */
 void pipe_resync_config(pipeline *p);

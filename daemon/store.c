@@ -1153,7 +1153,8 @@ void store_batch_update(store *s, const char *json, size_t len)
     store_send(s, &a);
 }
 
-void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c)
+void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c,
+                        const store_counters *more)
 {
     store_args *a = util_xmalloc(sizeof *a);
     a->argc = 0;
@@ -1168,6 +1169,10 @@ void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c)
     for (size_t i = 0; i < c->n && a->argc + 2 <= STORE_ARGS_MAX; i++) {
         store_arg_str(a, c->names[i]);
         store_arg_fmt(a, "%" PRIu64, c->values[i]);
+    }
+    for (size_t i = 0; more && i < more->n && a->argc + 2 <= STORE_ARGS_MAX; i++) {
+        store_arg_str(a, more->names[i]);
+        store_arg_fmt(a, "%" PRIu64, more->values[i]);
     }
     store_send(s, a);
     free(a);

@@ -115,8 +115,9 @@ void store_batch_model(store *s, const char *lot_id, size_t n, const char *const
 void store_batch_forecast(store *s, const char *lot_id, const fc_forecast *f);
 /* PUBLISH of an availability JSON on the <prefix>updates channel. */
 void store_batch_update(store *s, const char *json, size_t len);
-/* The parkd:daemon hash: version, pid, started_ms and the counters. */
-void store_batch_daemon(store *s, int64_t started_ms, const store_counters *counters);
+/* The parkd:daemon hash: version, pid, started_ms, the COUNTERS and MORE (NULL: none). */
+void store_batch_daemon(store *s, int64_t started_ms, const store_counters *counters,
+                        const store_counters *more);
 
 /* Sends EXEC. DONE(CTX, TOKEN, ok) runs once: when Redis has executed the batch (ok; batches
  * are confirmed in the order they were committed), or when the connection was lost or timed
