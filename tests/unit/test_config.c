@@ -654,6 +654,63 @@ static void test_zones_and_categories(void **state)
     expect_one_error(text, 6, 9, "missing required key \"bays\"");
 }
 
+
+/* SPEC §9: inputs, their defaults, and their mistakes at their line and column. */
+static void test_inputs(void **state)
+{
+    cfg_config *cfg = load_ok("lots:\n  - {id: P1, capacity: 5, source: bays}\n"
+        "inputs:\n"
+        "  - name: tts\n"
+        "    format: ttn-v3\n"
+        "    mqtt: {host: eu1.example, port: 8883, username: app@ttn, tls: {ca_file: /x}}\n"
+        "    occupied: {field: decoded_payload.occupied}\n"
+        "    devices_file: /etc/parkd/tts.csv\n"
+        "  - name: cs\n"
+        "    format: chirpstack-v4\n"
+        "    occupied: {field: status, occupied: [occupied, 1], free: [\"free\", 0]}\n"
+        "    devices_file: /etc/parkd/cs.csv\n");
+    assert_int_equal(cfg->n_inputs, 2);
+    const cfg_input *tts = &cfg->inputs[0], *cs = &cfg->inputs[1];
+    assert_true(tts->has_mqtt);
+    assert_string_equal(tts->mqtt.client_id, "parkd-tts");
+    assert_int_equal(tts->mqtt.port, 8883);
+    assert_int_equal(tts->mqtt.qos, 1);
+    assert_false(tts->mqtt.clean_session);
+    assert_string_equal(tts->topic, "v3/+/devices/+/up");
+    assert_int_equal(tts->max_payload, 65536);
+    assert_false(cs->has_mqtt);
+    assert_string_equal(cs->topic, "application/+/device/+/event/up");
+    assert_int_equal(cs->n_occupied_values, 2);
+    assert_string_equal(cs->occupied_values[0], "\"occupied\"");
+    assert_string_equal(cs->occupied_values[1], "1");
+    assert_string_equal(cs->free_values[0], "\"free\"");
+    assert_false(cfg_inputs_connections_differ(cfg, cfg));
+    cfg_free(cfg);
+    const char *head = "lots:\n  - {id: P1, capacity: 5, source: bays}\ninputs:\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s  - {name: a, format: lora, occupied: {field: x}, "
+             "devices_file: d}\n", head);
+    expect_one_error(text, 4, 23, "expected one of ttn-v3, chirpstack-v4");
+    snprintf(text, sizeof text, "%s  - {name: \"a b\", format: ttn-v3, occupied: {field: x}, "
+             "devices_file: d}\n", head);
+    expect_one_error(text, 4, 12, "must match [A-Za-z0-9_-]+");
+    snprintf(text, sizeof text, "%s  - {name: a, format: ttn-v3, occupied: {field: \"a..b\"}, "
+             "devices_file: d}\n", head);
+    expect_one_error(text, 4, 49, "empty segment");
+    snprintf(text, sizeof text, "%s  - {name: a, format: ttn-v3, devices_file: d, "
+             "occupied: {field: x, occupied: [1], free: [1]}}\n", head);
+    expect_one_error(text, 4, 91, "listed twice");
+    snprintf(text, sizeof text, "%s  - {name: a, format: ttn-v3, occupied: {field: x}, "
+             "devices_file: d, mqtt: {port: 1}}\n", head);
+    expect_one_error(text, 4, 76, "missing required key \"host\"");
+    snprintf(text, sizeof text, "%s  - {name: a, format: ttn-v3, occupied: {field: x}}\n", head);
+    expect_one_error(text, 4, 5, "missing required key \"devices_file\"");
+    snprintf(text, sizeof text, "%s  - {name: a, format: ttn-v3, occupied: {field: x}, "
+             "devices_file: d}\n  - {name: a, format: ttn-v3, occupied: {field: x}, "
+             "devices_file: d}\n", head);
+    expect_one_error(text, 5, 5, "duplicate input name \"a\"");
+}
+
 static void test_missing_required(void **state)
 {
     expect_one_error("mqtt: {port: 1883}\n", 1, 1, "missing required key \"lots\"");
@@ -1210,6 +1267,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_duplicate_lot_id),
         cmocka_unit_test(test_zones_and_categories),
+        cmocka_unit_test(test_inputs),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_empty_lots),
         cmocka_unit_test(test_bad_id_and_source),
