@@ -2387,22 +2387,57 @@ static const cfg_file_rule cfg_file_rules[] = {
     {"mqtt.tls.cert_file", offsetof(cfg_config, mqtt.tls_cert_file), false},
 };
 
+/* One file to look at: the key that names it (for the message), its path, and whether it holds
+ * a secret. */
+typedef struct cfg_file_check {
+    char name[64];
+    const char *file;
+    bool secret;
+} cfg_file_check;
+
 /* Appends "CFGPATH: warning: KEY "FILE" MESSAGE\n" to *TEXT (of *LEN bytes, *CAP allocated). */
 __attribute__((format(printf, 6, 7)))
 static void cfg_warn_file(char **text, size_t *len, size_t *cap, const cfg_config *cfg,
-                          const cfg_file_rule *r, const char *fmt, ...)
+                          const cfg_file_check *c, const char *fmt, ...)
 {
     char q[320], msg[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *file = *(char *const *)((const char *)cfg + r->offset);
     const char *path = cfg->path ? cfg->path : "parkd";
-    size_t need = strlen(path) + strlen(r->name) + sizeof q + sizeof msg + 32;
+    size_t need = strlen(path) + strlen(c->name) + sizeof q + sizeof msg + 32;
     util_grow((void **)text, cap, *len + need, 1);
-    *len += (size_t)snprintf(*text + *len, *cap - *len, "%s: warning: %s %s %s\n", path, r->name,
-                             cfg_quote(file, q, sizeof q), msg);
+    *len += (size_t)snprintf(*text + *len, *cap - *len, "%s: warning: %s %s %s\n", path, c->name,
+                             cfg_quote(c->file, q, sizeof q), msg);
+}
+
+/* Every file CFG names for reading at start: the rules' and each input's connection's. */
+static size_t cfg_files_to_check(const cfg_config *cfg, cfg_file_check *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof cfg_file_rules / sizeof cfg_file_rules[0] && n < cap; i++) {
+        const cfg_file_rule *r = &cfg_file_rules[i];
+        const char *file = *(char *const *)((const char *)cfg + r->offset);
+        if (!file)
+            continue;
+        out[n] = (cfg_file_check){ .file = file, .secret = r->secret };
+        snprintf(out[n++].name, sizeof out->name, "%s", r->name);
+    }
+    for (size_t i = 0; i < cfg->n_inputs; i++) {
+        const cfg_mqtt_conn *m = &cfg->inputs[i].mqtt;
+        const struct { const char *key, *file; bool secret; } f[] = {
+            {"password_file", m->password_file, true}, {"tls.key_file", m->tls_key_file, true},
+            {"tls.ca_file", m->tls_ca_file, false}, {"tls.cert_file", m->tls_cert_file, false},
+        };
+        for (size_t k = 0; k < sizeof f / sizeof f[0] && n < cap; k++) {
+            if (!cfg->inputs[i].has_mqtt || !f[k].file)
+                continue;
+            out[n] = (cfg_file_check){ .file = f[k].file, .secret = f[k].secret };
+            snprintf(out[n++].name, sizeof out->name, "inputs[%zu].mqtt.%s", i, f[k].key);
+        }
+    }
+    return n;
 }
 
 int cfg_check_secret_files(const cfg_config *cfg, char **warnings)
@@ -2411,11 +2446,11 @@ int cfg_check_secret_files(const cfg_config *cfg, char **warnings)
     size_t len = 0, cap = 0;
     int n = 0;
     *warnings = NULL;
-    for (size_t i = 0; i < sizeof cfg_file_rules / sizeof cfg_file_rules[0]; i++) {
-        const cfg_file_rule *r = &cfg_file_rules[i];
-        const char *file = *(char *const *)((const char *)cfg + r->offset);
-        if (!file)
-            continue;
+    cfg_file_check files[8 + 4 * CFG_MAX_INPUTS];
+    size_t n_files = cfg_files_to_check(cfg, files, sizeof files / sizeof files[0]);
+    for (size_t i = 0; i < n_files; i++) {
+        const cfg_file_check *r = &files[i];
+        const char *file = r->file;
         /* O_NONBLOCK: a FIFO or device named by mistake must not hang --check. */
         int fd = open(file, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         struct stat st;

@@ -192,7 +192,8 @@ const cfg_lot *cfg_find_lot(const cfg_config *cfg, const char *id);
 int cfg_parse_duration(const char *s, int64_t *ms);
 
 /* Looks at the files CFG reads at start-up without opening them for long: each secret file
- * (mqtt.password_file, redis.password_file, mqtt.tls.key_file) must be a non-empty regular file
+ * (mqtt.password_file, redis.password_file, mqtt.tls.key_file, and each input connection's)
+ * must be a non-empty regular file
  * readable by this process and by neither group nor others; the other *_file paths
  * (mqtt.tls.ca_file, mqtt.tls.cert_file) must be readable. Nothing is read from the files, so no
  * secret can end up in a warning. Returns the number of warnings; when there are any, *WARNINGS
