@@ -828,9 +828,13 @@ int daemon_start(parkd *d)
         return rc;
     }
     daemon_start_http(d);
-    log_info("parkd %s starting: %zu lots, redis %s:%d, mqtt %s:%d", PARKD_VERSION,
-             d->n_restoring, d->cfg->redis.socket ? d->cfg->redis.socket : d->cfg->redis.host,
-             d->cfg->redis.port, d->cfg->mqtt.host, d->cfg->mqtt.port);
+    char redis_at[300];
+    if (d->cfg->redis.socket)   /* a socket has no port: "path:6379" read as a TCP address */
+        snprintf(redis_at, sizeof redis_at, "unix:%s", d->cfg->redis.socket);
+    else
+        snprintf(redis_at, sizeof redis_at, "%s:%d", d->cfg->redis.host, d->cfg->redis.port);
+    log_info("parkd %s starting: %zu lots, redis %s, mqtt %s:%d", PARKD_VERSION, d->n_restoring,
+             redis_at, d->cfg->mqtt.host, d->cfg->mqtt.port);
     return 0;
 }
 
