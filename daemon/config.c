@@ -199,6 +199,12 @@ static const cfg_key cfg_keys[] = {
 
     SPECIAL(C, "timezone", CFG_T_TIMEZONE, NULLSTR, NULL, timezone, AT_START),
 
+    /* SPEC §11. Read at start only: a role cannot change under a running instance. */
+    SECTION("ha"),
+    SPECIAL(C, "ha.instance", CFG_T_ID, CFG_F_NULLABLE, NULL, ha.instance, AT_START),
+    /* renewed every third of it; at least 1 s, so a renewal has room for a slow reply */
+    DUR(C, "ha.lease", 0, MS_SECOND, MS_HOUR, "5s", ha.lease_ms, AT_START),
+
     SECTION("defaults"),
     DUR(C, "defaults.stale_after", 0, 1, MS_YEAR, "1h", defaults.stale_after_ms),
     DBL(C, "defaults.almost_full", CFG_F_MIN_EXCL, 0, 1, "0.9", defaults.almost_full),
@@ -2126,6 +2132,7 @@ static void cfg_load_document(cfg_parser *p, yaml_node_t *root)
         return;
     }
     cfg_walk_mapping(p, "", root);
+    p->cfg->ha.enabled = cfg_seen_key(p, "ha")->key != NULL;
     cfg_check_mqtt(p);
     cfg_check_redis(p);
     cfg_check_http(p);

@@ -169,6 +169,11 @@ typedef struct cfg_config {
         char *map_tile_url;
     } http;
     char *timezone;                     /* NULL: the system's */
+    struct {
+        bool enabled;          /* the ha section is there (SPEC §11: off when absent) */
+        char *instance;        /* NULL: hostname-pid, chosen at start */
+        int64_t lease_ms;
+    } ha;
     struct { int64_t stale_after_ms; double almost_full; double hysteresis; } defaults;
     cfg_lot *lots;
     size_t n_lots;
