@@ -78,6 +78,12 @@ struct store {
     uint64_t confirmed_seq;     /* of the last confirmed batch, 0 before the first */
     struct store_bay_writer *bay_writer;    /* scratch argv space, reused every batch */
     struct store_gate_writer *gate_writer;
+    /* SPEC §11 fencing: while FENCE_EPOCH is set, a batch goes out only after WATCH and GET of
+     * <prefix>epoch showed it, one batch on the wire at a time (EXEC ends every WATCH) */
+    uint64_t fence_epoch;       /* 0: no fencing */
+    char leader[96];            /* for the daemon hash: the active instance ("": no ha) */
+    bool fence_lost;            /* another epoch was seen: nothing is sent any more */
+    struct store_batch *on_wire;    /* the fenced batch between its GET and its EXEC reply */
     int handles_open;
     void (*close_done)(void *ctx);
     void *close_ctx;
@@ -101,13 +107,14 @@ static void store_connect(store *s);
 
 enum store_key {
     STORE_KEY_LOTS, STORE_KEY_DAEMON, STORE_KEY_UPDATES, STORE_KEY_WRITTEN,
+    STORE_KEY_LEADER, STORE_KEY_EPOCH,
     STORE_KEY_LOT, STORE_KEY_STATE, STORE_KEY_BAYS, STORE_KEY_BAYSTATE, STORE_KEY_GATESEQ,
     STORE_KEY_MODEL, STORE_KEY_FORECAST, STORE_KEY_HISTORY
 };
 
 static const char *const store_key_names[] = {
     [STORE_KEY_LOTS] = "lots", [STORE_KEY_DAEMON] = "daemon", [STORE_KEY_UPDATES] = "updates",
-    [STORE_KEY_WRITTEN] = "written",
+    [STORE_KEY_WRITTEN] = "written", [STORE_KEY_LEADER] = "leader", [STORE_KEY_EPOCH] = "epoch",
     [STORE_KEY_LOT] = "", [STORE_KEY_STATE] = ":state", [STORE_KEY_BAYS] = ":bays",
     [STORE_KEY_BAYSTATE] = ":baystate", [STORE_KEY_GATESEQ] = ":gateseq",
     [STORE_KEY_MODEL] = ":model", [STORE_KEY_FORECAST] = ":forecast",
@@ -149,6 +156,7 @@ typedef struct store_batch {
     void (*done)(void *ctx, uint64_t token, bool ok);
     void *ctx;
     bool refused;               /* this round's EXEC was refused */
+    bool sent;                  /* fenced: its MULTI...EXEC went out this round */
     char cause[STORE_CAUSE_MAX];    /* the first error a queued command got this round */
 } store_batch;
 
@@ -340,6 +348,11 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 static void store_send_batch(store *s, store_batch *b);
+static void store_send_kept(store *s, store_batch *b);
+static void store_fence_next(store *s);
+static bool store_fence_exec_done(store *s, struct store_batch *b, const redisReply *reply);
+static int store_fence_commit(store *s, struct store_batch *b, uint64_t token,
+                              void (*done)(void *ctx, uint64_t token, bool ok), void *ctx);
 
 /* Connected: whether Redis still holds all that was confirmed decides what the caller
  * writes (intact: only what changes from now; else everything). */
@@ -349,6 +362,8 @@ static void store_set_ready(store *s, bool intact)
     if (!intact)
         store_fail_batches(s);
     s->cb->on_connected(s->ctx, intact);
+    if (s->fence_epoch)
+        store_fence_next(s);    /* the kept batches store_take_mark queued for the fence */
 }
 
 /* The mark Redis holds, against this run's: the batches it names and those before it were
@@ -375,7 +390,7 @@ static bool store_take_mark(store *s, const redisReply *reply)
     /* the rest first, so that nothing the confirmations' callbacks start can overtake it */
     for (store_batch *b = s->head; b; b = b->next) {
         if (b->seq > seq)
-            store_send_batch(s, b);
+            store_send_kept(s, b);
     }
     s->ready = true;    /* the confirmations' callbacks may look */
     while (s->head && s->head->seq <= seq)
@@ -707,6 +722,8 @@ static void store_send_argv(store *s, int argc, const char **argv, const size_t 
         *p++ = '\n';
     }
     store_batch_end_command(b, (size_t)(p - start));
+    if (s->fence_epoch)
+        return;     /* sent whole once the fence check passed (store_fence_next) */
     if (redisAsyncFormattedCommand(s->ac, store_on_queued, b, start, (size_t)(p - start)) !=
         REDIS_OK)
         log_warning("redis: command not sent: the connection is closing");
@@ -1170,6 +1187,12 @@ void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c,
         store_arg_str(a, c->names[i]);
         store_arg_fmt(a, "%" PRIu64, c->values[i]);
     }
+    if (s->leader[0]) {
+        store_arg_str(a, "leader");
+        store_arg_str(a, s->leader);
+        store_arg_str(a, "epoch");
+        store_arg_fmt(a, "%" PRIu64, s->fence_epoch);
+    }
     for (size_t i = 0; more && i < more->n && a->argc + 2 <= STORE_ARGS_MAX; i++) {
         store_arg_str(a, more->names[i]);
         store_arg_fmt(a, "%" PRIu64, more->values[i]);
@@ -1184,7 +1207,7 @@ int store_batch_begin(store *s)
         return -ENOTCONN;
     if (s->open)
         abort();    /* two owners of one batch: the bug this API exists to prevent */
-    if (redisAsyncCommand(s->ac, NULL, NULL, "MULTI") != REDIS_OK)
+    if (!s->fence_epoch && redisAsyncCommand(s->ac, NULL, NULL, "MULTI") != REDIS_OK)
         return -ENOTCONN;
     s->open = store_batch_new(s);
     return 0;
@@ -1224,7 +1247,7 @@ static void store_on_resend_timer(uv_timer_t *timer)
     if (!store_is_connected(s) || s->closing)
         return;     /* the disconnect failed the batches */
     for (store_batch *b = s->head; b; b = b->next)
-        store_send_batch(s, b);
+        store_send_kept(s, b);
 }
 
 /* Every batch has its reply for this round and the head was refused: all go again, in order,
@@ -1288,6 +1311,8 @@ static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
     s->execs_waiting--;
     if (!r)
         return;     /* the connection went: store_fail_batches fails every batch */
+    if (s->fence_epoch && store_fence_exec_done(s, b, r))
+        return;
     const char *refusal = store_exec_refusal(s, b, r);
     if (refusal) {
         b->refused = true;
@@ -1298,6 +1323,8 @@ static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
     /* else an earlier batch was refused: this one goes again after it, so they stay in order */
     if (s->head && s->head->refused && s->execs_waiting == 0 && !s->closing)
         store_schedule_resend(s);
+    else if (s->fence_epoch)
+        store_fence_next(s);
 }
 
 /* MULTI, B's commands as they were built, EXEC. */
@@ -1344,6 +1371,7 @@ static void store_drop_round(store *s)
         store_batch_free(b);
     }
     s->execs_waiting = 0;
+    s->on_wire = NULL;
     s->refusing = false;
     s->refusals_now = 0;
     uv_timer_stop(&s->resend_timer);
@@ -1384,6 +1412,8 @@ int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_
     b->seq = ++s->next_seq;
     store_batch_mark(s, b);
     s->open = NULL;
+    if (s->fence_epoch)
+        return store_fence_commit(s, b, token, done, ctx);
     if (!store_is_connected(s) || store_command(s, store_on_exec, b, "EXEC") < 0) {
         /* hiredis may still call back for the commands it took: keep B until it cannot */
         b->next = s->dead;
@@ -1401,6 +1431,202 @@ int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_
     s->n_batches++;
     s->execs_waiting++;
     return 0;
+}
+
+
+/* ---- fencing (SPEC §11) ---- */
+
+/* A kept batch goes again: at once without fencing; fenced, it waits its turn through the
+ * fence check. */
+static void store_send_kept(store *s, store_batch *b)
+{
+    if (!s->fence_epoch) {
+        store_send_batch(s, b);
+        return;
+    }
+    b->sent = false;
+    store_fence_next(s);
+}
+
+/* Another instance holds a newer epoch: this one must not write a byte more. Every batch is
+ * dropped (not failed: nothing is to be written again) and the owner told once. */
+static void store_fence_lose(store *s, const char *why)
+{
+    if (s->fence_lost)
+        return;
+    s->fence_lost = true;
+    log_error("redis: fenced: %s; this instance writes nothing more", why);
+    if (s->cb->on_fenced)
+        s->cb->on_fenced(s->ctx);
+}
+
+static void store_on_fence_check(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store_batch *b = privdata;
+    store *s = b->s;
+    store_got_reply(s);
+    redisReply *reply = r;
+    if (!reply || s->on_wire != b)
+        return;     /* the connection went: the batch is kept and checked again */
+    char want[32];
+    snprintf(want, sizeof want, "%" PRIu64, s->fence_epoch);
+    if (reply->type != REDIS_REPLY_STRING || strcmp(reply->str, want) != 0) {
+        redisAsyncCommand(s->ac, NULL, NULL, "UNWATCH");
+        char why[96];
+        snprintf(why, sizeof why, "the epoch is %s, not %s",
+                 reply->type == REDIS_REPLY_STRING ? reply->str : "unset", want);
+        store_fence_lose(s, why);
+        return;
+    }
+    b->sent = true;
+    store_send_batch(s, b);     /* MULTI ... EXEC: aborted if the epoch moves meanwhile */
+}
+
+/* The next batch that has not gone out, if none is on the wire: WATCH and GET the epoch. */
+static void store_fence_next(store *s)
+{
+    if (s->on_wire || s->fence_lost || !store_is_connected(s) || s->closing || s->refusing)
+        return;
+    store_batch *b = s->head;
+    while (b && b->sent)
+        b = b->next;
+    if (!b)
+        return;
+    char key[STORE_KEY_MAX];
+    store_key(s, STORE_KEY_EPOCH, NULL, key, sizeof key);
+    s->on_wire = b;
+    if (redisAsyncCommand(s->ac, NULL, NULL, "WATCH %s", key) != REDIS_OK ||
+        store_command(s, store_on_fence_check, b, "GET %s", key) < 0)
+        s->on_wire = NULL;      /* the connection is going: the reconnect sends it again */
+}
+
+/* The EXEC of a fenced batch: a nil reply is the WATCH that saw the epoch move. Returns true
+ * when that ended it here; else the usual confirmation follows. */
+static bool store_fence_exec_done(store *s, store_batch *b, const redisReply *reply)
+{
+    if (s->on_wire == b)
+        s->on_wire = NULL;
+    if (reply->type != REDIS_REPLY_NIL)
+        return false;
+    store_fence_lose(s, "the epoch changed before the transaction ran");
+    return true;
+}
+
+static int store_fence_commit(store *s, store_batch *b, uint64_t token,
+                              void (*done)(void *ctx, uint64_t token, bool ok), void *ctx)
+{
+    if (s->fence_lost || !store_is_connected(s)) {
+        b->next = s->dead;
+        s->dead = b;
+        return -ENOTCONN;
+    }
+    b->token = token;
+    b->done = done;
+    b->ctx = ctx;
+    b->sent = false;
+    if (s->tail)
+        s->tail->next = b;
+    else
+        s->head = b;
+    s->tail = b;
+    s->n_batches++;
+    store_fence_next(s);
+    return 0;
+}
+
+void store_set_leader(store *s, const char *leader, uint64_t epoch)
+{
+    snprintf(s->leader, sizeof s->leader, "%s", leader ? leader : "");
+    (void)epoch;    /* the epoch written is the fence's */
+}
+
+void store_set_fence(store *s, uint64_t epoch)
+{
+    s->fence_epoch = epoch;
+    s->fence_lost = false;
+}
+
+bool store_is_fenced(const store *s)
+{
+    return s->fence_lost;
+}
+
+/* ---- the lease (SPEC §11) ---- */
+
+/* KEYS: leader, epoch; ARGV: instance, epoch held (0: none), lease ms. Renews the lease when
+ * it is this instance's at that epoch, takes it with a new epoch when nobody holds it; returns
+ * the epoch held, or 0 with the holder as the second element. One script: atomic. */
+static const char store_lease_script[] =
+    "local cur = redis.call('GET', KEYS[1]) "
+    "if ARGV[2] ~= '0' then "
+    "  if cur == ARGV[1] .. ':' .. ARGV[2] then "
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[3]) return {tonumber(ARGV[2]), cur} end "
+    "  return {0, cur or ''} end "
+    "if cur then return {0, cur} end "
+    "local e = redis.call('INCR', KEYS[2]) "
+    "local v = ARGV[1] .. ':' .. e "
+    "redis.call('SET', KEYS[1], v, 'PX', ARGV[3]) "
+    "return {e, v}";
+
+typedef struct store_lease_req {
+    store *s;
+    void (*done)(void *ctx, uint64_t epoch, const char *holder);
+    void *ctx;
+} store_lease_req;
+
+static void store_on_lease(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store_lease_req *req = privdata;
+    store *s = req->s;
+    store_got_reply(s);
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            log_warning("redis: lease: %s", reply->str);
+        req->done(req->ctx, UINT64_MAX, NULL);      /* no answer: unknown */
+    } else {
+        const redisReply *h = reply->element[1];
+        req->done(req->ctx, (uint64_t)reply->element[0]->integer,
+                  h->type == REDIS_REPLY_STRING ? h->str : "");
+    }
+    free(req);
+}
+
+int store_lease(store *s, const char *instance, uint64_t epoch, int64_t lease_ms,
+                void (*done)(void *ctx, uint64_t epoch, const char *holder), void *ctx)
+{
+    if (!store_is_connected(s))
+        return -ENOTCONN;
+    char leader[STORE_KEY_MAX], ep[STORE_KEY_MAX], e[24], ms[24];
+    store_key(s, STORE_KEY_LEADER, NULL, leader, sizeof leader);
+    store_key(s, STORE_KEY_EPOCH, NULL, ep, sizeof ep);
+    snprintf(e, sizeof e, "%" PRIu64, epoch);
+    snprintf(ms, sizeof ms, "%" PRId64, lease_ms);
+    store_lease_req *req = util_xmalloc(sizeof *req);
+    *req = (store_lease_req){ s, done, ctx };
+    if (store_command(s, store_on_lease, req, "EVAL %s 2 %s %s %s %s %s", store_lease_script,
+                      leader, ep, instance, e, ms) < 0) {
+        free(req);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+/* <prefix>instance:<id>: every instance's own, refreshed by it, gone TTL_MS after it stops. */
+int store_instance(store *s, const char *instance, const char *role, uint64_t epoch,
+                   int64_t ttl_ms)
+{
+    if (!store_is_connected(s))
+        return -ENOTCONN;
+    char key[STORE_KEY_MAX + 80];
+    snprintf(key, sizeof key, "%sinstance:%s", s->cfg->redis.prefix, instance);
+    int rc = redisAsyncCommand(s->ac, NULL, NULL, "HSET %s role %s pid %d epoch %" PRIu64
+                               " updated_ms %" PRId64, key, role, (int)getpid(), epoch,
+                               util_wall_ms());
+    if (rc == REDIS_OK)
+        rc = redisAsyncCommand(s->ac, NULL, NULL, "PEXPIRE %s %" PRId64, key, ttl_ms);
+    return rc == REDIS_OK ? 0 : -ENOTCONN;
 }
 
 size_t store_batches_in_flight(const store *s)

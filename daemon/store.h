@@ -41,6 +41,8 @@ typedef struct store_callbacks {
     /* The connection was lost or timed out; a reconnect is scheduled. The batches in flight
      * wait for on_connected's verdict (or fail first: done with ok = false). */
     void (*on_disconnected)(void *ctx);
+    /* SPEC §11: a fenced batch found another epoch; nothing more is written (may be NULL). */
+    void (*on_fenced)(void *ctx);
 } store_callbacks;
 
 /* Counters of the parkd:daemon hash: NAMES[i] = VALUES[i], N of them. */
@@ -71,6 +73,26 @@ uint64_t store_refusals(const store *s);
 uint64_t store_reconnects(const store *s);
 /* Times a reply took longer than redis.timeout (each one dropped the connection). */
 uint64_t store_timeouts(const store *s);
+
+/* ---- high availability (SPEC §11) ---- */
+
+/* One try at <prefix>leader for INSTANCE: renewed (PEXPIRE LEASE_MS) when it holds it at EPOCH,
+ * taken with a new epoch (INCR <prefix>epoch) when EPOCH is 0 and nobody holds it. DONE gets
+ * the epoch held (0: not held, HOLDER says by whom; UINT64_MAX: no answer). One Lua script, so
+ * the check and the change are one step. Returns 0 or -ENOTCONN (DONE not called). */
+int store_lease(store *s, const char *instance, uint64_t epoch, int64_t lease_ms,
+                void (*done)(void *ctx, uint64_t epoch, const char *holder), void *ctx);
+
+/* From now on every batch is fenced by EPOCH: it goes out only after WATCH and GET of
+ * <prefix>epoch showed EPOCH (one batch on the wire at a time), and EXEC runs it only if the
+ * epoch did not move meanwhile. Another epoch: on_fenced, and nothing is written any more.
+ * 0 turns fencing off. Call with no batch open or kept. */
+void store_set_fence(store *s, uint64_t epoch);
+bool store_is_fenced(const store *s);
+
+/* Writes <prefix>instance:<INSTANCE> (role, pid, epoch, updated_ms), expiring after TTL_MS. */
+int store_instance(store *s, const char *instance, const char *role, uint64_t epoch,
+                   int64_t ttl_ms);
 
 /* ---- restore ---- */
 
@@ -118,6 +140,8 @@ void store_batch_update(store *s, const char *json, size_t len);
 /* The parkd:daemon hash: version, pid, started_ms, the COUNTERS and MORE (NULL: none). */
 void store_batch_daemon(store *s, int64_t started_ms, const store_counters *counters,
                         const store_counters *more);
+/* SPEC §11: the daemon hash also names the active instance and its epoch (LEADER NULL: no ha). */
+void store_set_leader(store *s, const char *leader, uint64_t epoch);
 
 /* Sends EXEC. DONE(CTX, TOKEN, ok) runs once: when Redis has executed the batch (ok; batches
  * are confirmed in the order they were committed), or when the connection was lost or timed
