@@ -9,6 +9,7 @@
 
 #include "feeds.h"
 #include "forecast.h"
+#include "ha.h"
 #include "http.h"
 #include "log.h"
 #include "lot.h"
@@ -42,6 +43,7 @@ struct parkd {
     mq_client *mq;
     mq_client *mq_next;         /* a reload's new client, started once the old one closed */
     feeds *feeds;               /* the inputs' own connections (SPEC §9) */
+    ha *ha;                     /* the lease (SPEC §11); NULL without an ha section */
     inp_set *inputs;            /* the inputs, with their devices files (owned) */
     http_server *api;           /* http.listen: the API, and /metrics */
     http_server *metrics_srv;   /* metrics.listen when it is another address than http.listen */
@@ -75,6 +77,7 @@ static const char *const daemon_state_names[] = {
     [DAEMON_CONNECTING] = "connecting", [DAEMON_RESTORING] = "restoring",
     [DAEMON_STARTING] = "starting", [DAEMON_READY] = "ready", [DAEMON_RELOADING] = "reloading",
     [DAEMON_DRAINING] = "draining", [DAEMON_STOPPED] = "stopped",
+    [DAEMON_STANDBY] = "standby",
 };
 
 const char *daemon_state_name(enum daemon_state s)
@@ -294,6 +297,12 @@ static void daemon_create_lots(parkd *d, const cfg_lot *const *lots, size_t n)
 static void daemon_on_redis_connected(void *ctx, bool intact)
 {
     parkd *d = ctx;
+    if (d->ha && !ha_is_active(d->ha)) {
+        /* a standby restores nothing until it holds the lease: another instance writes */
+        if (d->state == DAEMON_CONNECTING)
+            daemon_set_state(d, DAEMON_STANDBY);
+        return;
+    }
     if (d->state == DAEMON_CONNECTING)
         daemon_set_state(d, DAEMON_RESTORING);
     if (daemon_running(d)) {
@@ -313,9 +322,66 @@ static void daemon_on_redis_disconnected(void *ctx)
     (void)ctx;
 }
 
+static void daemon_step_down(parkd *d, const char *why);
+
+static void daemon_on_fenced(void *ctx)
+{
+    daemon_step_down(ctx, "another instance's epoch fenced a write");
+}
+
 static const store_callbacks daemon_store_callbacks = {
     .on_connected = daemon_on_redis_connected,
     .on_disconnected = daemon_on_redis_disconnected,
+    .on_fenced = daemon_on_fenced,
+};
+
+/* ---- high availability (SPEC §11) ---- */
+
+#define EXIT_STEPPED_DOWN 75    /* EX_TEMPFAIL: systemd's Restart= brings it back as standby */
+
+/* An active that lost the lease stops reading and writing at once: it exits without another
+ * byte to Redis or the broker (its MQTT session is the new active's now, or will be; its
+ * unacknowledged input is redelivered there). Restarted, it is a standby with fresh state. */
+static void daemon_step_down(parkd *d, const char *why)
+{
+    (void)d;
+    log_error("ha: lease lost (%s): stepping down now, exit %d", why, EXIT_STEPPED_DOWN);
+    notify_status("stepping down: lease lost");
+    fflush(stderr);
+    _exit(EXIT_STEPPED_DOWN);
+}
+
+static void daemon_on_lease_won(void *ctx, uint64_t epoch)
+{
+    parkd *d = ctx;
+    store_set_fence(d->st, epoch);
+    store_set_leader(d->st, ha_instance(d->ha), epoch);
+    if (d->state == DAEMON_STANDBY || d->state == DAEMON_CONNECTING)
+        daemon_set_state(d, DAEMON_RESTORING);
+    daemon_update_status(d);
+    daemon_restore_pending(d);  /* everything first; MQTT only once it is restored */
+}
+
+static void daemon_on_lease_lost(void *ctx, const char *why)
+{
+    daemon_step_down(ctx, why);
+}
+
+static void daemon_on_standby(void *ctx)
+{
+    parkd *d = ctx;
+    daemon_update_status(d);
+    if (!d->ready_sent) {
+        d->ready_sent = true;
+        log_info("parkd %s ready as standby", PARKD_VERSION);
+        notify_ready();
+    }
+}
+
+static const ha_callbacks daemon_ha_callbacks = {
+    .on_won = daemon_on_lease_won,
+    .on_lost = daemon_on_lease_lost,
+    .on_standby = daemon_on_standby,
 };
 
 /* ---- periodic work ---- */
@@ -343,6 +409,10 @@ static void daemon_update_status(parkd *d)
     int len = snprintf(status, sizeof status, "%zu lots, %" PRIu64 " msg/s, redis %s, mqtt %s",
                        d->cfg->n_lots, d->msg_rate, daemon_redis_state(d),
                        daemon_mqtt_state(d));
+    if (d->ha && len > 0 && (size_t)len < sizeof status)
+        len += snprintf(status + len, sizeof status - (size_t)len, ", %s %s (epoch %" PRIu64
+                        ", leader %s)", ha_role(d->ha), ha_instance(d->ha), ha_epoch(d->ha),
+                        ha_leader(d->ha)[0] ? ha_leader(d->ha) : "none");
     size_t n_feeds = feed_count(d->feeds);
     if (n_feeds && len > 0 && (size_t)len < sizeof status)
         len += snprintf(status + len, sizeof status - (size_t)len, ", inputs %zu/%zu up",
@@ -683,6 +753,8 @@ static void daemon_close_handles(parkd *d)
                                (uv_handle_t *)&d->sig_int };
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         uv_close(handles[i], NULL);
+    if (d->ha)
+        ha_close(d->ha, NULL, NULL);
 }
 
 /* The inputs' connections are closed: the main one says offline and waits for the broker's
@@ -780,6 +852,8 @@ parkd *daemon_new(uv_loop_t *loop, const char *config_path, cfg_config *cfg, inp
     pipe_set_on_stored(d->pipe, daemon_on_stored, d);
     pipe_set_inputs(d->pipe, inputs);
     d->feeds = feed_new(loop, d->pipe);
+    if (cfg->ha.enabled)
+        d->ha = ha_new(loop, cfg, d->st, &daemon_ha_callbacks, d);
     const cfg_lot **lots = util_xcalloc(cfg->n_lots + 1, sizeof *lots);
     for (size_t i = 0; i < cfg->n_lots; i++)
         lots[i] = &cfg->lots[i];
@@ -828,6 +902,8 @@ int daemon_start(parkd *d)
         return rc;
     }
     daemon_start_http(d);
+    if (d->ha && ha_start(d->ha) < 0)
+        log_error("ha: cannot start the lease timer");
     char redis_at[300];
     if (d->cfg->redis.socket)   /* a socket has no port: "path:6379" read as a TCP address */
         snprintf(redis_at, sizeof redis_at, "unix:%s", d->cfg->redis.socket);
@@ -857,6 +933,7 @@ void daemon_free(parkd *d)
     free(d->restoring);
     fc_free(d->fc);
     store_free(d->st);
+    ha_free(d->ha);     /* after the store: its last callbacks may still reach the lease */
     cfg_free(d->cfg);
     free(d);
 }

@@ -22,7 +22,8 @@ enum daemon_state {
     DAEMON_READY,
     DAEMON_RELOADING,       /* a reload's added lots are being restored; input paused */
     DAEMON_DRAINING,        /* stopping: writing and publishing what is pending */
-    DAEMON_STOPPED
+    DAEMON_STOPPED,
+    DAEMON_STANDBY          /* SPEC §11: another instance holds the lease; Redis only */
 };
 
 typedef struct parkd parkd;
