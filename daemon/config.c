@@ -151,6 +151,7 @@ static const cfg_key cfg_keys[] = {
     STR(C, "redis.prefix", 0, "parkd:", redis.prefix, REDIS_CONN),
     /* A reply slower than this counts as Redis down: reconnect, full rewrite. */
     DUR(C, "redis.timeout", 0, 10, MS_HOUR, "5s", redis.timeout_ms),
+    INT(C, "redis.min_replicas_ack", 0, 16, "0", redis.min_replicas_ack),
 
     SECTION("publish"),
     DUR(C, "publish.min_interval", 0, 0, MS_YEAR, "2s", publish.min_interval_ms),

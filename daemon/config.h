@@ -138,6 +138,8 @@ typedef struct cfg_config {
         int db;
         char *prefix;          /* at most CFG_REDIS_PREFIX_MAX bytes */
         int64_t timeout_ms;    /* a reply slower than this: Redis counts as down */
+        int min_replicas_ack;  /* SPEC §11: a batch counts as stored once WAIT saw it on this
+                                * many replicas (0: once the master executed it) */
     } redis;
     struct {
         int64_t min_interval_ms;

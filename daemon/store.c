@@ -22,6 +22,7 @@
 #define STORE_RESEND_MAX_MS 5000    /* doubling up to this while it keeps refusing */
 #define STORE_REFUSAL_LOG_MS 30000  /* "still refuses" at most once per this */
 #define STORE_CAUSE_MAX 200
+#define STORE_WAIT_MS 100           /* one WAIT for replicas at most this long, then again */
 #define STORE_SPARE_MAX (1u << 20)  /* a confirmed batch's buffers are kept for the next one */
 #define STORE_FIELDS_PER_HSET 256   /* bays per HSET: keeps single commands small */
 #define STORE_KEY_MAX (CFG_REDIS_PREFIX_MAX + sizeof "lot:" + PL_ID_MAX + sizeof ":baystate")
@@ -73,6 +74,7 @@ struct store {
     char refusal_cause[STORE_CAUSE_MAX];
     log_limit refusal_log;
     log_limit tolerated_log;
+    log_limit replica_log;
     char run_id[48];            /* this process's run: <started_ms>.<pid> */
     uint64_t next_seq;          /* of the next batch */
     uint64_t confirmed_seq;     /* of the last confirmed batch, 0 before the first */
@@ -157,6 +159,7 @@ typedef struct store_batch {
     void *ctx;
     bool refused;               /* this round's EXEC was refused */
     bool sent;                  /* fenced: its MULTI...EXEC went out this round */
+    bool replicated;            /* min_replicas_ack: WAIT saw it on enough replicas */
     char cause[STORE_CAUSE_MAX];    /* the first error a queued command got this round */
 } store_batch;
 
@@ -172,6 +175,8 @@ static store_batch *store_batch_new(store *s)
     b->next = NULL;
     b->len = b->n_cmds = b->n_tolerated = 0;
     b->refused = false;
+    b->replicated = false;
+    b->sent = false;
     b->cause[0] = '\0';
     return b;
 }
@@ -1303,6 +1308,8 @@ static void store_confirm_head(store *s)
     store_batch_recycle(s, b);
 }
 
+static void store_wait_replicas(store *s, store_batch *b);
+
 static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
 {
     store_batch *b = privdata;
@@ -1317,6 +1324,8 @@ static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
     if (refusal) {
         b->refused = true;
         store_note_refusal(s, refusal);
+    } else if (s->cfg->redis.min_replicas_ack > 0) {
+        store_wait_replicas(s, b);  /* executed on the master; confirmed once replicated */
     } else if (b == s->head) {
         store_confirm_head(s);
     }
@@ -1433,6 +1442,43 @@ int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_
     return 0;
 }
 
+
+/* ---- replicas (SPEC §11 redis.min_replicas_ack) ---- */
+
+/* WAIT N: Redis answers once N replicas have every write of this connection so far, or after
+ * the timeout with how many have. Until N do, the batch is not confirmed, so its input is not
+ * acknowledged: an acknowledged car survives the master's loss. Asked again until they do. */
+static void store_on_wait(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store_batch *b = privdata;
+    store *s = b->s;
+    store_got_reply(s);
+    redisReply *reply = r;
+    if (!reply)
+        return;     /* the connection went: the batch is kept, checked against the mark */
+    long long got = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+    if (got < s->cfg->redis.min_replicas_ack) {
+        unsigned long suppressed;
+        if (log_limit_pass(&s->replica_log, 30000, 1, &suppressed))
+            log_warning("redis: %lld of %d replicas have the last batch; its input waits "
+                        "(redis.min_replicas_ack)", got < 0 ? 0 : got,
+                        s->cfg->redis.min_replicas_ack);
+        store_wait_replicas(s, b);
+        return;
+    }
+    b->replicated = true;
+    while (s->head && s->head->replicated)
+        store_confirm_head(s);
+}
+
+static void store_wait_replicas(store *s, store_batch *b)
+{
+    /* WAIT blocks the connection until it answers: briefly, so that the lease's renewals
+     * and the other batches queued behind it go on */
+    if (store_command(s, store_on_wait, b, "WAIT %d %d", s->cfg->redis.min_replicas_ack,
+                      STORE_WAIT_MS) < 0)
+        log_warning("redis: cannot ask the replicas: the connection is closing");
+}
 
 /* ---- fencing (SPEC §11) ---- */
 
