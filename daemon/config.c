@@ -47,6 +47,7 @@ enum cfg_type {
     CFG_T_DURATIONS,   /* forecast.horizons: sorted unique list of durations */
     CFG_T_LISTEN,      /* char * "HOST:PORT" */
     CFG_T_ORIGINS,     /* http.cors_origins: list of "scheme://host[:port]" or "*" */
+    CFG_T_SENTINELS,   /* redis.sentinels: list of "HOST:PORT" */
     CFG_T_TIMEZONE,    /* char * relative name of a file under CFG_ZONEINFO */
     CFG_T_ID,          /* char * matching the SPEC §2 id rule */
     CFG_T_LOTS,        /* the lots list, loaded after everything else (it needs `defaults`) */
@@ -152,6 +153,8 @@ static const cfg_key cfg_keys[] = {
     /* A reply slower than this counts as Redis down: reconnect, full rewrite. */
     DUR(C, "redis.timeout", 0, 10, MS_HOUR, "5s", redis.timeout_ms),
     INT(C, "redis.min_replicas_ack", 0, 16, "0", redis.min_replicas_ack),
+    { .name = "redis.sentinels", .type = CFG_T_SENTINELS, .reload = CFG_RELOAD_RESTART },
+    STR(C, "redis.master_name", NULLSTR, NULL, redis.master_name, AT_START, .imax = 128),
 
     SECTION("publish"),
     DUR(C, "publish.min_interval", 0, 0, MS_YEAR, "2s", publish.min_interval_ms),
@@ -971,6 +974,60 @@ static const char *cfg_origin_problem(const char *o)
     return NULL;
 }
 
+static void cfg_free_sentinels(cfg_config *cfg)
+{
+    for (size_t i = 0; i < cfg->redis.n_sentinels; i++)
+        free(cfg->redis.sentinels[i]);
+    free(cfg->redis.sentinels);
+    cfg->redis.sentinels = NULL;
+    cfg->redis.n_sentinels = 0;
+}
+
+/* redis.sentinels: a list of HOST:PORT, each as metrics.listen's. */
+static bool cfg_set_sentinels(cfg_parser *p, const cfg_key *k, yaml_node_t *node)
+{
+    if (cfg_is_null(node))
+        return true;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        cfg_error_at(p, node, "%s: expected a list of HOST:PORT, got %s", k->name,
+                     cfg_node_kind(node));
+        return false;
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n > CFG_MAX_SENTINELS) {
+        cfg_error_at(p, node, "%s: at most %d sentinels", k->name, CFG_MAX_SENTINELS);
+        return false;
+    }
+    char **list = util_xcalloc(n + 1, sizeof *list);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = cfg_node(p, node->data.sequence.items.start[i]);
+        char msg[MSG_SIZE];
+        cfg_value v;
+        const char *text = (const char *)item->data.scalar.value;
+        if (item->type != YAML_SCALAR_NODE || cfg_is_null(item) ||
+            strlen(text) != item->data.scalar.length) {
+            cfg_error_at(p, item, "%s: expected HOST:PORT", k->name);
+            ok = false;
+        } else if (cfg_parse_listen(text, &v, msg) < 0) {
+            cfg_error_at(p, item, "%s: %s", k->name, msg);
+            ok = false;
+        } else {
+            list[i] = v.s;
+        }
+    }
+    if (!ok) {
+        for (size_t i = 0; i < n; i++)
+            free(list[i]);
+        free(list);
+        return false;
+    }
+    cfg_free_sentinels(p->cfg);
+    p->cfg->redis.sentinels = list;
+    p->cfg->redis.n_sentinels = n;
+    return true;
+}
+
 /* http.cors_origins: a list of origins, each checked by cfg_origin_problem. */
 static bool cfg_set_origins(cfg_parser *p, const cfg_key *k, yaml_node_t *node)
 {
@@ -1038,6 +1095,9 @@ static void cfg_walk_value(cfg_parser *p, const cfg_key *k, yaml_node_t *key, ya
         break;
     case CFG_T_ORIGINS:
         seen->bad = !cfg_set_origins(p, k, value);
+        break;
+    case CFG_T_SENTINELS:
+        seen->bad = !cfg_set_sentinels(p, k, value);
         break;
     default:
         seen->bad = !cfg_set_scalar(p, k, k->name, value, p->cfg);
@@ -1953,6 +2013,13 @@ static void cfg_check_mqtt(cfg_parser *p)
 /* Redis keys are built into buffers sized for the longest id and prefix (store.c). */
 static void cfg_check_redis(cfg_parser *p)
 {
+    const cfg_seen *sen = cfg_seen_key(p, "redis.sentinels");
+    if (p->cfg->redis.n_sentinels && !p->cfg->redis.master_name && !sen->bad)
+        cfg_error_at(p, sen->value, "redis.sentinels: needs redis.master_name (the master they "
+                     "monitor)");
+    if (p->cfg->redis.n_sentinels && p->cfg->redis.socket && !sen->bad)
+        cfg_error_at(p, sen->value, "redis.sentinels: the master is found through them, so "
+                     "redis.socket cannot be used with them");
     const cfg_seen *prefix = cfg_seen_key(p, "redis.prefix");
     if (p->cfg->redis.prefix && strlen(p->cfg->redis.prefix) > CFG_REDIS_PREFIX_MAX && !prefix->bad)
         cfg_error_at(p, prefix->value, "redis.prefix: at most %d bytes", CFG_REDIS_PREFIX_MAX);
@@ -2231,6 +2298,7 @@ void cfg_free(cfg_config *cfg)
     free(cfg->inputs);
     free(cfg->forecast.horizons_ms);
     cfg_free_origins(cfg);
+    cfg_free_sentinels(cfg);
     free(cfg->path);
     free(cfg);
 }
@@ -2278,6 +2346,13 @@ static bool cfg_value_differs(const cfg_key *k, const cfg_config *a, const cfg_c
     }
     case CFG_T_ORIGINS:
         return cfg_origins_differ(a, b);
+    case CFG_T_SENTINELS:
+        if (a->redis.n_sentinels != b->redis.n_sentinels)
+            return true;
+        for (size_t i = 0; i < a->redis.n_sentinels; i++)
+            if (strcmp(a->redis.sentinels[i], b->redis.sentinels[i]) != 0)
+                return true;
+        return false;
     case CFG_T_SECTION:
     case CFG_T_DURATIONS:
     case CFG_T_LOTS:
@@ -2317,6 +2392,13 @@ void cfg_keep_restart_keys(const cfg_config *old, cfg_config *new_cfg)
         case CFG_T_ID:
             free(*(char **)to);
             *(char **)to = util_xstrdup(*(char *const *)from);
+            break;
+        case CFG_T_SENTINELS:
+            cfg_free_sentinels(new_cfg);
+            new_cfg->redis.n_sentinels = old->redis.n_sentinels;
+            new_cfg->redis.sentinels = util_xcalloc(old->redis.n_sentinels + 1, sizeof(char *));
+            for (size_t j = 0; j < old->redis.n_sentinels; j++)
+                new_cfg->redis.sentinels[j] = util_xstrdup(old->redis.sentinels[j]);
             break;
         case CFG_T_ORIGINS:
             cfg_free_origins(new_cfg);

@@ -8,6 +8,7 @@
 
 #define CFG_MAX_HORIZONS 32        /* forecast.horizons entries */
 #define CFG_MAX_ORIGINS 64         /* http.cors_origins entries */
+#define CFG_MAX_SENTINELS 16       /* redis.sentinels entries */
 #define CFG_ORIGIN_MAX 256         /* bytes of one origin */
 #define CFG_REDIS_PREFIX_MAX 128   /* bytes of redis.prefix */
 /* Bytes of a lot's name: with the id's 64 this bounds the size of every output of a lot (the
@@ -140,6 +141,9 @@ typedef struct cfg_config {
         int64_t timeout_ms;    /* a reply slower than this: Redis counts as down */
         int min_replicas_ack;  /* SPEC §11: a batch counts as stored once WAIT saw it on this
                                 * many replicas (0: once the master executed it) */
+        char **sentinels;      /* "HOST:PORT" of Redis Sentinels; none: host/port directly */
+        size_t n_sentinels;
+        char *master_name;     /* the master the sentinels monitor (required with them) */
     } redis;
     struct {
         int64_t min_interval_ms;
