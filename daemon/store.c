@@ -14,6 +14,7 @@
 #include "log.h"
 #include "payload.h"
 #include "redis_uv.h"
+#include "sentinel.h"
 #include "util.h"
 
 #define STORE_BACKOFF_MIN_MS 250
@@ -43,6 +44,9 @@ typedef struct store_group_names {
 
 struct store {
     uv_loop_t *loop;
+    sentinel *sen;              /* redis.sentinels: where the master is (NULL: host/port) */
+    char master_host[256];      /* the master the sentinels named; "" before they answered */
+    int master_port;
     store_group_names *group_names;     /* scratch for one lot's write (loop thread only) */
     const cfg_config *cfg;
     const store_callbacks *cb;
@@ -321,7 +325,10 @@ static void store_retry_later(store *s)
 
 static const char *store_endpoint(const store *s, char *buf, size_t size)
 {
-    if (s->cfg->redis.socket)
+    if (s->sen)
+        snprintf(buf, size, "%s:%d (master %s)", s->master_host[0] ? s->master_host : "?",
+                 s->master_port, s->cfg->redis.master_name);
+    else if (s->cfg->redis.socket)
         snprintf(buf, size, "%s", s->cfg->redis.socket);
     else
         snprintf(buf, size, "%s:%d", s->cfg->redis.host, s->cfg->redis.port);
@@ -453,6 +460,27 @@ static int store_command(store *s, redisCallbackFn *fn, void *privdata, const ch
     return 0;
 }
 
+/* ROLE of the server the sentinels named: anything but a master (a failover in progress, a
+ * stale answer) is left, and the sentinels asked again. */
+static void store_on_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+    store *s = privdata;
+    redisReply *reply = r;
+    store_got_reply(s);
+    if (!reply || (ac->c.flags & REDIS_DISCONNECTING))
+        return;
+    bool master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                  reply->element[0]->type == REDIS_REPLY_STRING &&
+                  strcmp(reply->element[0]->str, "master") == 0;
+    if (master)
+        return;
+    char ep[300];
+    log_warning("redis: %s is not a master (yet); asking the sentinels again",
+                store_endpoint(s, ep, sizeof ep));
+    redisAsyncDisconnect(ac);
+    sen_ask(s->sen);
+}
+
 static void store_send_handshake(store *s)
 {
     const cfg_config *cfg = s->cfg;
@@ -475,6 +503,8 @@ static void store_send_handshake(store *s)
     }
     if (cfg->redis.db != 0)
         rc |= store_command(s, store_on_handshake, s, "SELECT %d", cfg->redis.db);
+    if (s->sen)     /* a sentinel's answer may be stale: write only to a master */
+        rc |= store_command(s, store_on_role, s, "ROLE");
     rc |= store_command(s, store_on_handshake, s, "PING");
     if (rc != 0)
         log_error("redis: cannot send the handshake");   /* the timeout reconnects */
@@ -498,6 +528,8 @@ static void store_on_connect(const redisAsyncContext *ac, int status)
         log_warning("redis: cannot connect to %s: %s%s", store_endpoint(s, ep, sizeof ep),
                     ac->errstr, store_connect_hint(ac->errstr));
         s->ac = NULL;   /* hiredis frees the context after this callback */
+        if (s->sen)
+            sen_ask(s->sen);    /* the master may have moved */
         store_retry_later(s);
         return;
     }
@@ -535,7 +567,31 @@ static void store_on_disconnect(const redisAsyncContext *ac, int status)
         log_warning("redis: connection lost: %s", ac->errstr);
     if (was_ready)
         s->cb->on_disconnected(s->ctx);
+    if (s->sen)
+        sen_ask(s->sen);        /* the master may have moved */
     store_retry_later(s);
+}
+
+/* The sentinels' answer, or a +switch-master: a new address is connected to at once (the
+ * batches kept are checked against the mark there, as after any reconnect). */
+static void store_on_master(void *ctx, const char *host, int port)
+{
+    store *s = ctx;
+    if (s->closing)
+        return;
+    bool same = strcmp(host, s->master_host) == 0 && port == s->master_port;
+    if (same && s->ac)
+        return;
+    if (!same)
+        log_info("redis: master %s is at %s:%d", s->cfg->redis.master_name, host, port);
+    snprintf(s->master_host, sizeof s->master_host, "%s", host);
+    s->master_port = port;
+    if (s->ac) {
+        store_reconnect(s);
+        return;
+    }
+    uv_timer_stop(&s->reconnect_timer);
+    store_connect(s);
 }
 
 static void store_connect(store *s)
@@ -546,8 +602,13 @@ static void store_connect(store *s)
     s->waiting = 0;
     s->failing = false;
     s->connect_ms = uv_now(s->loop);
-    s->ac = cfg->redis.socket ? redisAsyncConnectUnix(cfg->redis.socket)
-                              : redisAsyncConnect(cfg->redis.host, cfg->redis.port);
+    if (s->sen && !s->master_host[0]) {
+        sen_ask(s->sen);    /* its answer connects (store_on_master) */
+        return;
+    }
+    s->ac = s->sen ? redisAsyncConnect(s->master_host, s->master_port)
+            : cfg->redis.socket ? redisAsyncConnectUnix(cfg->redis.socket)
+                                : redisAsyncConnect(cfg->redis.host, cfg->redis.port);
     if (!s->ac || s->ac->err) {
         log_warning("redis: cannot connect to %s: %s%s", store_endpoint(s, ep, sizeof ep),
                     s->ac ? s->ac->errstr : "out of memory",
@@ -578,6 +639,8 @@ store *store_new(uv_loop_t *loop, const cfg_config *cfg, const store_callbacks *
     s->cfg = cfg;
     s->cb = cb;
     s->ctx = ctx;
+    if (cfg->redis.n_sentinels)
+        s->sen = sen_new(loop, cfg, store_on_master, s);
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
     s->resend_backoff_ms = STORE_RESEND_MIN_MS;
     snprintf(s->run_id, sizeof s->run_id, "%" PRId64 ".%ld", util_wall_ms(), (long)getpid());
@@ -618,6 +681,8 @@ int store_start(store *s)
 {
     int rc = store_start_timeout_timer(s);
     if (rc < 0)
+        return rc;
+    if (s->sen && (rc = sen_start(s->sen)) < 0)
         return rc;
     store_connect(s);
     s->reconnects = 0;
@@ -1925,11 +1990,22 @@ static void store_on_close_deadline(uv_timer_t *timer)
     }
 }
 
+static void store_on_sentinel_closed(void *ctx)
+{
+    store *s = ctx;
+    if (--s->handles_open == 0 && s->close_done)
+        s->close_done(s->close_ctx);
+}
+
 void store_close(store *s, uint64_t timeout_ms, void (*done)(void *ctx), void *ctx)
 {
     s->closing = true;
     s->close_done = done;
     s->close_ctx = ctx;
+    if (s->sen) {
+        s->handles_open++;
+        sen_close(s->sen, store_on_sentinel_closed, s);
+    }
     uv_timer_stop(&s->reconnect_timer);
     uv_timer_stop(&s->resend_timer);
     if (s->ac && (s->ac->c.flags & REDIS_CONNECTED)) {
@@ -1958,5 +2034,6 @@ void store_free(store *s)
     free(s->bay_writer);
     free(s->gate_writer);
     free(s->group_names);
+    sen_free(s->sen);
     free(s);
 }
