@@ -457,6 +457,11 @@ static void daemon_update_metrics(parkd *d)
         own[i] = d->inputs->inputs[i].own_connection;
         up[i] = feed_input_up(d->feeds, i);
     }
+    if (d->ha) {
+        snap.ha_instance = ha_instance(d->ha);
+        snap.ha_active = ha_is_active(d->ha);
+        snap.ha_epoch = ha_epoch(d->ha);
+    }
     snap.input_names = names;
     snap.input_own = own;
     snap.input_up = up;
@@ -742,6 +747,11 @@ static void daemon_on_store_closed(void *ctx)
 static void daemon_on_mqtt_closed(void *ctx)
 {
     parkd *d = ctx;
+    /* Everything is stored and "offline" published: a standby may take over at once (after
+     * the offline, so that its "online" is the retained one). */
+    if (d->ha && ha_is_active(d->ha) && !store_is_fenced(d->st) &&
+        store_lease_release(d->st, ha_instance(d->ha), ha_epoch(d->ha)) == 0)
+        log_info("ha: lease given up (a clean stop): a standby takes over at its next try");
     store_close(d->st, daemon_stop_time_left(d), daemon_on_store_closed, d);
 }
 

@@ -264,6 +264,18 @@ static void metrics_render_inputs(mbuf *b, const metrics_snapshot *s)
     }
 }
 
+/* SPEC §11: parkd_ha_active{instance} 1 for the lease holder, 0 for a standby; parkd_ha_epoch. */
+static void metrics_render_ha(mbuf *b, const metrics_snapshot *s)
+{
+    if (!s->ha_instance)
+        return;
+    mbuf_header(b, "parkd_ha_active", "gauge",
+                "1 while this instance holds the lease (active), 0 while it is a standby.");
+    mbuf_sample_u64(b, "parkd_ha_active", "instance", s->ha_instance, s->ha_active);
+    mbuf_header(b, "parkd_ha_epoch", "gauge", "The lease epoch this instance holds (0: none).");
+    mbuf_sample_u64(b, "parkd_ha_epoch", "instance", s->ha_instance, s->ha_epoch);
+}
+
 /* A per-lot sample: name{lot="ID"[,EXTRA="EXTRA_VALUE"]} */
 static void mbuf_lot_start(mbuf *b, const char *name, const lot *l, const char *extra,
                            const char *extra_value)
@@ -384,6 +396,7 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len)
     metrics_render_services(&b, snap);
     metrics_render_counters(&b, snap);
     metrics_render_inputs(&b, snap);
+    metrics_render_ha(&b, snap);
     metrics_render_lots(&b, snap);
     metrics_render_latency(&b, snap);
     *len = b.len;

@@ -39,6 +39,10 @@ typedef struct metrics_snapshot {
     const char *const *input_counter_names;
     const uint64_t *input_counters;     /* n_inputs x n_input_counters, input by input */
     size_t n_input_counters;
+    /* SPEC §11: NULL without ha */
+    const char *ha_instance;
+    bool ha_active;
+    uint64_t ha_epoch;
 } metrics_snapshot;
 
 /* Upper bounds in seconds of the latency histogram buckets (static array). */

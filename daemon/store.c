@@ -1724,6 +1724,22 @@ int store_lease(store *s, const char *instance, uint64_t epoch, int64_t lease_ms
     return 0;
 }
 
+/* Gives the lease up if INSTANCE holds it at EPOCH (a clean stop): a standby takes it at its
+ * next try instead of after the lease. Fire and forget. */
+int store_lease_release(store *s, const char *instance, uint64_t epoch)
+{
+    if (!store_is_connected(s))
+        return -ENOTCONN;
+    char leader[STORE_KEY_MAX], value[160];
+    store_key(s, STORE_KEY_LEADER, NULL, leader, sizeof leader);
+    snprintf(value, sizeof value, "%s:%" PRIu64, instance, epoch);
+    return redisAsyncCommand(s->ac, NULL, NULL,
+                             "EVAL %s 1 %s %s",
+                             "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                             "return redis.call('DEL', KEYS[1]) end return 0",
+                             leader, value) == REDIS_OK ? 0 : -ENOTCONN;
+}
+
 /* <prefix>instance:<id>: every instance's own, refreshed by it, gone TTL_MS after it stops. */
 int store_instance(store *s, const char *instance, const char *role, uint64_t epoch,
                    int64_t ttl_ms)

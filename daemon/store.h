@@ -90,6 +90,9 @@ int store_lease(store *s, const char *instance, uint64_t epoch, int64_t lease_ms
 void store_set_fence(store *s, uint64_t epoch);
 bool store_is_fenced(const store *s);
 
+/* Deletes <prefix>leader if INSTANCE holds it at EPOCH (a clean stop hands over at once). */
+int store_lease_release(store *s, const char *instance, uint64_t epoch);
+
 /* Writes <prefix>instance:<INSTANCE> (role, pid, epoch, updated_ms), expiring after TTL_MS. */
 int store_instance(store *s, const char *instance, const char *role, uint64_t epoch,
                    int64_t ttl_ms);

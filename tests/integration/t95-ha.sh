@@ -128,6 +128,30 @@ rget del "${RP}leader" >/dev/null
 start_b 2
 check_eventually "B takes over and applies the ten bays A never stored (redelivered)" "hget X1 occupied" 10 15
 check_eventually "B is active" "role B" active
+
+# --- every instance stopped, started again the other way round; a clean stop hands over at once --
+"$PARKD_BIN" -c "$CFG_A" 2>"$T/parkd-a.3.log" >/dev/null &
+PID_A=$!
+LOGS="$LOGS $T/parkd-a.3.log"
+check_eventually "A is a standby beside B" "role A" standby
+t0=$(now_ms)
 kill -TERM "$PID_B"; wait "$PID_B"
 check "B stops cleanly" 0 "$?"
+wait_for "leader | grep -q '^A:' && echo yes" yes 10
+t1=$(now_ms)
+echo "# handover after a clean stop of the active: $((t1 - t0)) ms (lease $LEASE_MS ms)"
+check "B gave the lease up: A has it well within the lease" yes "$([ $((t1 - t0)) -lt $LEASE_MS ] && echo yes)"
+kill -TERM "$PID_A"; wait "$PID_A"
+check "A stops cleanly" 0 "$?"
+start_b 3
+check_eventually "B, started first, is active" "role B" active
+"$PARKD_BIN" -c "$CFG_A" 2>"$T/parkd-a.4.log" >/dev/null &
+PID_A=$!
+LOGS="$LOGS $T/parkd-a.4.log"
+check_eventually "A, started second, is a standby" "role A" standby
+fault_compare "after every instance restarted in the other order" "$T/truth" 20
+check "X1 kept its ten bays" 10 "$(hget X1 occupied)"
+kill -TERM "$PID_A"; wait "$PID_A"
+kill -TERM "$PID_B"; wait "$PID_B"
+check "both stop cleanly" 0 "$?"
 finish
