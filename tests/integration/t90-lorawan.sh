@@ -161,12 +161,18 @@ check "bad input: the join on .../join never reached parkd (default subscription
 check_ok "bad input: parkd still running" parkd_alive
 
 # --- Prometheus ----------------------------------------------------------------------------------
-for k in "tts applied" "tts duplicate" "tts rejected_malformed" "tts rejected_no_field" "tts ignored_old" \
-    "cs applied" "cs rejected_unmapped_value" "cs uplinks"; do
-    set -- $k
-    check_eventually "/metrics: parkd_input_messages_total{input=\"$1\",result=\"$2\"} equals parkd:daemon" \
-        "metric 'parkd_input_messages_total{input=\"$1\",result=\"$2\"}'" "$(ic "$1" "$2")" 3
-done
+PROM_KEYS="tts:uplinks tts:applied tts:duplicate tts:rejected_malformed tts:rejected_no_field tts:ignored_old
+    cs:uplinks cs:applied cs:duplicate cs:rejected_unmapped_value cs:rejected_unknown_device"
+prom_got() {
+    for _k in $PROM_KEYS; do
+        printf '%s=%s ' "$_k" "$(metric "parkd_input_messages_total{input=\"${_k%%:*}\",result=\"${_k#*:}\"}")"
+    done
+}
+prom_want() {
+    for _k in $PROM_KEYS; do printf '%s=%s ' "$_k" "$(ic "${_k%%:*}" "${_k#*:}")"; done
+}
+check_eventually "/metrics: parkd_input_messages_total{input=...,result=...} equals parkd:daemon's input counters" \
+    prom_got "$(prom_want)" 3
 
 # --- --check with a broken devices file ----------------------------------------------------------
 "$PARKD_BIN" -c "$CFG" --check >"$T/check.ok" 2>&1
@@ -179,6 +185,10 @@ check_ok "--check: names $T/broken.csv:2 (two fields)" grep -qF "$T/broken.csv:2
 check_ok "--check: names $T/broken.csv:3 (a bay mapped twice)" grep -qF "$T/broken.csv:3: " "$T/check.out"
 
 # --- SIGHUP re-reads the devices files -----------------------------------------------------------
+isnap
+ttn_up dev3 0004A30B001C0533 55 '{"occupied":true}' "$(ms 450)"
+wait_uplinks tts 1
+check_eventually "before the reload: dev3 occupies b3" "lot_state P1 b3" "2/8 b3=1"
 reloads() { grep -cE 'reload: [0-9]+ lots' "$PARKD_LOG"; }
 wait_reload() {   # wait_reload N — until the log shows N completed reloads
     wait_for "reloads" "$1" 5 || fail "reload $1 completes (log 'reload: N lots')" "$1" "$GOT"
@@ -197,7 +207,7 @@ ttn_up dev3 0004A30B001C0533 60 '{"occupied":true}' "$(ms 500)"
 ttn_up dev9 0004A30B001C0539 60 '{"occupied":true}' "$(ms 500)"
 wait_uplinks tts 2
 check_eventually "reload: dev3's next uplink lands on its new bay b9; b3 keeps its last state" \
-    "lot_state P1 b1 b2 b3 b9" "2/8 b1=1 b2=0 b3=0 b9=1"
+    "lot_state P1 b1 b2 b3 b9" "3/7 b1=1 b2=0 b3=1 b9=1"
 check_idelta "reload: a device mapped to an unconfigured lot is rejected_unknown_lot" tts rejected_unknown_lot 1
 check "reload: nothing written for the unconfigured lot" 0 "$(rget exists "${RP}lot:P9:bays")"
 check_ok "reload: parkd still running (same process)" kill -0 "$PARKD_PID"
@@ -210,7 +220,7 @@ isnap
 ttn_up dev3 0004A30B001C0533 61 '{"occupied":false}' "$(ms 510)"
 ttn_up dev9 0004A30B001C0539 61 '{"occupied":false}' "$(ms 510)"
 wait_uplinks tts 2
-check_eventually "broken reload: the old mapping stays (dev3 still on b9)" "lot_state P1 b3 b9" "1/9 b3=0 b9=0"
+check_eventually "broken reload: the old mapping stays (dev3 still on b9)" "lot_state P1 b3 b9" "2/8 b3=1 b9=0"
 check_idelta "broken reload: dev9 still mapped (to the unconfigured lot, not unknown)" tts rejected_unknown_lot 1
 check_idelta "broken reload: no uplink rejected as unknown device" tts rejected_unknown_device 0
 check_ok "broken reload: parkd keeps running" parkd_alive

@@ -3,15 +3,50 @@
 # acknowledged only once Redis holds its effect, on every connection, and one connection down
 # stalls no other. Two QoS 1 streams of 300 uplinks each (The Things Stack v3 on the network
 # server's own broker, ChirpStack v4 on parkd's main broker; increasing frame counters and event
-# times, each device alternating its state) run while parkd is killed with -9 twice, the second
-# time with a Redis batch in flight (Redis frozen, then resumed after the kill); then two more
+# times, each device alternating its state) run while parkd is killed with -9 three times: plain,
+# with a Redis batch in flight (Redis frozen, then resumed after the kill), and while Redis is
+# down (uplinks read but not storable must not have been acknowledged); then two more
 # streams while the network server's broker (persistence on, same port) is stopped and started
 # again. Each time, once the streams are in, every bay, the lots' occupied/free and the retained
 # availability equal the reference model of lorawan.py (the latest event time per bay wins), and
 # while the network server's broker is down the main connection keeps applying input.
+NO_SERVERS=1
 . "$(dirname "$0")/lib.sh"
 NS_PERSIST=1
 . "$(dirname "$0")/lw-lib.sh"
+
+# Redis durable (appendfsync always: what it acknowledged survives its restart) and restartable
+# on the same port, as in fault-lib.sh; the main mosquitto is lib.sh's
+redis_start() {
+    [ -n "$REDIS_PORT" ] || REDIS_PORT=$(free_port)
+    mkdir -p "$T/redis"
+    _try=0
+    while [ $_try -lt 20 ]; do
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" --save '' \
+            --appendonly yes --appendfsync always --logfile "$T/redis.log" --daemonize no \
+            >/dev/null 2>&1 &
+        REDIS_PID=$!
+        if wait_for "redis-cli -h 127.0.0.1 -p $REDIS_PORT ping" PONG 5; then
+            return 0
+        fi
+        kill "$REDIS_PID" 2>/dev/null
+        wait "$REDIS_PID" 2>/dev/null
+        _try=$((_try + 1))
+        sleep 0.2
+    done
+    fail "redis-server starts on port $REDIS_PORT" PONG "$GOT"
+    exit 1
+}
+redis_stop() {
+    kill -TERM "$REDIS_PID" 2>/dev/null
+    wait "$REDIS_PID" 2>/dev/null
+    REDIS_PID=
+}
+for _tool in mosquitto mosquitto_pub mosquitto_sub redis-server redis-cli; do
+    command -v "$_tool" >/dev/null 2>&1 || { echo "FAIL: $_tool is installed (expected it on PATH, got nothing)"; exit 1; }
+done
+redis_start
+start_mosquitto
 
 _t91_cleanup() {
     [ -n "$REDIS_PID" ] && kill -CONT "$REDIS_PID" 2>/dev/null   # never leave Redis frozen
@@ -71,7 +106,7 @@ stream_wait() {   # stream_wait NAME
     eval "_p=\$SPID_$1"
     wait "$_p"
     _rc=$?
-    if [ "$_rc" -eq 0 ]; then pass "stream $1 published $N uplinks and had every PUBACK ($(cat "$T/$1.out" | tail -n 1))"
+    if [ "$_rc" -eq 0 ]; then pass "stream $1 published $N uplinks and had every PUBACK ($(tail -n 1 "$T/$1.out"))"
     else fail "stream $1 published $N uplinks and had every PUBACK" "exit 0" "exit $_rc: $(tail -n 2 "$T/$1.err")"; fi
 }
 wait_line() {     # wait_line NAME LINE
@@ -163,26 +198,35 @@ compare() {
 }
 
 # --- kill -9 of parkd while both connections stream ------------------------------------------------
-stream tts ttn 1 "$B" --mark-at 80 --mark-at 190
+stream tts ttn 1 "$B" --mark-at 60 --mark-at 130 --mark-at 200
 stream cs cs 1 "$B"
-for k in 80 190; do
+for k in 60 130 200; do
     wait_line tts "mark $k"
     sleep "0.$(awk -v s="$k$$" 'BEGIN { srand(s); printf "%d", 1 + rand() * 8 }')"
     what="kill -9 of parkd while both inputs stream (after uplink $k)"
-    if [ "$k" = 190 ]; then
-        what="kill -9 of parkd with a Redis batch in flight, executed after the kill (after uplink $k)"
-        kill -STOP "$REDIS_PID"
-        sleep 0.3
-    fi
+    case $k in
+        130)
+            what="kill -9 of parkd with a Redis batch in flight, executed after the kill (after uplink $k)"
+            kill -STOP "$REDIS_PID"
+            sleep 0.3 ;;
+        200)
+            # Redis down: parkd reads uplinks it cannot store; none may be acknowledged
+            what="kill -9 of parkd while Redis is down and uplinks arrive (after uplink $k)"
+            redis_stop
+            sleep 1 ;;
+    esac
     if running tts && running cs; then pass "$what"; else fail "$what" "both streams running" "one had finished"; fi
     parkd_kill
-    [ "$k" = 190 ] && kill -CONT "$REDIS_PID"
+    case $k in
+        130) kill -CONT "$REDIS_PID" ;;
+        200) redis_start ;;
+    esac
     sleep 1        # both brokers queue what comes meanwhile for parkd's sessions
     parkd_restart
 done
 stream_wait tts
 stream_wait cs
-compare "after two kill -9"
+compare "after three kill -9"
 check_ok "parkd still running" parkd_alive
 
 # --- the network server's broker restarted mid-stream ----------------------------------------------
