@@ -183,6 +183,13 @@ sed "s|devices_file: $TTS_DEV|devices_file: $T/broken.csv|" "$CFG" >"$T/broken.y
 check "--check with a broken devices file: exit 78" 78 "$?"
 check_ok "--check: names $T/broken.csv:2 (two fields)" grep -qF "$T/broken.csv:2: " "$T/check.out"
 check_ok "--check: names $T/broken.csv:3 (a bay mapped twice)" grep -qF "$T/broken.csv:3: " "$T/check.out"
+sed "s|devices_file: $CS_DEV|devices_file: $T/no-such.csv|" "$CFG" >"$T/missing.yaml"
+"$PARKD_BIN" -c "$T/missing.yaml" --check >"$T/check.missing" 2>&1
+check "--check with a missing devices file: exit 78" 78 "$?"
+check_ok "--check: names the missing devices file" grep -qF "$T/no-such.csv" "$T/check.missing"
+timeout 10 "$PARKD_BIN" -c "$T/broken.yaml" >/dev/null 2>"$T/start.broken"
+check "starting with a broken devices file: exit 78 (EX_CONFIG)" 78 "$?"
+check_ok "starting with a broken devices file: the error names $T/broken.csv:2" grep -qF "$T/broken.csv:2: " "$T/start.broken"
 
 # --- SIGHUP re-reads the devices files -----------------------------------------------------------
 isnap

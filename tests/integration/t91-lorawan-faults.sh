@@ -255,4 +255,22 @@ compare "after the network server's broker restart"
 check_ok "parkd kept running through the broker restart" parkd_alive
 check "parkd connected to the network server's broker again after its restart" yes \
     "$([ "$(grep -c "as parkd-tts-$$ " "$NS_LOG")" -gt "$conns" ] && echo yes || echo no)"
+
+# --- parkd started while the network server's broker is down -------------------------------------
+parkd_stop
+check "SIGTERM: exit 0" 0 "$PARKD_RC"
+conns=$(grep -c "as parkd-tts-$$ " "$NS_LOG")
+ns_stop TERM
+ZT=$(now)
+parkd_start
+pass "parkd becomes ready while the network server's broker is down"
+pub "$IN/P1/bay/z1" "{\"occupied\": false, \"ts\": $ZT}"
+check_eventually "network server's broker down at start: the main broker's bay message is applied" "bayget P1 z1" 0 3
+c0=$(ic cs uplinks)
+cs_up a840410000000000 900 '{"status":"occupied"}' "$((B2 + (N + 10) * 1000))"
+check_eventually "network server's broker down at start: a ChirpStack uplink is applied" "bayget P2 c0" 1 3
+ns_start
+wait_for "[ \$(grep -c 'as parkd-tts-$$ ' '$NS_LOG') -gt $conns ] && echo yes" yes 15 >/dev/null
+ttn_up td0 0004A30B00000000 900 '{"occupied":true}' "$((B2 + (N + 10) * 1000))"
+check_eventually "network server's broker back: parkd connects and applies its uplinks" "bayget P1 t0" 1 15
 finish
