@@ -90,6 +90,19 @@ check_eventually "rejoin: ChirpStack fCnt 1 with a newer time applied (c2 occupi
 check_idelta "rejoin: ChirpStack applied 1" cs applied 1
 check_idelta "rejoin: ChirpStack older time ignored as old" cs ignored_old 1
 
+# a device that rejoins twice in a row: f_cnt 0 (omitted) again a minute later, with another state.
+# Not a second copy of the same frame (another event time, another state): a restarted counter,
+# which the event time decides.
+isnap
+ttn_up dev1 0004A30B001C0531 0 '{"occupied":false}' "$(ms 260)"
+ttn_up dev1 0004A30B001C0531 0 '{"occupied":true}' "$(ms 320)"
+wait_uplinks tts 2
+check_eventually "second rejoin: f_cnt 0 again 60 s later with another state is applied (b1 occupied)" \
+    "lot_state P1 b1" "2/8 b1=1" 3
+check_idelta "second rejoin: both applied, no duplicate" tts duplicate 0
+ttn_up dev1 0004A30B001C0531 1 '{"occupied":true}' "$(ms 330)"     # resync b1 for what follows
+wait_uplinks tts 3
+
 # --- which time is the event time ----------------------------------------------------------------
 # A: uplink_message.received_at +300, top-level +320; B: uplink +310, top-level +311 (older than
 # A's top-level): B is newer by uplink_message.received_at and must apply. C has no
