@@ -203,25 +203,25 @@ check_idelta() {
     check_eventually "$1" "idelta $2 $3" "$4" 3
 }
 
-# metric KEY — one sample of GET /metrics, KEY as name{labels sorted by name}, e.g.
-# 'parkd_input_messages_total{input="tts",result="applied"}'; "<missing>" when absent
+# metric KEY... — samples of GET /metrics (one request), each KEY as name{labels sorted by
+# name}, e.g. 'parkd_input_messages_total{input="tts",result="applied"}'; one value a line,
+# "<missing>" when absent
 metric() {
     curl -s --max-time 3 "http://127.0.0.1:$METRICS_PORT/metrics" | "$PY" -c '
 import re, sys
-want = sys.argv[1]
 sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 label = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)=\"([^\"]*)\"")
+got = {}
 for line in sys.stdin:
     m = sample.match(line.rstrip("\n"))
     if not m:
         continue
     labels = dict(label.findall(m.group(2) or ""))
     key = m.group(1) + ("{" + ",".join("%s=\"%s\"" % (k, labels[k]) for k in sorted(labels)) + "}" if labels else "")
-    if key == want:
-        f = float(m.group(3))
-        print("%d" % f if f == int(f) else m.group(3))
-        sys.exit(0)
-print("<missing>")' "$1"
+    f = float(m.group(3))
+    got[key] = "%d" % f if f == int(f) else m.group(3)
+for k in sys.argv[1:]:
+    print(got.get(k, "<missing>"))' "$@"
 }
 
 # lot_state LOT BAY... — "occupied/free b1=S b2=S ..." from Redis

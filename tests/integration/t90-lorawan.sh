@@ -177,9 +177,11 @@ check_ok "bad input: parkd still running" parkd_alive
 PROM_KEYS="tts:uplinks tts:applied tts:duplicate tts:rejected_malformed tts:rejected_no_field tts:ignored_old
     cs:uplinks cs:applied cs:duplicate cs:rejected_unmapped_value cs:rejected_unknown_device"
 prom_got() {
-    for _k in $PROM_KEYS; do
-        printf '%s=%s ' "$_k" "$(metric "parkd_input_messages_total{input=\"${_k%%:*}\",result=\"${_k#*:}\"}")"
-    done
+    set --
+    for _k in $PROM_KEYS; do set -- "$@" "parkd_input_messages_total{input=\"${_k%%:*}\",result=\"${_k#*:}\"}"; done
+    _vals=$(metric "$@" | tr '\n' ' ')
+    set -- $_vals
+    for _k in $PROM_KEYS; do printf '%s=%s ' "$_k" "$1"; shift; done
 }
 prom_want() {
     for _k in $PROM_KEYS; do printf '%s=%s ' "$_k" "$(ic "${_k%%:*}" "${_k#*:}")"; done
