@@ -9,7 +9,9 @@
 # streams while the network server's broker (persistence on, same port) is stopped and started
 # again. Each time, once the streams are in, every bay, the lots' occupied/free and the retained
 # availability equal the reference model of lorawan.py (the latest event time per bay wins), and
-# while the network server's broker is down the main connection keeps applying input.
+# while the network server's broker is down the main connection keeps applying input. Last,
+# parkd started while that broker is down becomes ready, serves the main connection and catches
+# up once it is back; and with the main broker down, the other broker's uplinks still reach Redis.
 NO_SERVERS=1
 . "$(dirname "$0")/lib.sh"
 NS_PERSIST=1
@@ -273,4 +275,14 @@ ns_start
 wait_for "[ \$(grep -c 'as parkd-tts-$$ ' '$NS_LOG') -gt $conns ] && echo yes" yes 15 >/dev/null
 ttn_up td0 0004A30B00000000 900 '{"occupied":true}' "$((B2 + (N + 10) * 1000))"
 check_eventually "network server's broker back: parkd connects and applies its uplinks" "bayget P1 t0" 1 15
+
+# --- the main broker down: the network server's uplinks still reach Redis --------------------------
+kill "$MOSQ_PID"
+wait "$MOSQ_PID" 2>/dev/null
+ttn_up td1 0004A30B00000001 901 '{"occupied":false}' "$((B2 + (N + 11) * 1000))"
+check_eventually "main broker down: an uplink of the network server's broker still reaches Redis" "bayget P1 t1" 0 5
+mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.stderr" 2>&1 &     # same port; no persistence
+MOSQ_PID=$!
+check_eventually "main broker back: P1's availability, changed meanwhile, is published" \
+    "jget \"\$(retained $OUT/P1/availability 1)\" occupied" "$(hget P1 occupied)" 5
 finish
