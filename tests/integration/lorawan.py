@@ -7,9 +7,10 @@ publisher that survives a broker restart, and the reference model of the final b
       as in tests/unit/test_uplink.c): F_CNT 0 is omitted like TTN does; DECODED_JSON "-" leaves
       decoded_payload out (no payload formatter). --gw 2: heard by the second gateway (other
       rx_metadata). --no-up-time: no uplink_message.received_at (the top-level one, EPOCH_MS +
-      225 ms, is then the event time).
+      225 ms, is then the event time). --gateways K: heard by K gateways (K rx_metadata entries).
   lorawan.py ttn-join DEVICE_ID DEV_EUI EPOCH_MS       a join message (no uplink_message)
-  lorawan.py cs DEV_EUI F_CNT OBJECT_JSON EPOCH_MS     one ChirpStack v4 "up" event (OBJECT_JSON "-": no object)
+  lorawan.py cs DEV_EUI F_CNT OBJECT_JSON EPOCH_MS     one ChirpStack v4 "up" event (OBJECT_JSON "-": no
+      object; --gateways K: K rxInfo entries)
   lorawan.py cs-status DEV_EUI EPOCH_MS                a ChirpStack v4 "status" event
   lorawan.py stream [options]                          publishes a deterministic stream (below)
   lorawan.py model [--extra "LOT BAY EPOCH_MS 0|1"]... DEVICES_CSV:EVENTS_LOG...
@@ -65,16 +66,18 @@ def ttn_ids(dev, eui):
     return ids
 
 
-def ttn_uplink(dev, eui, fcnt, decoded, ms, gw=1, up_time=True):
+def ttn_uplink(dev, eui, fcnt, decoded, ms, gw=1, up_time=True, gateways=1):
     rx = dict(GATEWAYS[gw])
     rx["time"] = iso_ms(ms - 2)
+    rxs = [rx] + [dict(rx, gateway_ids={"gateway_id": "gtw-x%d" % k, "eui": "B827EBFFFE8D5C%02X" % k},
+                       rssi=-90 - k, channel_rssi=-90 - k, snr=-k / 4.0) for k in range(1, gateways)]
     um = {"session_key_id": "AXA50tHUGUucuzS/bCGMNw==", "f_port": 1}
     if fcnt:
         um["f_cnt"] = fcnt          # "empty fields are omitted": no f_cnt when it is 0
     um["frm_payload"] = "AQ=="
     if decoded is not None:
         um["decoded_payload"] = decoded
-    um["rx_metadata"] = [rx]
+    um["rx_metadata"] = rxs
     um["settings"] = {"data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 7}},
                       "data_rate_index": 5, "coding_rate": "4/6", "frequency": "868300000",
                       "timestamp": rx["timestamp"], "time": iso_ms(ms - 2)}
@@ -104,7 +107,7 @@ def cs_info(eui):
             "devEui": eui, "tags": {"key": "value"}}
 
 
-def cs_uplink(eui, fcnt, obj, ms):
+def cs_uplink(eui, fcnt, obj, ms, gateways=1):
     m = {"deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d", "time": iso_ms(ms),
          "deviceInfo": cs_info(eui), "devAddr": "00189440", "dr": 1}
     if fcnt:
@@ -113,9 +116,10 @@ def cs_uplink(eui, fcnt, obj, ms):
     m["data"] = "AQ=="
     if obj is not None:
         m["object"] = obj
-    m["rxInfo"] = [{"gatewayId": "0016c001f153a14c", "uplinkId": 4217106255, "rssi": -36,
-                    "snr": 10.5, "context": "E3OWOQ==",
-                    "metadata": {"region_name": "eu868", "region_common_name": "EU868"}}]
+    m["rxInfo"] = [{"gatewayId": "0016c001f153a1%02x" % (0x4c + k), "uplinkId": 4217106255 + k,
+                    "rssi": -36 - k, "snr": 10.5 - k, "context": "E3OWOQ==",
+                    "metadata": {"region_name": "eu868", "region_common_name": "EU868"}}
+                   for k in range(gateways)]
     m["txInfo"] = {"frequency": 867100000, "modulation": {"lora": {
         "bandwidth": 125000, "spreadingFactor": 11, "codeRate": "CR_4_5"}}}
     return m
@@ -348,10 +352,12 @@ def main():
     t.add_argument("dev"); t.add_argument("eui"); t.add_argument("fcnt", type=int)
     t.add_argument("decoded"); t.add_argument("ms", type=int)
     t.add_argument("--gw", type=int, default=1); t.add_argument("--no-up-time", action="store_true")
+    t.add_argument("--gateways", type=int, default=1)
     j = sub.add_parser("ttn-join")
     j.add_argument("dev"); j.add_argument("eui"); j.add_argument("ms", type=int)
     c = sub.add_parser("cs")
     c.add_argument("eui"); c.add_argument("fcnt", type=int); c.add_argument("obj"); c.add_argument("ms", type=int)
+    c.add_argument("--gateways", type=int, default=1)
     cst = sub.add_parser("cs-status")
     cst.add_argument("eui"); cst.add_argument("ms", type=int)
     s = sub.add_parser("stream")
@@ -374,11 +380,12 @@ def main():
     a = p.parse_args()
     if a.cmd == "ttn":
         dec = None if a.decoded == "-" else json.loads(a.decoded)
-        print(dump(ttn_uplink(a.dev, a.eui, a.fcnt, dec, a.ms, a.gw, not a.no_up_time)))
+        print(dump(ttn_uplink(a.dev, a.eui, a.fcnt, dec, a.ms, a.gw, not a.no_up_time, a.gateways)))
     elif a.cmd == "ttn-join":
         print(dump(ttn_join(a.dev, a.eui, a.ms)))
     elif a.cmd == "cs":
-        print(dump(cs_uplink(a.eui, a.fcnt, None if a.obj == "-" else json.loads(a.obj), a.ms)))
+        print(dump(cs_uplink(a.eui, a.fcnt, None if a.obj == "-" else json.loads(a.obj), a.ms,
+                             a.gateways)))
     elif a.cmd == "cs-status":
         print(dump(cs_status(a.eui, a.ms)))
     elif a.cmd == "stream":

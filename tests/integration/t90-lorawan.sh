@@ -56,6 +56,21 @@ check_idelta "ttn-v3: 3 applied" tts applied 3
 check_idelta "chirpstack-v4: 3 applied" cs applied 3
 check_match "ttn-v3: availability ts is the uplinks' event time" "$(iso $((B / 1000 + 10)) | sed 's/Z$//')(\.0+)?Z" "$(avail_field P1 ts)"
 
+# --- uplinks heard by many gateways are larger than parkd's own messages (limits.max_payload 1024)
+isnap
+ttn_up dev3 0004A30B001C0533 11 '{"occupied":true}' "$(ms 20)" --gateways 8          # ~2.6 KB
+cs_up 1111111111111111 11 '{"status":"free"}' "$(ms 20)" --gateways 5               # ~1.5 KB, main connection
+wait_uplinks tts 1
+wait_uplinks cs 1
+check_eventually "a TTN uplink heard by 8 gateways (~2.6 KB) is applied (b3 occupied)" "lot_state P1 b3" "3/7 b3=1" 3
+check_eventually "a ChirpStack uplink heard by 5 gateways (~1.5 KB, on the main connection) is applied (c3 free)" \
+    "lot_state P2 c3" "1/9 c3=0" 3
+ttn_up dev3 0004A30B001C0533 12 '{"occupied":false}' "$(ms 21)"     # back to the states above
+cs_up 1111111111111111 12 '{"status":"occupied"}' "$(ms 21)"
+wait_uplinks tts 2
+wait_uplinks cs 2
+check_eventually "back to b3 free, c3 occupied" "echo \$(lot_state P1 b3) \$(lot_state P2 c3)" "2/8 b3=0 2/8 c3=1" 3
+
 # --- the same frame twice: two gateways (TTN), a redelivery (ChirpStack) ------------------------
 isnap
 ttn_up dev1 0004A30B001C0531 20 '{"occupied":false}' "$(ms 100)" --gw 1
