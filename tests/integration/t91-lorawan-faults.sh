@@ -52,6 +52,7 @@ start_mosquitto
 
 _t91_cleanup() {
     [ -n "$REDIS_PID" ] && kill -CONT "$REDIS_PID" 2>/dev/null   # never leave Redis frozen
+    [ -n "$NS_PID" ] && kill -CONT "$NS_PID" 2>/dev/null
     for _p in $STREAM_PIDS; do kill "$_p" 2>/dev/null; done
     _lw_cleanup
 }
@@ -285,4 +286,16 @@ mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.stderr" 2>&1 &     # same port;
 MOSQ_PID=$!
 check_eventually "main broker back: P1's availability, changed meanwhile, is published" \
     "jget \"\$(retained $OUT/P1/availability 1)\" occupied" "$(hget P1 occupied)" 5
+
+# --- the network server's broker hung (SIGSTOP: no RST, no reply) right after an uplink of it ------
+ttn_up td2 0004A30B00000002 902 '{"occupied":true}' "$((B2 + (N + 12) * 1000))"
+check_eventually "an uplink of the network server's broker is applied" "bayget P1 t2" 1 5
+kill -STOP "$NS_PID"
+ZT=$(now)
+pub "$IN/P1/bay/z1" "{\"occupied\": true, \"ts\": $ZT}"
+check_eventually "network server's broker hung: the main broker's bay message is applied" "bayget P1 z1" 1 3
+cs_up a840410000000001 902 '{"status":"free"}' "$((B2 + (N + 12) * 1000))"
+check_eventually "network server's broker hung: a ChirpStack uplink is applied" "bayget P2 c1" 0 3
+kill -CONT "$NS_PID"
+check_ok "parkd still running" parkd_alive
 finish
