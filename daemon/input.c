@@ -154,7 +154,9 @@ enum inp_counter inp_counter_for_reject(enum pl_reject reason)
     }
 }
 
-/* Whether DEVICE's uplink U (at TS_MS) repeats the last one applied; remembers it if not. */
+/* Whether DEVICE's uplink U (at TS_MS) repeats the last one applied; remembers it if not. One
+ * uplink heard twice (two gateways, a redelivery) has one frame counter and one network-server
+ * time; a rejoin's restarted counter at another time is another uplink. */
 static bool inp_is_duplicate(inp_input *in, const char *device, const ul_uplink *u, int64_t ts_ms)
 {
     size_t len = strlen(device);
@@ -163,8 +165,7 @@ static bool inp_is_duplicate(inp_input *in, const char *device, const ul_uplink 
         last = util_xmalloc(sizeof *last + len + 1);
         memcpy(last->key, device, len + 1);
         map_put(in->last, last->key, len, last);
-    } else if (last->f_cnt == u->f_cnt && ts_ms - last->ts_ms <= INP_DUP_WINDOW_MS &&
-               last->ts_ms - ts_ms <= INP_DUP_WINDOW_MS) {
+    } else if (last->f_cnt == u->f_cnt && last->ts_ms == ts_ms) {
         return true;
     }
     last->f_cnt = u->f_cnt;

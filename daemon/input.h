@@ -3,10 +3,10 @@
  * counted per input. Pure: no loop, no broker, no Redis; the devices files are read by
  * inp_load only (start, SIGHUP), never per message.
  *
- * Duplicates: the same device and frame counter again within INP_DUP_WINDOW_MS of event time
- * (an uplink heard by two gateways and forwarded twice, or redelivered) is skipped as
- * `duplicate`. A frame counter that restarts low after a rejoin is no duplicate: the bay's own
- * rule (an older event time is ignored) decides. Redelivery after a restart, when this memory
+ * Duplicates: the same device, frame counter and event time as the device's last uplink (one
+ * uplink heard by two gateways and forwarded twice, or redelivered) is skipped as `duplicate`.
+ * A frame counter that restarts low after a rejoin comes at another time, so it is no
+ * duplicate: the bay's own rule (an older event time is ignored) decides. Redelivery after a restart, when this memory
  * is gone, is harmless for the same reason: the same uplink is the same bay state at the same
  * time, which the lot counts as a repeat. */
 #ifndef PARKD_INPUT_H
@@ -21,8 +21,6 @@
 #include "map.h"
 #include "payload.h"
 #include "uplink.h"
-
-#define INP_DUP_WINDOW_MS (10 * 60 * 1000)
 
 /* What became of each message of an input: the names are the counters' (input:<name>:<c>). */
 enum inp_counter {

@@ -204,7 +204,7 @@ check_idelta() {
 }
 
 # metric KEY... — samples of GET /metrics (one request), each KEY as name{labels sorted by
-# name}, e.g. 'parkd_input_messages_total{input="tts",result="applied"}'; one value a line,
+# name}, e.g. 'parkd_uplink_results_total{input="tts",result="applied"}'; one value a line,
 # "<missing>" when absent
 metric() {
     curl -s --max-time 3 "http://127.0.0.1:$METRICS_PORT/metrics" | "$PY" -c '

@@ -193,7 +193,14 @@ PROM_KEYS="tts:uplinks tts:applied tts:duplicate tts:rejected_malformed tts:reje
     cs:uplinks cs:applied cs:duplicate cs:rejected_unmapped_value cs:rejected_unknown_device"
 prom_got() {
     set --
-    for _k in $PROM_KEYS; do set -- "$@" "parkd_input_messages_total{input=\"${_k%%:*}\",result=\"${_k#*:}\"}"; done
+    # every message is parkd_uplinks_total{input}; what became of them parkd_uplink_results_total
+    # (parkd_input_messages_total is taken: parkd's own input by kind, with a "kind" label)
+    for _k in $PROM_KEYS; do
+        case ${_k#*:} in
+            uplinks) set -- "$@" "parkd_uplinks_total{input=\"${_k%%:*}\"}" ;;
+            *) set -- "$@" "parkd_uplink_results_total{input=\"${_k%%:*}\",result=\"${_k#*:}\"}" ;;
+        esac
+    done
     _vals=$(metric "$@" | tr '\n' ' ')
     set -- $_vals
     for _k in $PROM_KEYS; do printf '%s=%s ' "$_k" "$1"; shift; done
@@ -201,7 +208,7 @@ prom_got() {
 prom_want() {
     for _k in $PROM_KEYS; do printf '%s=%s ' "$_k" "$(ic "${_k%%:*}" "${_k#*:}")"; done
 }
-check_eventually "/metrics: parkd_input_messages_total{input=...,result=...} equals parkd:daemon's input counters" \
+check_eventually "/metrics: parkd_uplinks_total and parkd_uplink_results_total equal parkd:daemon's input counters" \
     prom_got "$(prom_want)" 3
 
 # --- --check with a broken devices file ----------------------------------------------------------
