@@ -711,6 +711,40 @@ static void test_inputs(void **state)
     expect_one_error(text, 5, 5, "duplicate input name \"a\"");
 }
 
+
+/* SPEC §11: ha, sentinels, min_replicas_ack. */
+static void test_ha(void **state)
+{
+    cfg_config *cfg = load_ok("lots:\n  - {id: P1, capacity: 5, source: bays}\n");
+    assert_false(cfg->ha.enabled);
+    assert_int_equal(cfg->redis.n_sentinels, 0);
+    assert_int_equal(cfg->redis.min_replicas_ack, 0);
+    cfg_free(cfg);
+    cfg = load_ok("ha: {instance: p-1, lease: 3s}\n"
+                  "redis: {sentinels: [\"10.0.0.1:26379\", \"[::1]:26380\"], master_name: pk,\n"
+                  "        min_replicas_ack: 1}\n"
+                  "lots:\n  - {id: P1, capacity: 5, source: bays}\n");
+    assert_true(cfg->ha.enabled);
+    assert_string_equal(cfg->ha.instance, "p-1");
+    assert_int_equal(cfg->ha.lease_ms, 3000);
+    assert_int_equal(cfg->redis.n_sentinels, 2);
+    assert_string_equal(cfg->redis.sentinels[1], "[::1]:26380");
+    assert_string_equal(cfg->redis.master_name, "pk");
+    assert_int_equal(cfg->redis.min_replicas_ack, 1);
+    cfg_free(cfg);
+    cfg = load_ok("ha:\nlots:\n  - {id: P1, capacity: 5, source: bays}\n");
+    assert_true(cfg->ha.enabled);
+    assert_null(cfg->ha.instance);
+    assert_int_equal(cfg->ha.lease_ms, 5000);
+    cfg_free(cfg);
+    expect_one_error("redis: {sentinels: [\"h:1\"]}\nlots:\n  - {id: P1, capacity: 5, source: bays}\n",
+                     1, 20, "needs redis.master_name");
+    expect_one_error("ha: {lease: 500ms}\nlots:\n  - {id: P1, capacity: 5, source: bays}\n", 1, 13,
+                     "must be at least 1s");
+    expect_one_error("ha: {instance: \"a b\"}\nlots:\n  - {id: P1, capacity: 5, source: bays}\n", 1, 16,
+                     "not a valid id");
+}
+
 static void test_missing_required(void **state)
 {
     expect_one_error("mqtt: {port: 1883}\n", 1, 1, "missing required key \"lots\"");
@@ -1268,6 +1302,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_lot_id),
         cmocka_unit_test(test_zones_and_categories),
         cmocka_unit_test(test_inputs),
+        cmocka_unit_test(test_ha),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_empty_lots),
         cmocka_unit_test(test_bad_id_and_source),
