@@ -120,7 +120,9 @@ static void ha_on_timer(uv_timer_t *timer)
         ha_lose(h, "no renewal of the lease came back in time");
         return;
     }
-    store_instance(h->st, h->instance, ha_role(h), h->epoch, h->cfg->ha.lease_ms * 10);
+    /* a standby's own key; an active's goes in its fenced batches (store_set_leader) */
+    if (!h->active)
+        store_instance(h->st, h->instance, "standby", 0, h->cfg->ha.lease_ms * 10);
     if (h->in_flight && now - h->sent_ms < (uint64_t)h->cfg->ha.lease_ms)
         return;             /* one request at a time; a lost one is given up after a lease */
     h->sent_ms = now;

@@ -95,15 +95,7 @@ static int parkd_load_config(const parkd_args *a, cfg_config **cfg, inp_set **in
 {
     char *errors = NULL;
     if (cfg_load(a->config, cfg, &errors) < 0) {
-        if (a->check) {
-            fputs(errors, stderr);
-        } else {
-            /* log lines: under systemd each error becomes a journal entry of priority error */
-            log_init(CFG_LOG_INFO);
-            log_error("%s", errors);
-            log_error("configuration rejected: not starting");
-        }
-        free(errors);
+        parkd_reject(a, errors);
         return EXIT_CONFIG;
     }
     if (!(*inputs = inp_load(*cfg, &errors))) {

@@ -88,6 +88,7 @@ struct store {
      * <prefix>epoch showed it, one batch on the wire at a time (EXEC ends every WATCH) */
     uint64_t fence_epoch;       /* 0: no fencing */
     char leader[96];            /* for the daemon hash: the active instance ("": no ha) */
+    int64_t instance_ttl_ms;    /* of <prefix>instance:<id> */
     bool fence_lost;            /* another epoch was seen: nothing is sent any more */
     struct store_batch *on_wire;    /* the fenced batch between its GET and its EXEC reply */
     int handles_open;
@@ -363,6 +364,9 @@ static void store_send_batch(store *s, store_batch *b);
 static void store_send_kept(store *s, store_batch *b);
 static void store_fence_next(store *s);
 static bool store_fence_exec_done(store *s, struct store_batch *b, const redisReply *reply);
+static void store_batch_instance(store *s, store_args *a);
+static void store_keep(store *s, struct store_batch *b, uint64_t token,
+                       void (*done)(void *ctx, uint64_t token, bool ok), void *ctx);
 static int store_fence_commit(store *s, struct store_batch *b, uint64_t token,
                               void (*done)(void *ctx, uint64_t token, bool ok), void *ctx);
 
@@ -1268,6 +1272,8 @@ void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c,
         store_arg_fmt(a, "%" PRIu64, more->values[i]);
     }
     store_send(s, a);
+    if (s->leader[0])
+        store_batch_instance(s, a);
     free(a);
 }
 
@@ -1494,15 +1500,7 @@ int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_
         s->dead = b;
         return -ENOTCONN;
     }
-    b->token = token;
-    b->done = done;
-    b->ctx = ctx;
-    if (s->tail)
-        s->tail->next = b;
-    else
-        s->head = b;
-    s->tail = b;
-    s->n_batches++;
+    store_keep(s, b, token, done, ctx);
     s->execs_waiting++;
     return 0;
 }
@@ -1623,14 +1621,10 @@ static bool store_fence_exec_done(store *s, store_batch *b, const redisReply *re
     return true;
 }
 
-static int store_fence_commit(store *s, store_batch *b, uint64_t token,
-                              void (*done)(void *ctx, uint64_t token, bool ok), void *ctx)
+/* B joins the kept batches, to be confirmed in order with DONE(CTX, TOKEN, ok). */
+static void store_keep(store *s, store_batch *b, uint64_t token,
+                       void (*done)(void *ctx, uint64_t token, bool ok), void *ctx)
 {
-    if (s->fence_lost || !store_is_connected(s)) {
-        b->next = s->dead;
-        s->dead = b;
-        return -ENOTCONN;
-    }
     b->token = token;
     b->done = done;
     b->ctx = ctx;
@@ -1641,14 +1635,26 @@ static int store_fence_commit(store *s, store_batch *b, uint64_t token,
         s->head = b;
     s->tail = b;
     s->n_batches++;
+}
+
+static int store_fence_commit(store *s, store_batch *b, uint64_t token,
+                              void (*done)(void *ctx, uint64_t token, bool ok), void *ctx)
+{
+    if (s->fence_lost || !store_is_connected(s)) {
+        b->next = s->dead;
+        s->dead = b;
+        return -ENOTCONN;
+    }
+    store_keep(s, b, token, done, ctx);
     store_fence_next(s);
     return 0;
 }
 
-void store_set_leader(store *s, const char *leader, uint64_t epoch)
+void store_set_leader(store *s, const char *leader, uint64_t epoch, int64_t instance_ttl_ms)
 {
     snprintf(s->leader, sizeof s->leader, "%s", leader ? leader : "");
     (void)epoch;    /* the epoch written is the fence's */
+    s->instance_ttl_ms = instance_ttl_ms;
 }
 
 void store_set_fence(store *s, uint64_t epoch)
@@ -1740,7 +1746,32 @@ int store_lease_release(store *s, const char *instance, uint64_t epoch)
                              leader, value) == REDIS_OK ? 0 : -ENOTCONN;
 }
 
-/* <prefix>instance:<id>: every instance's own, refreshed by it, gone TTL_MS after it stops. */
+/* The active's own <prefix>instance:<id>, in its (fenced) batch: an active writes nothing
+ * outside batches, so a fenced one writes nothing at all. A ARGV scratch. */
+static void store_batch_instance(store *s, store_args *a)
+{
+    char key[STORE_KEY_MAX + 80];
+    int n = snprintf(key, sizeof key, "%sinstance:%s", s->cfg->redis.prefix, s->leader);
+    a->argc = 0;
+    store_arg_str(a, "HSET");
+    store_arg(a, key, (size_t)n);
+    store_arg_str(a, "role");
+    store_arg_str(a, "active");
+    store_arg_str(a, "pid");
+    store_arg_i64(a, (int64_t)getpid());
+    store_arg_str(a, "epoch");
+    store_arg_fmt(a, "%" PRIu64, s->fence_epoch);
+    store_arg_str(a, "updated_ms");
+    store_arg_i64(a, util_wall_ms());
+    store_send(s, a);
+    a->argc = 0;
+    store_arg_str(a, "PEXPIRE");
+    store_arg(a, key, (size_t)n);
+    store_arg_i64(a, s->instance_ttl_ms);
+    store_send(s, a);
+}
+
+/* <prefix>instance:<id>: a standby's own, refreshed by it, gone TTL_MS after it stops. */
 int store_instance(store *s, const char *instance, const char *role, uint64_t epoch,
                    int64_t ttl_ms)
 {
