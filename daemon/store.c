@@ -79,6 +79,8 @@ struct store {
     log_limit refusal_log;
     log_limit tolerated_log;
     log_limit replica_log;
+    bool wait_in_flight;        /* min_replicas_ack: a WAIT is out */
+    uint64_t wait_seq;          /* the newest batch executed before that WAIT was sent */
     char run_id[48];            /* this process's run: <started_ms>.<pid> */
     uint64_t next_seq;          /* of the next batch */
     uint64_t confirmed_seq;     /* of the last confirmed batch, 0 before the first */
@@ -164,6 +166,7 @@ typedef struct store_batch {
     void *ctx;
     bool refused;               /* this round's EXEC was refused */
     bool sent;                  /* fenced: its MULTI...EXEC went out this round */
+    bool executed;              /* min_replicas_ack: EXEC ran it on the master */
     bool replicated;            /* min_replicas_ack: WAIT saw it on enough replicas */
     char cause[STORE_CAUSE_MAX];    /* the first error a queued command got this round */
 } store_batch;
@@ -181,6 +184,7 @@ static store_batch *store_batch_new(store *s)
     b->len = b->n_cmds = b->n_tolerated = 0;
     b->refused = false;
     b->replicated = false;
+    b->executed = false;
     b->sent = false;
     b->cause[0] = '\0';
     return b;
@@ -363,6 +367,7 @@ static void store_on_handshake(redisAsyncContext *ac, void *r, void *privdata)
 static void store_send_batch(store *s, store_batch *b);
 static void store_send_kept(store *s, store_batch *b);
 static void store_fence_next(store *s);
+static void store_wait_next(store *s);
 static bool store_fence_exec_done(store *s, struct store_batch *b, const redisReply *reply);
 static void store_batch_instance(store *s, store_args *a);
 static void store_keep(store *s, struct store_batch *b, uint64_t token,
@@ -409,6 +414,13 @@ static bool store_take_mark(store *s, const redisReply *reply)
             store_send_kept(s, b);
     }
     s->ready = true;    /* the confirmations' callbacks may look */
+    if (s->cfg->redis.min_replicas_ack > 0) {
+        /* executed, but on enough replicas? asked before they count as stored */
+        for (store_batch *b = s->head; b && b->seq <= seq; b = b->next)
+            b->executed = true;
+        store_wait_next(s);
+        return true;
+    }
     while (s->head && s->head->seq <= seq)
         store_confirm_head(s);
     return true;
@@ -584,7 +596,9 @@ static void store_on_master(void *ctx, const char *host, int port)
     if (s->closing)
         return;
     bool same = strcmp(host, s->master_host) == 0 && port == s->master_port;
-    if (same && s->ac)
+    /* the same address again: the connection there, or the backoff's retry, goes on (an
+     * immediate connect to a master that is down, asked again on its failure, would spin) */
+    if (same && (s->ac || uv_is_active((uv_handle_t *)&s->reconnect_timer)))
         return;
     if (!same)
         log_info("redis: master %s is at %s:%d", s->cfg->redis.master_name, host, port);
@@ -1380,6 +1394,7 @@ static void store_confirm_head(store *s)
 }
 
 static void store_wait_replicas(store *s, store_batch *b);
+static void store_wait_next(store *s);
 
 static void store_on_exec(redisAsyncContext *ac, void *r, void *privdata)
 {
@@ -1452,6 +1467,7 @@ static void store_drop_round(store *s)
     }
     s->execs_waiting = 0;
     s->on_wire = NULL;
+    s->wait_in_flight = false;
     s->refusing = false;
     s->refusals_now = 0;
     uv_timer_stop(&s->resend_timer);
@@ -1509,16 +1525,19 @@ int store_batch_commit(store *s, uint64_t token, void (*done)(void *ctx, uint64_
 /* ---- replicas (SPEC §11 redis.min_replicas_ack) ---- */
 
 /* WAIT N: Redis answers once N replicas have every write of this connection so far, or after
- * the timeout with how many have. Until N do, the batch is not confirmed, so its input is not
- * acknowledged: an acknowledged car survives the master's loss. Asked again until they do. */
+ * the timeout with how many have. Until N do, a batch is not confirmed, so its input is not
+ * acknowledged: an acknowledged car survives the master's loss. One WAIT at a time covers
+ * every batch executed before it was sent (s->wait_seq), and is asked again until enough
+ * replicas answer: one loop, however many batches wait, so the lease's renewals queued
+ * behind it wait at most one WAIT. */
 static void store_on_wait(redisAsyncContext *ac, void *r, void *privdata)
 {
-    store_batch *b = privdata;
-    store *s = b->s;
+    store *s = privdata;
     store_got_reply(s);
+    s->wait_in_flight = false;
     redisReply *reply = r;
     if (!reply)
-        return;     /* the connection went: the batch is kept, checked against the mark */
+        return;     /* the connection went: the batches are kept, checked against the mark */
     long long got = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
     if (got < s->cfg->redis.min_replicas_ack) {
         unsigned long suppressed;
@@ -1526,21 +1545,39 @@ static void store_on_wait(redisAsyncContext *ac, void *r, void *privdata)
             log_warning("redis: %lld of %d replicas have the last batch; its input waits "
                         "(redis.min_replicas_ack)", got < 0 ? 0 : got,
                         s->cfg->redis.min_replicas_ack);
-        store_wait_replicas(s, b);
-        return;
+    } else {
+        for (store_batch *b = s->head; b; b = b->next)
+            if (b->executed && b->seq <= s->wait_seq)
+                b->replicated = true;
+        while (s->head && s->head->replicated)
+            store_confirm_head(s);
     }
-    b->replicated = true;
-    while (s->head && s->head->replicated)
-        store_confirm_head(s);
+    store_wait_next(s);
+}
+
+/* A WAIT for the batches executed and not yet seen on enough replicas, if none is out. */
+static void store_wait_next(store *s)
+{
+    if (s->wait_in_flight || !store_is_connected(s))
+        return;
+    uint64_t newest = 0;
+    for (store_batch *b = s->head; b; b = b->next)
+        if (b->executed && !b->replicated)
+            newest = b->seq;
+    if (!newest)
+        return;
+    s->wait_seq = newest;
+    /* WAIT blocks the connection until it answers: briefly, so that the lease's renewals
+     * and the other batches queued behind it go on */
+    if (store_command(s, store_on_wait, s, "WAIT %d %d", s->cfg->redis.min_replicas_ack,
+                      STORE_WAIT_MS) == 0)
+        s->wait_in_flight = true;
 }
 
 static void store_wait_replicas(store *s, store_batch *b)
 {
-    /* WAIT blocks the connection until it answers: briefly, so that the lease's renewals
-     * and the other batches queued behind it go on */
-    if (store_command(s, store_on_wait, b, "WAIT %d %d", s->cfg->redis.min_replicas_ack,
-                      STORE_WAIT_MS) < 0)
-        log_warning("redis: cannot ask the replicas: the connection is closing");
+    b->executed = true;
+    store_wait_next(s);
 }
 
 /* ---- fencing (SPEC §11) ---- */

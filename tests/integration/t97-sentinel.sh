@@ -1,9 +1,10 @@
 #!/bin/sh
-# t97-sentinel: Redis Sentinel (SPEC §11, issue 14) with redis.min_replicas_ack: 1. A master
-# and a replica (both with AOF), three sentinels; parkd finds the master through them. kill -9
-# of the master mid-stream: Sentinel promotes the replica, parkd follows (+switch-master), and
-# input waits until the new master has a replica again (the old one, restarted, is made one by
-# Sentinel); every event is in the final state, exactly.
+# t97-sentinel: Redis Sentinel (SPEC §11, issue 14) with redis.min_replicas_ack: 1 and three
+# parkd (one active, two standby). A master and a replica (both with AOF), three sentinels;
+# every parkd finds the master through them. kill -9 of the master mid-stream: Sentinel
+# promotes the replica, the active follows (+switch-master), and input waits until the new
+# master has a replica again (the old one, restarted, is made one by Sentinel); then kill -9 of
+# the active: a standby takes over on the new master. Every event is in the final state.
 NO_SERVERS=1
 . "$(dirname "$0")/lib.sh"
 FG_ARGS="-s 97 -n 4000"
@@ -50,30 +51,64 @@ wait_for "redis-cli -h 127.0.0.1 -p $S_LAST sentinel replicas mymaster | grep -c
 REDIS_PORT=$M_PORT      # lib.sh's rget, until the failover
 write_config "$("$FG" $FG_ARGS lots)" "mqtt.client_id=parkd-fault-$$" "log.level=info" \
     "redis.host=127.0.0.1" "redis.port=1" "redis.sentinels=[$SENTINELS]" \
-    "redis.master_name=mymaster" "redis.min_replicas_ack=1"
+    "redis.master_name=mymaster" "redis.min_replicas_ack=1" "ha={instance: A, lease: 2s}"
 parkd_start
+PID_A=$PARKD_PID
+for n in B C; do
+    sed "s/instance: A/instance: $n/" "$CFG" >"$T/parkd-$n.yaml"
+    "$PARKD_BIN" -c "$T/parkd-$n.yaml" 2>"$T/parkd-$n.log" >/dev/null &
+    eval "PID_$n=\$!"
+    LOGS="$LOGS $T/parkd-$n.log"
+done
+role() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" hget "${RP}instance:$1" role; }
+check_eventually "B is a standby" "role B" standby
+check_eventually "C is a standby" "role C" standby
 check "parkd found the master through the sentinels" yes \
     "$(grep -q "master mymaster is at 127.0.0.1:$M_PORT" "$PARKD_LOG" && echo yes)"
 fault_truth "$T/truth"
 fault_publish_bg -r 800 --mark-at 1500
 fault_wait_line "mark 1500"
+before=$(redis-cli -h 127.0.0.1 -p "$M_PORT" get "${RP}leader")
 kill -KILL "$PID_m"; wait "$PID_m" 2>/dev/null
 t0=$(now_ms)
-wait_for "grep -c 'moved from 127.0.0.1:$M_PORT to 127.0.0.1:$R_PORT' '$PARKD_LOG'" 1 20 >/dev/null
+# Nobody can renew the lease while there is no master: the active steps down (exit 75, as
+# systemd's Restart= would, it is started again here) and whoever takes the lease on the new
+# master goes on.
+leader_on_r() { redis-cli -h 127.0.0.1 -p "$R_PORT" get "${RP}leader"; }
+# a new epoch: the replicated key of the old leader may still be there for a moment
+wait_for "leader_on_r | grep -E '^[ABC]:' | grep -vx '$before' >/dev/null && redis-cli -h 127.0.0.1 -p $R_PORT role | head -n 1" master 20 >/dev/null
 t1=$(now_ms)
-check "parkd follows +switch-master to the promoted replica" yes \
-    "$(grep -q "moved from 127.0.0.1:$M_PORT to 127.0.0.1:$R_PORT" "$PARKD_LOG" && echo yes)"
-echo "# failover seen by parkd $((t1 - t0)) ms after the master's kill -9"
+echo "# failover: a master again and the lease held on it $((t1 - t0)) ms after the master's kill -9 ($(leader_on_r))"
+check_match "after the failover, an instance holds the lease on the promoted replica" '^[ABC]:[0-9]+$' "$(leader_on_r)"
 REDIS_PORT=$R_PORT
-sleep 1
+active=$(leader_on_r); active=${active%%:*}
+alog=$PARKD_LOG; [ "$active" = A ] || alog=$T/parkd-$active.log
+check "the active found the new master through the sentinels" yes \
+    "$(grep -qE "master mymaster is at 127.0.0.1:$R_PORT|moved from 127.0.0.1:$M_PORT to 127.0.0.1:$R_PORT" "$alog" && echo yes)"
+if ! kill -0 "$PID_A" 2>/dev/null; then
+    wait "$PID_A"
+    check "A, active when the master went, stepped down (exit 75)" 75 "$?"
+    "$PARKD_BIN" -c "$CFG" 2>"$T/parkd-A.2.log" >/dev/null &
+    PID_A=$!
+    LOGS="$LOGS $T/parkd-A.2.log"
+fi
+wait_for "grep -c 'replicas have the last batch' '$alog'" 1 10 >/dev/null
 check "with no replica left, input waits (min_replicas_ack)" yes \
-    "$(grep -q 'replicas have the last batch' "$PARKD_LOG" && echo yes)"
+    "$(grep -q 'replicas have the last batch' "$alog" && echo yes)"
 start_node m "$M_PORT"      # Sentinel makes the old master a replica of the new one
 wait_for "redis-cli -h 127.0.0.1 -p $M_PORT info replication | grep -c 'master_link_status:up'" 1 20 >/dev/null
 check "the old master is a replica now" 1 \
     "$(redis-cli -h 127.0.0.1 -p $M_PORT info replication | grep -c "master_port:$R_PORT")"
+eval "victim=\$PID_$active"
+kill -KILL "$victim"; wait "$victim" 2>/dev/null
+PARKD_PID=
+wait_for "leader_on_r | grep -qE '^[ABC]:' && leader_on_r | grep -qv '^$active:' && echo yes" yes 10 >/dev/null
+check_match "after kill -9 of the active ($active), another instance holds the lease" '^[ABC]:[0-9]+$' "$(leader_on_r | grep -v "^$active:")"
 fault_publish_wait "publisher sent 4000 events and had every PUBACK"
-fault_compare "after the failover" "$T/truth" 40
-parkd_stop
-check "parkd stops cleanly" 0 "$PARKD_RC"
+fault_compare "after the failover and the takeover" "$T/truth" 40
+for n in A B C; do
+    [ "$n" = "$active" ] && continue
+    eval "kill -TERM \$PID_$n; wait \$PID_$n"
+    check "$n stops cleanly" 0 "$?"
+done
 finish
