@@ -40,14 +40,14 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno
 srcs_of() {
     case "$1" in
         payload|topic|time) echo "daemon/payload.c" ;;
-        config) echo "daemon/config.c daemon/util.c" ;;
+        config) echo "daemon/config.c daemon/util.c daemon/uplink.c daemon/payload.c" ;;
         uplink) echo "daemon/uplink.c daemon/payload.c" ;;
     esac
 }
 pkgs_of() {
     case "$1" in
         payload|topic|time) echo "jansson" ;;
-        config) echo "yaml-0.1" ;;
+        config) echo "yaml-0.1 jansson" ;;
         uplink) echo "jansson" ;;
     esac
 }
