@@ -8,6 +8,8 @@
 #   make demo          local broker + Redis + parkd + a replay of the Birmingham data
 #   make web           the live map (npm ci in web/ when needed, esbuild) into build/web; needs node
 #   make install PREFIX=/usr/local DESTDIR=
+#   make deb           the Debian package into build/deb (dpkg-buildpackage in a scratch copy)
+#   make check-systemd the .deb under a real systemd (nspawn container; skipped where none boots)
 
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
@@ -54,7 +56,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard scripts/*.c) $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(patsubst %.c,$(BUILD)/tools/%,$(notdir $(TOOL_SRCS)))
 
-.PHONY: all clean check check-asan check-tsan ci unit bench demo fuzz install uninstall deps web
+.PHONY: all clean check check-asan check-tsan ci unit bench demo fuzz install uninstall deps web deb check-systemd
 SHIM        := $(BUILD)/tools/connect-eperm.so
 all: $(BUILD)/parkd $(TOOL_BINS) $(SHIM)
 
@@ -137,6 +139,17 @@ demo:
 	$(MAKE) all
 	$(MAKE) web || echo "make demo: the live map was not built; the demo runs without it" >&2
 	BUILD=$(BUILD) sh scripts/demo.sh
+
+# The Debian package (README, "Install"): debian/, built by dpkg-buildpackage -us -uc -b in a
+# scratch copy of the tree; carries build/web when `make web` made it.
+deb:
+	sh scripts/deps.sh
+	sh scripts/build-deb.sh $(BUILD)/deb
+
+# The package under a real systemd 252 in a booted bookworm container (tests/systemd/run.sh);
+# exit 77 = skipped (the machine cannot boot one), which tests/ci.sh shows as SKIP.
+check-systemd: deb
+	BUILD=$(BUILD) sh tests/systemd/run.sh
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/parkd $(DESTDIR)$(UNITDIR)

@@ -7,10 +7,12 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libmosquitto-dev libhiredis-dev libyaml-dev
 libsystemd-dev libjansson-dev libmicrohttpd-dev libcmocka-dev mosquitto mosquitto-clients
 redis-server redis-tools valgrind curl openssl procps python3 python3-jsonschema systemd wrk
-clang-14 libclang-rt-14-dev"
+clang-14 libclang-rt-14-dev
+debhelper lintian debootstrap debian-archive-keyring systemd-container"
 # python3: JSON checks in tests/integration; python3-jsonschema: the FIWARE schema checks of
 # t80; wrk: the HTTP benchmark of `make bench`; systemd: systemd-analyze for the unit checks;
-# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`
+# clang-14 + libclang-rt-14-dev: libFuzzer for `make fuzz`; debhelper + lintian: `make deb`;
+# debootstrap, debian-archive-keyring, systemd-container (systemd-nspawn): `make check-systemd`
 
 # The live map: nodejs (and npm, see missing_pkgs) for `make web`, chromium for its browser
 # test (t81, driven by playwright-core from web/node_modules).
