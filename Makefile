@@ -3,7 +3,8 @@
 #   make check         -Werror build, unit + integration tests against real servers
 #   make check-asan    the same under AddressSanitizer + UBSan (separate build dir)
 #   make check-tsan    the threaded parts (HTTP thread vs the loop) under ThreadSanitizer
-#   make ci            check + check-asan + check-tsan + fuzz smoke + unit-file checks (what CI runs)
+#   make ci            check + check-asan + check-tsan + fuzz smoke + unit-file checks + the .deb
+#                      under systemd (what CI runs)
 #   make bench         benchmarks (not part of check)
 #   make demo          local broker + Redis + parkd + a replay of the Birmingham data
 #   make web           the live map (npm ci in web/ when needed, esbuild) into build/web; needs node
@@ -120,7 +121,8 @@ check-tsan:
 	$(MAKE) BUILD=build-tsan SANITIZE=thread WERROR=1 OPT='-O1 -g' all
 	BUILD=build-tsan TESTS='$(TSAN_TESTS)' TSAN_OPTIONS='halt_on_error=1 exitcode=66' sh tests/run.sh
 
-# Everything CI runs: check, check-asan, a fuzz smoke and the unit-file checks.
+# Everything CI runs: check, check-asan, check-tsan, a fuzz smoke, the unit-file checks and
+# tests/systemd/run.sh (SKIP where no container boots).
 ci:
 	sh scripts/deps.sh
 	sh tests/ci.sh
