@@ -61,10 +61,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- the packages: N from make deb, N+1 built here from the same tree --------------------------
+# REBUILD_DEB=1 (tests/ci.sh) builds N first; else the newest in $BUILD/deb (make deb) is N.
 deb=$(ls "$top/$BUILD"/deb/parkd_*.deb 2>/dev/null | sort -V | tail -n 1)
-if [ -z "$deb" ]; then
+if [ -z "$deb" ] || [ "${REBUILD_DEB:-}" = 1 ]; then
+    rm -f "$top/$BUILD"/deb/parkd*
     sh "$top/scripts/build-deb.sh" "$top/$BUILD/deb" >/dev/null || { fail "make deb builds the package"; exit 1; }
     deb=$(ls "$top/$BUILD"/deb/parkd_*.deb | sort -V | tail -n 1)
+    phase "package built by scripts/build-deb.sh into $BUILD/deb"
 fi
 ver=$(dpkg-deb -f "$deb" Version)
 next=$ver+systemdtest1
@@ -196,6 +199,8 @@ mkdir -p "$run/etc/systemd/system/parkd.service.d"
 printf '[Service]\nSupplementaryGroups=redis\n' >"$run/etc/systemd/system/parkd.service.d/redis-socket.conf"
 printf '[Service]\nWatchdogSec=4s\nLimitCORE=0\n' >"$run/etc/systemd/system/parkd.service.d/test.conf"
 inside systemctl daemon-reload
+check "multi-user.target is ordered after parkd (a boot waits for its start)" 1 \
+    "$(inside systemctl show -p After --value multi-user.target | tr ' ' '\n' | grep -cx parkd.service)"
 mainpid() { inside systemctl show -p MainPID --value parkd; }
 journal() { inside journalctl -u parkd --no-pager -o cat "$@"; }
 
