@@ -191,6 +191,7 @@ cat >"$work/good.yaml" <<EOF
 # edited by the operator (tests/systemd/run.sh)
 mqtt: {host: 127.0.0.1, port: 1883, client_id: parkd-systemd-test}
 redis: {socket: $sock}
+http: {listen: "127.0.0.1:8088"}
 lots:
   - {id: T1, capacity: 10, source: bays}
 EOF
@@ -221,6 +222,15 @@ i=0
 while [ "$(hget parkd:lot:T1 occupied)" != 1 ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
 check "a bay message reaches the lot hash over the Redis socket (occupied)" 1 "$(hget parkd:lot:T1 occupied)"
 check "... and the bays hash" 1 "$(hget parkd:lot:T1:bays b1)"
+
+# The map's files, when the package has them, from the built-in web root inside the sandbox.
+if dpkg-deb -c "$deb" | grep -q '/usr/share/parkd/web/index.html$'; then
+    check "the packaged map is served (GET / from /usr/share/parkd/web)" "HTTP/1.1 200 OK" \
+        "$(inside bash -c 'exec 3<>/dev/tcp/127.0.0.1/8088 && printf "GET / HTTP/1.0\r\n\r\n" >&3 &&
+            head -n 1 <&3' | tr -d '\r')"
+else
+    echo "# the package has no map files (no make web before make deb): GET / not checked"
+fi
 
 pid=$(mainpid)
 printf '  - {id: T2, capacity: 5, source: bays}\n' >>"$work/good.yaml"
