@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 REPL_PORT=$(free_port)
-redis-server --port "$REPL_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+redis-server --port "$REPL_PORT" --bind 127.0.0.1 --dir "$T" --save '' --appendonly no \
     --replicaof 127.0.0.1 "$REDIS_PORT" --logfile "$T/replica.log" >/dev/null 2>&1 &
 REPL_PID=$!
 trap '_rc=$?; kill -CONT $REPL_PID 2>/dev/null; kill $REPL_PID 2>/dev/null; _lib_cleanup; exit $_rc' EXIT
