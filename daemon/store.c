@@ -1631,7 +1631,7 @@ static void store_on_fence_check(redisAsyncContext *ac, void *r, void *privdata)
 /* The next batch that has not gone out, if none is on the wire: WATCH and GET the epoch. */
 static void store_fence_next(store *s)
 {
-    if (s->on_wire || s->fence_lost || !store_is_connected(s) || s->closing || s->refusing)
+    if (s->on_wire || s->fence_lost || !store_is_connected(s) || s->closing)
         return;
     store_batch *b = s->head;
     while (b && b->sent)
