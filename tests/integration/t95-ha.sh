@@ -11,12 +11,12 @@ NO_SERVERS=1
 . "$(dirname "$0")/lib.sh"
 FG_ARGS="-s 95 -n 6000"
 . "$(dirname "$0")/fault-lib.sh"
-LEASE_MS=2000
+LEASE_MS=3000
 
 fault_servers
 write_config "$("$FG" $FG_ARGS lots)
   - {id: X1, capacity: 20, source: bays}" "mqtt.client_id=parkd-fault-$$" "log.level=info" \
-    "ha={instance: A, lease: 2s}"
+    "ha={instance: A, lease: 3s}"
 CFG_A=$CFG
 CFG_B=$T/parkd-b.yaml
 sed 's/instance: A/instance: B/' "$CFG_A" >"$CFG_B"
