@@ -355,7 +355,7 @@ static void daemon_on_lease_won(void *ctx, uint64_t epoch)
 {
     parkd *d = ctx;
     store_set_fence(d->st, epoch);
-    store_set_leader(d->st, ha_instance(d->ha), epoch, d->cfg->ha.lease_ms * 10);
+    store_set_leader(d->st, ha_instance(d->ha), d->cfg->ha.lease_ms * 10);
     if (d->state == DAEMON_STANDBY || d->state == DAEMON_CONNECTING)
         daemon_set_state(d, DAEMON_RESTORING);
     daemon_update_status(d);

@@ -22,7 +22,7 @@ struct feeds {
     feed_conn *next[CFG_MAX_INPUTS];        /* prepared, started once the running ones closed */
     size_t n_next;
     bool has_next;
-    bool paused, stopped;
+    bool paused;
     int closing;                /* running clients still closing */
     void (*close_done)(void *ctx);
     void *close_ctx;
@@ -178,7 +178,6 @@ void feed_set_paused(feeds *f, bool paused)
 
 void feed_stop_input(feeds *f)
 {
-    f->stopped = true;
     for (size_t i = 0; i < f->n; i++)
         mq_stop_input(f->conns[i]->mq);
 }

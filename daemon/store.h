@@ -143,10 +143,11 @@ void store_batch_update(store *s, const char *json, size_t len);
 /* The parkd:daemon hash: version, pid, started_ms, the COUNTERS and MORE (NULL: none). */
 void store_batch_daemon(store *s, int64_t started_ms, const store_counters *counters,
                         const store_counters *more);
-/* SPEC §11: the daemon hash also names the active instance LEADER and its epoch, and each
+/* SPEC §11: the daemon hash also names the active instance LEADER and its epoch (the fence's,
+ * store_set_fence), and each
  * daemon hash write refreshes <prefix>instance:<LEADER> (expiring after INSTANCE_TTL_MS) in the
  * same fenced batch (LEADER NULL: no ha). */
-void store_set_leader(store *s, const char *leader, uint64_t epoch, int64_t instance_ttl_ms);
+void store_set_leader(store *s, const char *leader, int64_t instance_ttl_ms);
 
 /* Sends EXEC. DONE(CTX, TOKEN, ok) runs once: when Redis has executed the batch (ok; batches
  * are confirmed in the order they were committed), or when the connection was lost or timed
