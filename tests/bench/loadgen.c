@@ -7,6 +7,12 @@
  * written, at QoS 0, or not yet acknowledged, at QoS 1), so the generator follows the broker's
  * pace instead of piling messages up in libmosquitto's queue.
  *
+ * With -r, the events are paced: event i is due at i / RATE s after the first, or, with -j J
+ * (0 < J < 1), after a sum of intervals each drawn uniformly from (1 - J .. 1 + J) / RATE s (the
+ * same mean rate, but no fixed phase against the consumer's own timers). The draws come from a
+ * fixed seed, so two runs send on the same schedule. Between due times the generator sleeps in
+ * the client's loop, so a slow rate costs it next to nothing.
+ *
  * With -F HOST:PORT, the generator also stays at most -Q messages ahead of the consumer, whose
  * progress it reads from Redis: a broker drops messages for a subscriber that is more than
  * max_queued_messages behind, so an open-loop generator faster than the consumer would measure
@@ -37,6 +43,7 @@ typedef struct lg_opts {
     uint64_t n;
     uint32_t lots, bays;
     double rate;            /* events/s; 0: as fast as possible */
+    double jitter;          /* with rate: each interval uniform in (1 -+ jitter) / rate */
     int window;
     const char *prefix;
     const char *times_path;
@@ -56,7 +63,29 @@ typedef struct lg_state {
     uint64_t consumed;      /* since then, as last read */
     uint64_t flow_read_ns;
     uint64_t flow_wait_ns;  /* time spent ahead of the consumer */
+    double due_ns;          /* with a rate: when the next event is due, from the first one */
+    uint64_t rng;           /* xorshift64 state for the jitter */
 } lg_state;
+
+/* The next draw, uniform in [0, 1). */
+static double lg_uniform(lg_state *st)
+{
+    st->rng ^= st->rng << 13;
+    st->rng ^= st->rng >> 7;
+    st->rng ^= st->rng << 17;
+    return (double)(st->rng >> 11) / 9007199254740992.0;   /* 2^53 */
+}
+
+/* Event SENT has gone: when the next one is due. */
+static void lg_next_due(const lg_opts *o, lg_state *st, uint64_t sent)
+{
+    if (o->rate <= 0)
+        return;
+    if (o->jitter > 0)
+        st->due_ns += 1e9 / o->rate * (1.0 - o->jitter + 2.0 * o->jitter * lg_uniform(st));
+    else
+        st->due_ns = (double)(sent + 1) * 1e9 / o->rate;    /* no rounding drift */
+}
 
 /* The consumer's count, or -1 when it cannot be read (0 while the field is absent). */
 static int64_t lg_read_counter(const lg_opts *o, lg_state *st)
@@ -169,18 +198,18 @@ static void lg_usage(void)
 {
     fprintf(stderr,
             "usage: loadgen [-h HOST] [-p PORT] [-q 0|1] [-n EVENTS] [-L LOTS] [-B BAYS]\n"
-            "               [-r RATE] [-w WINDOW] [-t PREFIX] [-T TIMES_FILE] [-i CLIENT_ID]\n"
+            "               [-r RATE [-j JITTER]] [-w WINDOW] [-t PREFIX] [-T TIMES_FILE] [-i CLIENT_ID]\n"
             "               [-F REDIS_HOST:PORT (-K KEY -f FIELD | -S PREFIX) -Q LEAD]\n");
     exit(2);
 }
 
 static void lg_parse(int argc, char **argv, lg_opts *o)
 {
-    *o = (lg_opts){ "127.0.0.1", 1883, 1, 100000, 100, 100, 0, 1000, "parking", NULL, NULL,
+    *o = (lg_opts){ "127.0.0.1", 1883, 1, 100000, 100, 100, 0, 0, 1000, "parking", NULL, NULL,
                     NULL, 6379, "bench:sink", "count", NULL, 50000 };
     int c;
     char *colon;
-    while ((c = getopt(argc, argv, "h:p:q:n:L:B:r:w:t:T:i:F:K:f:S:Q:")) != -1) {
+    while ((c = getopt(argc, argv, "h:p:q:n:L:B:r:j:w:t:T:i:F:K:f:S:Q:")) != -1) {
         switch (c) {
         case 'h': o->host = optarg; break;
         case 'p': o->port = atoi(optarg); break;
@@ -189,6 +218,7 @@ static void lg_parse(int argc, char **argv, lg_opts *o)
         case 'L': o->lots = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'B': o->bays = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'r': o->rate = strtod(optarg, NULL); break;
+        case 'j': o->jitter = strtod(optarg, NULL); break;
         case 'w': o->window = atoi(optarg); break;
         case 't': o->prefix = optarg; break;
         case 'T': o->times_path = optarg; break;
@@ -209,7 +239,7 @@ static void lg_parse(int argc, char **argv, lg_opts *o)
         }
     }
     if (optind != argc || o->lots == 0 || o->bays == 0 || o->window < 1 || o->qos < 0 ||
-        o->qos > 1)
+        o->qos > 1 || o->rate < 0 || !(o->jitter >= 0 && o->jitter < 1))
         lg_usage();
 }
 
@@ -253,13 +283,20 @@ static int lg_wait_turn(struct mosquitto *mosq, const lg_opts *o, lg_state *st, 
             continue;
         }
         bool early = false;
+        int wait_ms = 10;
         if (o->rate > 0) {
-            uint64_t due_ns = t0 + (uint64_t)((double)sent * 1e9 / o->rate);
-            early = bp_now_ns() < due_ns;
+            uint64_t due_ns = t0 + (uint64_t)st->due_ns, now = bp_now_ns();
+            early = now < due_ns;
+            /* sleep until it is due (the loop returns sooner on an acknowledgement), in steps
+             * of at most 1 s so the client's keepalive still runs */
+            if (early && !window_full) {
+                uint64_t left_ms = (due_ns - now) / 1000000u;
+                wait_ms = left_ms < 1 ? 1 : left_ms > 1000 ? 1000 : (int)left_ms;
+            }
         }
         if (!window_full && !early)
             return 0;
-        int rc = mosquitto_loop(mosq, early && !window_full ? 1 : 10, 1);
+        int rc = mosquitto_loop(mosq, wait_ms, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
             fprintf(stderr, "loadgen: %s\n", mosquitto_strerror(rc));
             return -1;
@@ -321,6 +358,7 @@ static int lg_run(struct mosquitto *mosq, const lg_opts *o, lg_state *st, char *
         }
         if (rc < 0)
             return -1;
+        lg_next_due(o, st, i);
     }
     while (st->done < o->n + 1) {
         int rc = mosquitto_loop(mosq, 10, 1);
@@ -360,7 +398,7 @@ int main(int argc, char **argv)
         return 1;
     }
     mosquitto_lib_init();
-    lg_state st = { 0 };
+    lg_state st = { .rng = 0x9e3779b97f4a7c15u };
     char id[64];
     if (!o.client_id) {
         snprintf(id, sizeof id, "bench-loadgen-%d", (int)getpid());
