@@ -1,8 +1,9 @@
 #!/bin/sh
-# parkd benchmark (make bench): throughput against the broker's own ceiling, latency, memory,
-# restart time and CPU cost per event, in one run, on a mosquitto and a redis-server of its own
+# parkd benchmark (make bench): throughput against the broker's own ceiling, latency (under a
+# steady 10,000 events/s, and of lone messages at 1, 10 and 100 events/s), memory, restart time
+# and CPU cost per event, in one run, on a mosquitto and a redis-server of its own
 # (free loopback ports, a temporary directory, always cleaned up). Prints a table and writes the
-# same figures to tests/bench/results.md. See docs/bench.md for what each figure means.
+# same figures to tests/bench/results.md. See docs/benchmarks.md for what each figure means.
 #
 # Environment (defaults in brackets):
 #   BUILD [build]              where parkd was built; the bench programs go to $BUILD/bench
@@ -10,11 +11,16 @@
 #                              the throughput load: EVENTS bay events over LOTS x BAYS
 #   BENCH_LAT_RATE [10000] BENCH_LAT_SECONDS [10]
 #                              the latency load: a steady RATE events/s for SECONDS
+#   BENCH_LOW_RATES ["1:60 10:30 100:10"]
+#                              the lone-message latency runs, RATE:SECONDS each: a city's few
+#                              messages a second, each alone in parkd's loop turn ("": none)
+#   BENCH_LOW_JITTER [0.5]     their intervals are uniform in (1 -+ JITTER) x 1/RATE (0: steady)
 #   BENCH_INFLIGHT [1000] BENCH_QUEUED [100000]
 #                              the broker's max_inflight_messages / max_queued_messages
 #   BENCH_LEAD [80000]         how far the generator may run ahead of the consumer: below
 #                              QUEUED, with room for parkd's own outputs, which come back to it
-#   BENCH_QUICK=1              a tenth of the events (and of the latency run), for a quick look
+#   BENCH_QUICK=1              a tenth of the events and of the latency runs (the lone-message
+#                              runs at least 5 s each), for a quick look
 #   BENCH_RESULTS [tests/bench/results.md]   where the figures are written ("-": nowhere)
 #   BENCH_PERF=1               also profile parkd in the QoS 1 run (perf, to $BUILD/bench/perf-qos1.txt)
 #   BENCH_HTTP_SECONDS [10]    the wrk run of GET /api/public/v3/parking-sites (skipped without wrk)
@@ -30,6 +36,8 @@ BAYS=${BENCH_BAYS:-100}
 EVENTS=${BENCH_EVENTS:-1000000}
 LAT_RATE=${BENCH_LAT_RATE:-10000}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
+LOW_RATES=${BENCH_LOW_RATES-1:60 10:30 100:10}
+LOW_JITTER=${BENCH_LOW_JITTER:-0.5}
 INFLIGHT=${BENCH_INFLIGHT:-1000}
 QUEUED=${BENCH_QUEUED:-100000}
 LEAD=${BENCH_LEAD:-80000}
@@ -37,6 +45,13 @@ RESULTS=${BENCH_RESULTS:-$TOP/tests/bench/results.md}
 if [ "${BENCH_QUICK:-}" = 1 ]; then
     EVENTS=$((EVENTS / 10))
     LAT_SECONDS=$(( (LAT_SECONDS + 9) / 10 ))
+    quick_rates=
+    for rs in $LOW_RATES; do
+        secs=$(( (${rs#*:} + 9) / 10 ))
+        [ "$secs" -ge 5 ] || secs=5
+        quick_rates="$quick_rates ${rs%%:*}:$secs"
+    done
+    LOW_RATES=${quick_rates# }
 fi
 [ "$LEAD" -lt "$QUEUED" ] || LEAD=$((QUEUED * 9 / 10))
 SMALL_LOTS=$(( LOTS / 10 > 0 ? LOTS / 10 : 1 ))
@@ -104,6 +119,7 @@ wait_file() {
 
 kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }      # kv FILE KEY
 calc() { python3 -c "print($1)"; }                  # calc EXPR — arithmetic with floats
+yes_no() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo "not met"; fi; }
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
 start_redis() {
@@ -141,6 +157,15 @@ start_mosquitto() {
 }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }          # user+sys, clock ticks
+# cpu_ns PID — user+sys of all its threads in ns, from schedstat (the ticks are 10 ms: too coarse
+# for a nearly idle parkd); in ticks x 1e9 / HZ where the kernel keeps no schedstat
+cpu_ns() {
+    if [ -r "/proc/$1/schedstat" ]; then
+        cat "/proc/$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+    else
+        echo $(( $(cpu_ticks "$1") * 1000000000 / HZ ))
+    fi
+}
 vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # vm_kb PID VmHWM
 
 # ---- parkd -----------------------------------------------------------------------------------
@@ -309,6 +334,33 @@ latency() {
     stop_parkd latency
 }
 
+# lowrate NAME RATE SECONDS — lone messages: RATE events/s for SECONDS at QoS 1, paced with
+# LOW_JITTER, on parkd's default topics (input parking/..., retained outputs parking/out/...),
+# named here explicitly for loadgen and the observer; min_interval 0 like the latency run. Each
+# event is the first of its lot (while RATE x SECONDS <= LOTS), flips one bay, and so makes one
+# output. Sets LOW_CORES (parkd's share of one core meanwhile) and LOW_CPU_K (CPU ms per 1,000
+# events); the observer's figures are in $T/NAME.out.
+lowrate() {
+    rcli flushall >/dev/null
+    n=$(calc "max(1, round($2 * $3))")
+    write_config "$T/$1.yaml" "$LOTS" 1 0 "$1"
+    start_parkd "$1" "$T/$1.yaml"
+    "$BB/latency" -p "$MQTT_PORT" -R "$REDIS_PORT" -o parking/out -P parkd: -T "$T/$1.times" \
+        -n "$n" -L "$LOTS" -B "$BAYS" -t $(($3 + 60)) >"$T/$1.out" 2>"$T/$1.err" &
+    lat_pid=$!
+    BG_PIDS="$BG_PIDS $lat_pid"
+    wait_file "$T/$1.out" '^subscribed' 10 || die "latency observer did not subscribe ($1)"
+    c0=$(cpu_ns "$PARKD_PID"); w0=$(date +%s%N)
+    "$BB/loadgen" -p "$MQTT_PORT" -q 1 -t parking -n "$n" -L "$LOTS" -B "$BAYS" -w 100 \
+        -r "$2" -j "$LOW_JITTER" -T "$T/$1.times" >"$T/lg-$1.out" || die "loadgen failed ($1)"
+    wait "$lat_pid" || echo "bench: latency observer ($1): $(cat "$T/$1.err")" >&2
+    c1=$(cpu_ns "$PARKD_PID"); w1=$(date +%s%N)
+    LOW_CORES=$(calc "round(($c1 - $c0) / ($w1 - $w0), 4)")
+    LOW_CPU_K=$(calc "round(($c1 - $c0) / 1e6 / $n * 1000, 1)")
+    LOW_N=$n
+    stop_parkd "$1"
+}
+
 # ---- main ------------------------------------------------------------------------------------
 
 CORES=$(nproc)
@@ -318,6 +370,7 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 echo "bench: $CORES cores, $CPU_MODEL; load average $LOAD0"
 echo "bench: $EVENTS events over $LOTS lots x $BAYS bays; latency at $LAT_RATE/s for $LAT_SECONDS s"
+[ -n "$LOW_RATES" ] && echo "bench: lone messages (rate/s:seconds): $LOW_RATES"
 
 start_redis
 start_mosquitto
@@ -350,12 +403,49 @@ echo "bench: HTTP API with $LOTS lots ..."
 http_bench
 echo "bench: latency at $LAT_RATE events/s ..."
 latency
+# The lone-message runs: their latency rows in the report's table format (LOW_ROWS), and a row
+# of their CPU (LOW_CPU_ROW).
+LOW_ROWS=
+LOW_CPU=
+LOW_DESC=
+for rs in $LOW_RATES; do
+    lr=${rs%%:*}; lsec=${rs#*:}
+    LOW_DESC="$LOW_DESC${LOW_DESC:+, }$lr/s for $lsec s"
+    echo "bench: lone messages at $lr events/s for $lsec s ..."
+    lowrate "low$lr" "$lr" "$lsec"
+    o=$T/low$lr.out
+    for w in redis mqtt; do
+        if [ "$w" = redis ]; then what="publish -> Redis state"; else what="publish -> retained output"; fi
+        p99=$(kv "$o" "${w}_p99_ms"); got=$(kv "$o" "${w}_n")
+        if [ "${got:-0}" -gt 0 ]; then
+            # every lone message flips a bay, so each must have made its own output
+            verdict=$(yes_no "$p99 < 5 and $got >= $LOW_N")
+            [ "$got" -ge "$LOW_N" ] || verdict="$verdict ($((LOW_N - got)) outputs missing)"
+            value="p50 $(kv "$o" "${w}_p50_ms") ms, p99 $p99 ms, max $(kv "$o" "${w}_max_ms") ms ($got samples of $LOW_N events)"
+        else
+            verdict="not met"
+            value="no samples: $(head -n 1 "$T/low$lr.err")"
+        fi
+        LOW_ROWS="$LOW_ROWS| latency $what, lone messages at $lr events/s ($lsec s) | $value | p99 < 5 ms | $verdict |
+"
+    done
+    LOW_CPU="$LOW_CPU${LOW_CPU:+; }$lr/s: $LOW_CORES cores, $LOW_CPU_K ms per 1,000 events"
+done
+LOW_CPU_ROW=
+if [ -z "$LOW_DESC" ]; then
+    LOW_DESC="none run"
+elif [ "$(calc "$LOW_JITTER > 0")" = True ]; then
+    LOW_DESC="$LOW_DESC; intervals uniform in (1 -+ $LOW_JITTER) x 1/rate"
+else
+    LOW_DESC="$LOW_DESC; steady intervals"
+fi
+[ -n "$LOW_CPU" ] && LOW_CPU_ROW="| parkd CPU in the lone-message runs (cores used; CPU per 1,000 events) | $LOW_CPU | | |
+"
 ELAPSED=$(( $(date +%s) - T0 ))
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- report ----------------------------------------------------------------------------------
 
-yes_no() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo "not met"; fi; }
 RATIO0=$(calc "round($R0 / $CEIL0, 2)")
 RATIO1=$(calc "round($R1 / $CEIL1, 2)")
 LR50=$(kv "$T/latency.out" redis_p50_ms); LR99=$(kv "$T/latency.out" redis_p99_ms); LRMAX=$(kv "$T/latency.out" redis_max_ms)
@@ -377,7 +467,9 @@ Broker: mosquitto $MOSQ_VERSION, \`max_inflight_messages $INFLIGHT\`, \`max_queu
 no persistence. Redis $REDIS_VERSION, no persistence (\`save ''\`, no AOF). All on loopback.
 Load: $EVENTS bay events over $LOTS lots x $BAYS bays (JSON payloads with \`ts\`), every event a
 change; the generator stays at most $LEAD messages ahead of the consumer (closed loop; see
-docs/bench.md).
+docs/benchmarks.md).
+Latency: a steady $LAT_RATE events/s for $LAT_SECONDS s, then lone messages ($LOW_DESC), all at QoS 1
+on parkd's default topics (in \`parking\`, out \`parking/out\`) with \`min_interval: 0\`.
 
 | figure | value | target | |
 |---|---|---|---|
@@ -387,7 +479,7 @@ docs/bench.md).
 | parkd QoS 1, until Redis holds the final state | $R1 events/s = $RATIO1 x ceiling ($B1 Redis batches; state exact: $OK1; cores used: $U1) | >= 0.9 x ceiling | $(yes_no "$RATIO1 >= 0.9") |
 | latency publish -> Redis state, at $LAT_SENT_RATE events/s | p50 $LR50 ms, p99 $LR99 ms, max $LRMAX ms ($LRN samples) | p99 < 5 ms | $(yes_no "$LR99 < 5") |
 | latency publish -> retained output, at $LAT_SENT_RATE events/s | p50 $LM50 ms, p99 $LM99 ms, max $LMMAX ms ($LMN samples) | p99 < 5 ms | $(yes_no "$LM99 < 5") |
-| peak RSS (VmHWM), $LOTS lots x $BAYS bays, during the QoS 1 run | $HWM1_MB MB | < 32 MB | $(yes_no "$HWM1 < 32768") |
+${LOW_ROWS}| peak RSS (VmHWM), $LOTS lots x $BAYS bays, during the QoS 1 run | $HWM1_MB MB | < 32 MB | $(yes_no "$HWM1 < 32768") |
 | RSS after restoring $BAYS_STORED bays (VmHWM / VmRSS) | $RHWM_MB MB / $RRSS_MB MB | < 32 MB | $(yes_no "$RESTORE_HWM_KB < 32768") |
 | start to READY=1, restoring $BAYS_STORED bays | $RESTORE_READY_MS ms | < 1000 ms | $(yes_no "$RESTORE_READY_MS < 1000") |
 | CPU per 1,000 events, QoS 1, $SMALL_LOTS lots, $SMALL_EVENTS events | $CPUS ms ($RS events/s; state exact: $OKS) | flat | |
@@ -395,7 +487,7 @@ docs/bench.md).
 | CPU per 1,000 events, QoS 0, $LOTS lots, $EVENTS events | $CPU0 ms | | |
 | QoS 1 with 10 zones and 3 categories per lot (the QoS 1 load) | $RZ events/s = $ZRATE x the QoS 1 run; CPU per 1,000 events $CPUZ ms = $ZCPU x (state exact: $OKZ) | within 10 % | $(if [ "$ZCPU" = - ]; then echo skipped; else yes_no "$ZCPU <= 1.10 and $ZRATE >= 0.90"; fi) |
 | CPU per 1,000 events, latency run ($LAT_RATE/s, min_interval 0) | $LAT_CPU_K ms | | |
-| GET /api/public/v3/parking-sites, $LOTS lots | $HTTP_RPS | | |
+${LOW_CPU_ROW}| GET /api/public/v3/parking-sites, $LOTS lots | $HTTP_RPS | | |
 EOF
 }
 
@@ -405,7 +497,7 @@ if [ "$RESULTS" != - ]; then
     {
         echo "# parkd benchmark results"
         echo
-        echo "Written by \`make bench\` (tests/bench/run.sh); docs/bench.md explains the figures."
+        echo "Written by \`make bench\` (tests/bench/run.sh); docs/benchmarks.md explains the figures."
         echo
         report
     } >"$RESULTS"
