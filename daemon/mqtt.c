@@ -512,6 +512,9 @@ static int mq_configure(mq_client *c, char **err)
     /* threaded mode: packets are only queued, and written when we call loop_write (see .h) */
     mosquitto_threaded_set(c->mosq, true);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* Without it, an output written right after a PUBACK waits for the broker's delayed ACK of
+     * the PUBACK (Nagle): 40 ms on Linux, on a lone message between bursts. */
+    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_max_inflight_messages_set(c->mosq, MQ_SEND_WINDOW);
     if (c->set.status_topic) {
         int rc = mosquitto_will_set(c->mosq, c->set.status_topic, 7, "offline", 1, true);
@@ -783,9 +786,17 @@ void mq_library_cleanup(void)
 
 /* ---- settings ---- */
 
+/* The main connection subscribes to parkd's input patterns only, never to a filter under which
+ * its own outputs could fall: the default prefixes nest (parking, parking/out), and every
+ * retained output read back would be input to acknowledge, held behind the storage barrier.
+ * The admin subscription comes first (QoS 1 whatever mqtt.qos: a lost closure is no glitch),
+ * the sensor patterns last (their SUBACK means connected). */
 void mq_settings_main(const cfg_config *cfg, mq_settings *out)
 {
-    static char input_sub[CFG_REDIS_PREFIX_MAX + 512], admin_sub[512], status[512];
+    enum { MQ_SENSOR_PATTERNS = 3 };
+    static const char *const patterns[MQ_SENSOR_PATTERNS] = { "+/count", "+/gate/+", "+/bay/+" };
+    static char input_subs[MQ_SENSOR_PATTERNS][CFG_REDIS_PREFIX_MAX + 512], admin_sub[512],
+        status[512];
     *out = (mq_settings){ .label = "mqtt", .key = "mqtt", .host = cfg->mqtt.host,
                           .port = cfg->mqtt.port, .client_id = cfg->mqtt.client_id,
                           .username = cfg->mqtt.username, .password_file = cfg->mqtt.password_file,
@@ -795,23 +806,20 @@ void mq_settings_main(const cfg_config *cfg, mq_settings *out)
                           .keepalive_ms = cfg->mqtt.keepalive_ms, .qos = cfg->mqtt.qos,
                           .clean_session = cfg->mqtt.clean_session,
                           .debug_log = cfg->log_level >= CFG_LOG_DEBUG };
-    /* under the input prefix (the default) the input subscription already brings closures */
-    size_t in_len = strlen(cfg->mqtt.input_prefix);
-    bool covered = strncmp(cfg->mqtt.admin_prefix, cfg->mqtt.input_prefix, in_len) == 0 &&
-                   cfg->mqtt.admin_prefix[in_len] == '/';
-    if (!covered) {
-        snprintf(admin_sub, sizeof admin_sub, "%s/+/state", cfg->mqtt.admin_prefix);
-        out->sub_qos[out->n_subs] = 1;
-        out->subs[out->n_subs++] = admin_sub;
-    }
+    snprintf(admin_sub, sizeof admin_sub, "%s/+/state", cfg->mqtt.admin_prefix);
+    out->sub_qos[out->n_subs] = 1;
+    out->subs[out->n_subs++] = admin_sub;
     for (size_t i = 0; i < cfg->n_inputs; i++)
         if (!cfg->inputs[i].has_mqtt) {
             out->sub_qos[out->n_subs] = cfg->mqtt.qos;
             out->subs[out->n_subs++] = cfg->inputs[i].topic;
         }
-    snprintf(input_sub, sizeof input_sub, "%s/#", cfg->mqtt.input_prefix);
-    out->sub_qos[out->n_subs] = cfg->mqtt.qos;
-    out->subs[out->n_subs++] = input_sub;
+    for (size_t i = 0; i < MQ_SENSOR_PATTERNS; i++) {
+        snprintf(input_subs[i], sizeof input_subs[i], "%s/%s", cfg->mqtt.input_prefix,
+                 patterns[i]);
+        out->sub_qos[out->n_subs] = cfg->mqtt.qos;
+        out->subs[out->n_subs++] = input_subs[i];
+    }
     snprintf(status, sizeof status, "%s/status", cfg->mqtt.output_prefix);
     out->status_topic = status;
 }

@@ -19,7 +19,7 @@
 
 typedef struct mq_client mq_client;
 
-#define MQ_MAX_SUBS (2 + CFG_MAX_INPUTS)   /* input, admin, and the inputs it carries */
+#define MQ_MAX_SUBS (4 + CFG_MAX_INPUTS)   /* admin, the inputs it carries, count, gate, bay */
 
 /* One connection: where, who, what to subscribe to, and whether it is parkd's own (it then
  * announces <out>/status "online" and has the will "offline"). mq_new copies everything. */

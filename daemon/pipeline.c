@@ -636,8 +636,14 @@ static int pipe_shared_input(const pipeline *p, const char *topic)
 
 void pipe_on_message(pipeline *p, const char *topic, const void *payload, size_t len)
 {
-    if (pipe_is_own_output(p, topic))
-        return;     /* our retained outputs live under the input prefix by default */
+    if (pipe_is_own_output(p, topic)) {
+        /* Not input: parkd subscribes to its input patterns only, but a lot named "bay" or
+         * "gate" under nested prefixes can still bring an output back. It has nothing to
+         * store, and the turn acknowledges it at once rather than letting it hold the input
+         * behind it until something else ends a turn. */
+        pipe_end_turn_soon(p);
+        return;
+    }
     int input = pipe_shared_input(p, topic);
     if (input >= 0) {
         pipe_on_input_message(p, (size_t)input, topic, payload, len);

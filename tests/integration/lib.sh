@@ -238,6 +238,7 @@ start_mosquitto() {
             echo "log_dest file $T/mosquitto.log"
             echo "log_type all"
             echo "max_queued_messages 10000"
+            echo "set_tcp_nodelay true"     # outputs reach subscribers without Nagle's wait
             [ "$(id -u)" = 0 ] && echo "user root"
             [ -n "${MOSQ_EXTRA_CONF:-}" ] && printf '%s\n' "$MOSQ_EXTRA_CONF"
             [ -n "${MOSQ_WS:-}" ] && printf 'listener %s 127.0.0.1\nprotocol websockets\n' "$MQTT_WS_PORT"

@@ -9,7 +9,8 @@ write_config "  - {id: G, capacity: 5000, source: gates}
   - {id: B, capacity: 200, source: bays}" "mqtt.client_id=parkd-t16-$$" "mqtt.qos=0" \
     "publish.min_interval=0" "log.level=info"
 parkd_start
-check "the subscription is QoS 0" 1 "$(grep -c 'subscribed to parking/# (QoS 0)' "$PARKD_LOG")"
+check "the input subscriptions are QoS 0" 3 \
+    "$(grep -cE 'subscribed to parking/\+/(count|gate/\+|bay/\+) \(QoS 0\)' "$PARKD_LOG")"
 
 i=0; while [ $i -lt 3000 ]; do echo in; i=$((i + 1)); done >"$T/gates"
 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -t "$IN/G/gate/g1" -l <"$T/gates" ||
