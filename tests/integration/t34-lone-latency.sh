@@ -4,7 +4,9 @@
 # which nest: parkd must not read its own outputs), for every kind of input: count, bay, gate,
 # a closure, a ChirpStack uplink on the main connection and a The Things Stack uplink on the
 # network server's own broker. Messages that change nothing (a duplicate, a rejected one) come
-# between them: they must not hold the input that follows. 50 ms is generous (a test, not a
+# between them: they must not hold the input that follows. Then the same with high availability
+# (fenced writes, the lease), redis.min_replicas_ack 1 (a WAIT per batch, a real replica) and
+# after a SIGHUP reload that added a lot. 50 ms is generous (a test, not a
 # benchmark: make bench measures the same at 1, 10 and 100 events/s).
 OUT=parking/out
 . "$(dirname "$0")/lib.sh"
@@ -80,4 +82,47 @@ done
 want=$((IN0 + $(grep -c '^[mn] ' "$T/script")))
 check_eventually "every message counted as input, none of parkd's own outputs" \
     'echo $(dget messages_in)' "$want"
+
+# --- the same with the fenced writes of high availability, WAIT for a replica, after a reload ---
+parkd_stop
+REPL_PORT=$(free_port)
+redis-server --port "$REPL_PORT" --bind 127.0.0.1 --dir "$T" --save '' --appendonly no \
+    --replicaof 127.0.0.1 "$REDIS_PORT" --logfile "$T/replica.log" >/dev/null 2>&1 &
+REPL_PID=$!
+trap '_rc=$?; kill $REPL_PID 2>/dev/null; _lw_cleanup; exit $_rc' EXIT
+wait_for "redis-cli -h 127.0.0.1 -p $REPL_PORT info replication | grep -c 'master_link_status:up'" 1 10
+printf 'ha: {instance: lone-a, lease: 3s}\n' >>"$CFG"
+sed -i 's/^  prefix: \(.*\)$/  prefix: \1\n  min_replicas_ack: 1/' "$CFG"
+parkd_start
+check_eventually "the instance holds the lease" "rget hget ${RP}instance:lone-a role" active
+sed -i 's/^lots:$/lots:\
+  - {id: C2, capacity: 100, source: count}/' "$CFG"
+kill -HUP "$PARKD_PID"
+check_eventually "a reload adds lot C2" "rget sismember ${RP}lots C2" 1
+{
+    i=11
+    while [ $i -le 14 ]; do
+        o=$((i % 2))
+        echo "m C2 occupied=$i parking/C2/count {\"occupied\":$i,\"ts\":$(ts $i)}"
+        echo "m B1 occupied=$o parking/B1/bay/s1 {\"occupied\":$o,\"ts\":$(ts $i)}"
+        echo "m G1 occupied=$((i - 6)) parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$i,\"ts\":$(ts $i)}"
+        echo "m G1 - parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$i,\"ts\":$(ts $i)}"
+        echo "n P2 occupied=$o $(ttn_topic dev1) $(ttn $i $o)"
+        i=$((i + 1))
+    done
+} >"$T/script-ha"     # G1 counted 4 cars above: 5..8 now
+"$LONE" -p "$MQTT_PORT" -r "$REDIS_PORT" -R "$RP" -o "$OUT" -P "$NS_PORT" -u "$NS_PUB_USER" \
+    -w "$NS_PUB_PW" -i 200 -j 500 -t 3000 <"$T/script-ha" >"$T/lone-ha.out" 2>"$T/lone-ha.err"
+rc=$?
+cat "$T/lone-ha.out"
+check "HA, min_replicas_ack 1, after a reload: no time-out" "0" "$rc$(cat "$T/lone-ha.err")"
+cp "$T/lone-ha.out" "$T/lone.out"
+for kind in "parking\/C2\/count:count" "parking\/B1\/bay:bay" "parking\/G1\/gate:gate" \
+    "v3\/:TTS uplink (own connection)"; do
+    pat=${kind%%:*}
+    name="HA, WAIT, reloaded: ${kind#*:}"
+    check "$name: each in Redis within $BOUND_MS ms" "" "$(slow_of "$pat" redis_ms)"
+    check "$name: each in the retained output within $BOUND_MS ms" "" "$(slow_of "$pat" mqtt_ms)"
+done
+check "the replica has the last count" 14 "$(redis-cli -h 127.0.0.1 -p "$REPL_PORT" hget "${RP}lot:C2" occupied)"
 finish
