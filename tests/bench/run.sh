@@ -17,6 +17,9 @@
 #   BENCH_LOW_JITTER [0.5]     their intervals are uniform in (1 -+ JITTER) x 1/RATE (0: steady)
 #   BENCH_INFLIGHT [1000] BENCH_QUEUED [100000]
 #                              the broker's max_inflight_messages / max_queued_messages
+#   BENCH_NODELAY=1            the broker sets TCP_NODELAY (set_tcp_nodelay true; mosquitto's
+#                              default, and so the bench's, is Nagle on: its small packets to
+#                              parkd can wait for parkd's delayed ACKs, up to ~40 ms)
 #   BENCH_LEAD [80000]         how far the generator may run ahead of the consumer: below
 #                              QUEUED, with room for parkd's own outputs, which come back to it
 #   BENCH_QUICK=1              a tenth of the events and of the latency runs (the lone-message
@@ -40,6 +43,7 @@ LOW_RATES=${BENCH_LOW_RATES-1:60 10:30 100:10}
 LOW_JITTER=${BENCH_LOW_JITTER:-0.5}
 INFLIGHT=${BENCH_INFLIGHT:-1000}
 QUEUED=${BENCH_QUEUED:-100000}
+if [ "${BENCH_NODELAY:-}" = 1 ]; then NODELAY=true; else NODELAY=false; fi
 LEAD=${BENCH_LEAD:-80000}
 RESULTS=${BENCH_RESULTS:-$TOP/tests/bench/results.md}
 if [ "${BENCH_QUICK:-}" = 1 ]; then
@@ -139,6 +143,7 @@ start_mosquitto() {
         echo "listener $MQTT_PORT 127.0.0.1"
         echo "allow_anonymous true"
         echo "persistence false"
+        [ "$NODELAY" = true ] && echo "set_tcp_nodelay true"     # mosquitto >= 2.0
         echo "max_inflight_messages $INFLIGHT"
         echo "max_queued_messages $QUEUED"
         echo "log_dest file $T/mosquitto.log"
@@ -464,7 +469,8 @@ Machine: $CORES cores, $CPU_MODEL; $(uname -sr); date $DATE.
 Load average before / after the run: $LOAD0 / $LOAD1 (the bench uses every core; other load
 skews every figure). Whole run: ${ELAPSED} s.
 Broker: mosquitto $MOSQ_VERSION, \`max_inflight_messages $INFLIGHT\`, \`max_queued_messages $QUEUED\`,
-no persistence. Redis $REDIS_VERSION, no persistence (\`save ''\`, no AOF). All on loopback.
+\`set_tcp_nodelay $NODELAY\`, no persistence. Redis $REDIS_VERSION, no persistence (\`save ''\`, no AOF).
+All on loopback.
 Load: $EVENTS bay events over $LOTS lots x $BAYS bays (JSON payloads with \`ts\`), every event a
 change; the generator stays at most $LEAD messages ahead of the consumer (closed loop; see
 docs/benchmarks.md).
