@@ -28,6 +28,7 @@
 #include <jansson.h>
 #include <mosquitto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ static lone_opts opts = { "127.0.0.1", NULL, NULL, "parkd:", "parking/out", 0, 0
                           200, 500, 3000, 1 };
 static lone_wait w = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 static volatile int mqtt_subscribed;
+static atomic_uint publishes_acked;     /* PUBACKs of our QoS 1 publishes, both brokers */
 
 static uint64_t now_ns(void)
 {
@@ -107,6 +109,11 @@ static void lone_on_message(struct mosquitto *m, void *obj, const struct mosquit
         lone_seen(&w.mqtt_ns, msg->payload, (size_t)msg->payloadlen);
 }
 
+static void lone_on_publish(struct mosquitto *m, void *obj, int mid)
+{
+    atomic_fetch_add(&publishes_acked, 1);
+}
+
 static void lone_on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted)
 {
     mqtt_subscribed = 1;
@@ -148,6 +155,7 @@ static struct mosquitto *lone_connect(int port, const char *user, const char *pa
     mosquitto_connect_callback_set(m, lone_on_connect);
     mosquitto_message_callback_set(m, lone_on_message);
     mosquitto_subscribe_callback_set(m, lone_on_subscribe);
+    mosquitto_publish_callback_set(m, lone_on_publish);
     if (mosquitto_connect(m, opts.host, port, 30) != MOSQ_ERR_SUCCESS ||
         mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "lone: cannot connect to the broker on port %d\n", port);
@@ -333,6 +341,14 @@ int main(int argc, char **argv)
         if (m_ms > max_m)
             max_m = m_ms;
         fflush(stdout);
+    }
+    /* the last messages may change nothing and were not waited for: they must still leave */
+    for (long i = 0; i < opts.timeout_ms / 10 && atomic_load(&publishes_acked) < n; i++)
+        usleep(10000);
+    if (atomic_load(&publishes_acked) < n) {
+        fprintf(stderr, "lone: the broker acknowledged %u of %u messages\n",
+                atomic_load(&publishes_acked), n);
+        timeouts++;
     }
     printf("messages=%u timeouts=%u max_redis_ms=%.3f max_mqtt_ms=%.3f\n", n, timeouts, max_r,
            max_m);
