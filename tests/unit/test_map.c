@@ -47,6 +47,15 @@ static void test_empty(void **state)
     assert_int_equal(map_size(m), 0);
     assert_null(get(m, "a"));
     assert_null(get(m, ""));
+    /* an empty map has no table yet (map.c): walking it sees nothing, the first put makes one */
+    int n = 0;
+    map_foreach(m, free_item, &n);
+    assert_int_equal(n, 0);
+    item *it = item_new("k%d", 1);
+    put(m, it);
+    assert_ptr_equal(get(m, "k1"), it);
+    map_foreach(m, free_item, &n);
+    assert_int_equal(n, 1);
     map_free(m);
     map_free(NULL);
 }
