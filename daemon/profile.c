@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 /* Forgetting per sample of a slot, i.e. per week for the week profile (an effective memory of
@@ -59,17 +60,7 @@ pf_local pf_local_time(int64_t t_ms)
     return out;
 }
 
-void pf_init(pf_profile *p)
-{
-    memset(p, 0, sizeof *p);
-    for (int r = 0; r < PF_RING_DAYS; r++) {
-        p->recent_day[r] = PF_NO_DAY;
-        for (int k = 0; k < PF_DAY_SLOTS; k++)
-            p->recent[r][k] = PF_Q_NONE;
-    }
-}
-
-/* ---- 16-bit values ---- */
+/* ---- compact values ---- */
 
 static double pf_clamp01(double v)
 {
@@ -87,31 +78,72 @@ static double pf_dq(uint16_t q)
     return (double)q / PF_Q_SCALE;
 }
 
-/* Weight W (clamped to what 16 bits hold) in PF_W_SCALE-ths. */
-static uint16_t pf_qw(double w)
+/* A recent sample X likewise in PF_R_SCALE-ths (never PF_R_NONE). */
+static uint8_t pf_r(double x)
 {
-    double max = (double)UINT16_MAX / PF_W_SCALE;
-    return (uint16_t)lround((w > 0.0 ? (w < max ? w : max) : 0.0) * PF_W_SCALE);
+    return (uint8_t)lround((x >= 0.0 ? pf_clamp01(x) : 0.0) * PF_R_SCALE);
 }
 
-static double pf_dqw(uint16_t q)
+static double pf_dr(uint8_t r)
 {
-    return (double)q / PF_W_SCALE;
+    return (double)r / PF_R_SCALE;
+}
+
+/* The weight of a slot that learned N samples, each forgotten by KEEP per later sample:
+ * 1 + KEEP + ... + KEEP^(N-1). Tables, as pf_expected reads several slots per forecast. */
+static double pf_week_w[PF_N_MAX + 1], pf_day_w[PF_N_MAX + 1];
+static pthread_once_t pf_tables_once = PTHREAD_ONCE_INIT;
+
+static void pf_tables_fill(void)
+{
+    for (int n = 1; n <= PF_N_MAX; n++) {
+        pf_week_w[n] = 1.0 + PF_WEEK_KEEP * pf_week_w[n - 1];
+        pf_day_w[n] = 1.0 + PF_DAY_KEEP * pf_day_w[n - 1];
+    }
+}
+
+static double pf_week_weight(uint8_t n)
+{
+    return pf_week_w[n];
+}
+
+static double pf_day_weight(uint8_t n)
+{
+    return pf_day_w[n];
+}
+
+static void pf_set_bit16(uint16_t *mask, int bit)
+{
+    *mask = (uint16_t)(*mask | 1u << bit);
+}
+
+static bool pf_bit16(uint16_t mask, int bit)
+{
+    return mask >> bit & 1u;
+}
+
+void pf_init(pf_profile *p)
+{
+    pthread_once(&pf_tables_once, pf_tables_fill);     /* before any profile is read */
+    memset(p, 0, sizeof *p);
+    memset(p->recent, PF_R_NONE, sizeof p->recent);
+    for (int r = 0; r < PF_RING_DAYS; r++)
+        p->recent_day[r] = PF_NO_DAY;
 }
 
 /* ---- learning ---- */
 
-static void pf_learn_mean(uint16_t *mean, uint16_t *weight, double keep, double x)
+static void pf_learn_mean(uint16_t *mean, uint8_t *n, const double *weights, double x)
 {
-    double w = pf_dqw(*weight) * keep + 1.0;
+    if (*n < PF_N_MAX)
+        (*n)++;
     double m = pf_dq(*mean);
-    *mean = pf_q(m + (x - m) / w);
-    *weight = pf_qw(w);
+    *mean = pf_q(m + (x - m) / weights[*n]);
 }
 
 /* The ring row for DAY, cleared for it if it held an older day; NULL when DAY is older than
  * the row's (a late sample must not wipe newer days). */
-static uint16_t *pf_recent_row(pf_profile *p, int32_t day)
+static uint8_t *pf_recent_row(pf_profile *p, int32_t day)
 {
     int r = pf_mod(day, PF_RING_DAYS);
     if (p->recent_day[r] == day)
@@ -119,11 +151,9 @@ static uint16_t *pf_recent_row(pf_profile *p, int32_t day)
     if (p->recent_day[r] != PF_NO_DAY && p->recent_day[r] > day)
         return NULL;
     p->recent_day[r] = day;
-    for (int k = 0; k < PF_DAY_SLOTS; k++)
-        p->recent[r][k] = PF_Q_NONE;
-    for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++)
-        p->dirty_recent[r][c] = true;
-    p->dirty_recent_day[r] = true;
+    memset(p->recent[r], PF_R_NONE, sizeof p->recent[r]);
+    p->dirty_recent[r] = (uint16_t)((1u << PF_CHUNKS) - 1);
+    p->dirty_recent_day |= 1u << r;
     return p->recent[r];
 }
 
@@ -141,14 +171,14 @@ void pf_sample(pf_profile *p, int64_t t_ms, double x)
         lt.weekday = (lt.weekday + 1) % 7;
     }
     int w = lt.weekday * PF_DAY_SLOTS + (int)k;
-    pf_learn_mean(&p->week_mean[w], &p->week_weight[w], PF_WEEK_KEEP, x);
-    pf_learn_mean(&p->day_mean[k], &p->day_weight[k], PF_DAY_KEEP, x);
-    p->dirty_week[w / PF_CHUNK] = true;
-    p->dirty_day[k / PF_CHUNK] = true;
-    uint16_t *row = pf_recent_row(p, lt.day);
+    pf_learn_mean(&p->week_mean[w], &p->week_n[w], pf_week_w, x);
+    pf_learn_mean(&p->day_mean[k], &p->day_n[k], pf_day_w, x);
+    p->dirty_week[w / PF_CHUNK / 8] |= (uint8_t)(1u << (w / PF_CHUNK % 8));
+    pf_set_bit16(&p->dirty_day, (int)k / PF_CHUNK);
+    uint8_t *row = pf_recent_row(p, lt.day);
     if (row) {
-        row[k] = pf_q(x);
-        p->dirty_recent[pf_mod(lt.day, PF_RING_DAYS)][k / PF_CHUNK] = true;
+        row[k] = pf_r(x);
+        pf_set_bit16(&p->dirty_recent[pf_mod(lt.day, PF_RING_DAYS)], (int)k / PF_CHUNK);
     }
 }
 
@@ -158,8 +188,8 @@ void pf_sample(pf_profile *p, int64_t t_ms, double x)
 static bool pf_slot_value(const pf_profile *p, int64_t w, double *out)
 {
     int k = pf_mod(w, PF_WEEK_SLOTS);
-    double a = pf_dqw(p->week_weight[k]);
-    double dw = pf_dqw(p->day_weight[k % PF_DAY_SLOTS]);
+    double a = pf_week_weight(p->week_n[k]);
+    double dw = pf_day_weight(p->day_n[k % PF_DAY_SLOTS]);
     double b = PF_DAY_SHARE * (dw < 1.0 ? dw : 1.0);
     if (a + b <= 0.0)
         return false;
@@ -200,9 +230,9 @@ static bool pf_recent_get(const pf_profile *p, int64_t day, int64_t k, double *o
     day += pf_floor_div(k, PF_DAY_SLOTS);
     k = pf_mod(k, PF_DAY_SLOTS);
     int r = pf_mod(day, PF_RING_DAYS);
-    if (p->recent_day[r] != day || p->recent[r][k] == PF_Q_NONE)
+    if (p->recent_day[r] != day || p->recent[r][k] == PF_R_NONE)
         return false;
-    *out = pf_dq(p->recent[r][k]);
+    *out = pf_dr(p->recent[r][k]);
     return true;
 }
 
@@ -308,15 +338,34 @@ bool pf_analog(const pf_profile *p, int64_t now_ms, double x, int64_t target_ms,
 
 typedef void (*pf_emit_fn)(void *ctx, const char *field, const char *value);
 
-static void pf_emit_pairs(const uint16_t *mean, const uint16_t *weight, char prefix, int chunk,
-                          pf_emit_fn emit, void *ctx)
+/* The number of samples whose weight in WEIGHTS (a table of KEEP) is closest to W: a weight
+ * as pf_flush writes it, or as earlier versions kept it (in 2048ths, which this rounds back). */
+static uint8_t pf_samples(double w, const double *weights, double keep)
+{
+    if (!(w > 0.5))
+        return 0;
+    if (w >= weights[PF_N_MAX])
+        return PF_N_MAX;
+    double left = 1.0 - w * (1.0 - keep);     /* keep^n, in (0, 1) here */
+    long n = left > 0.0 ? lround(log(left) / log(keep)) : PF_N_MAX;
+    n = n < 1 ? 1 : n > PF_N_MAX ? PF_N_MAX : n;
+    /* the log rounds a whisker either way of the table: settle on the nearest entry */
+    if (n > 1 && fabs(weights[n - 1] - w) < fabs(weights[n] - w))
+        n--;
+    else if (n < PF_N_MAX && fabs(weights[n + 1] - w) < fabs(weights[n] - w))
+        n++;
+    return (uint8_t)n;
+}
+
+static void pf_emit_pairs(const uint16_t *mean, const uint8_t *n_samples, const double *weights,
+                          char prefix, int chunk, pf_emit_fn emit, void *ctx)
 {
     char field[32], value[400];
     size_t n = 0;
     for (int i = 0; i < PF_CHUNK; i++) {
         int k = chunk * PF_CHUNK + i;
-        n += (size_t)snprintf(value + n, sizeof value - n, "%s%.5g %.4g", i ? " " : "",
-                              pf_dq(mean[k]), pf_dqw(weight[k]));
+        n += (size_t)snprintf(value + n, sizeof value - n, "%s%.5g %.6g", i ? " " : "",
+                              pf_dq(mean[k]), weights[n_samples[k]]);
     }
     snprintf(field, sizeof field, "%c%d", prefix, chunk);
     emit(ctx, field, value);
@@ -327,50 +376,55 @@ static void pf_emit_recent(const pf_profile *p, int row, int chunk, pf_emit_fn e
     char field[32], value[400];
     size_t n = 0;
     for (int i = 0; i < PF_CHUNK; i++) {
-        uint16_t v = p->recent[row][chunk * PF_CHUNK + i];
-        if (v == PF_Q_NONE)
+        uint8_t v = p->recent[row][chunk * PF_CHUNK + i];
+        if (v == PF_R_NONE)
             n += (size_t)snprintf(value + n, sizeof value - n, "%s-", i ? " " : "");
         else
-            n += (size_t)snprintf(value + n, sizeof value - n, "%s%.5g", i ? " " : "", pf_dq(v));
+            n += (size_t)snprintf(value + n, sizeof value - n, "%s%.4g", i ? " " : "", pf_dr(v));
     }
-    snprintf(field, sizeof field, "r%d.%d", row, chunk);
+    snprintf(field, sizeof field, "y%d.%d", row, chunk);
     emit(ctx, field, value);
+}
+
+static void pf_flush_recent(pf_profile *p, pf_emit_fn emit, void *ctx)
+{
+    for (int r = 0; r < PF_RING_DAYS; r++) {
+        if ((p->dirty_recent_day >> r & 1u) && p->recent_day[r] != PF_NO_DAY) {
+            char field[32], value[24];
+            snprintf(field, sizeof field, "y%d", r);
+            snprintf(value, sizeof value, "%ld", (long)p->recent_day[r]);
+            emit(ctx, field, value);
+        }
+        for (int c = 0; c < PF_CHUNKS; c++) {
+            if (pf_bit16(p->dirty_recent[r], c))
+                pf_emit_recent(p, r, c, emit, ctx);
+        }
+        p->dirty_recent[r] = 0;
+    }
+    p->dirty_recent_day = 0;
 }
 
 void pf_flush(pf_profile *p, pf_emit_fn emit, void *ctx)
 {
     for (int c = 0; c < PF_WEEK_SLOTS / PF_CHUNK; c++) {
-        if (p->dirty_week[c])
-            pf_emit_pairs(p->week_mean, p->week_weight, 'w', c, emit, ctx);
-        p->dirty_week[c] = false;
+        if (p->dirty_week[c / 8] >> (c % 8) & 1u)
+            pf_emit_pairs(p->week_mean, p->week_n, pf_week_w, 'w', c, emit, ctx);
     }
-    for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++) {
-        if (p->dirty_day[c])
-            pf_emit_pairs(p->day_mean, p->day_weight, 'd', c, emit, ctx);
-        p->dirty_day[c] = false;
+    memset(p->dirty_week, 0, sizeof p->dirty_week);
+    for (int c = 0; c < PF_CHUNKS; c++) {
+        if (pf_bit16(p->dirty_day, c))
+            pf_emit_pairs(p->day_mean, p->day_n, pf_day_w, 'd', c, emit, ctx);
     }
-    for (int r = 0; r < PF_RING_DAYS; r++) {
-        if (p->dirty_recent_day[r] && p->recent_day[r] != PF_NO_DAY) {
-            char field[32], value[24];
-            snprintf(field, sizeof field, "r%d", r);
-            snprintf(value, sizeof value, "%ld", (long)p->recent_day[r]);
-            emit(ctx, field, value);
-        }
-        p->dirty_recent_day[r] = false;
-        for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++) {
-            if (p->dirty_recent[r][c])
-                pf_emit_recent(p, r, c, emit, ctx);
-            p->dirty_recent[r][c] = false;
-        }
-    }
+    p->dirty_day = 0;
+    pf_flush_recent(p, emit, ctx);
 }
 
 /* Whether a chunk differs from pf_init's: only those need writing into an empty :model. */
-static bool pf_pairs_learned(const uint16_t *mean, const uint16_t *weight, int chunk)
+static bool pf_pairs_learned(const uint16_t *mean, const uint8_t *n_samples, int chunk)
 {
     for (int i = 0; i < PF_CHUNK; i++) {
         int k = chunk * PF_CHUNK + i;
-        if (mean[k] || weight[k])
+        if (mean[k] || n_samples[k])
             return true;
     }
     return false;
@@ -379,7 +433,7 @@ static bool pf_pairs_learned(const uint16_t *mean, const uint16_t *weight, int c
 static bool pf_recent_learned(const pf_profile *p, int row, int chunk)
 {
     for (int i = 0; i < PF_CHUNK; i++) {
-        if (p->recent[row][chunk * PF_CHUNK + i] != PF_Q_NONE)
+        if (p->recent[row][chunk * PF_CHUNK + i] != PF_R_NONE)
             return true;
     }
     return false;
@@ -387,14 +441,25 @@ static bool pf_recent_learned(const pf_profile *p, int row, int chunk)
 
 void pf_mark_all_dirty(pf_profile *p)
 {
-    for (int c = 0; c < PF_WEEK_SLOTS / PF_CHUNK; c++)
-        p->dirty_week[c] = pf_pairs_learned(p->week_mean, p->week_weight, c);
-    for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++)
-        p->dirty_day[c] = pf_pairs_learned(p->day_mean, p->day_weight, c);
+    memset(p->dirty_week, 0, sizeof p->dirty_week);
+    for (int c = 0; c < PF_WEEK_SLOTS / PF_CHUNK; c++) {
+        if (pf_pairs_learned(p->week_mean, p->week_n, c))
+            p->dirty_week[c / 8] |= (uint8_t)(1u << (c % 8));
+    }
+    p->dirty_day = 0;
+    for (int c = 0; c < PF_CHUNKS; c++) {
+        if (pf_pairs_learned(p->day_mean, p->day_n, c))
+            pf_set_bit16(&p->dirty_day, c);
+    }
+    p->dirty_recent_day = 0;
     for (int r = 0; r < PF_RING_DAYS; r++) {
-        p->dirty_recent_day[r] = p->recent_day[r] != PF_NO_DAY;
-        for (int c = 0; c < PF_DAY_SLOTS / PF_CHUNK; c++)
-            p->dirty_recent[r][c] = pf_recent_learned(p, r, c);
+        if (p->recent_day[r] != PF_NO_DAY)
+            p->dirty_recent_day |= 1u << r;
+        p->dirty_recent[r] = 0;
+        for (int c = 0; c < PF_CHUNKS; c++) {
+            if (pf_recent_learned(p, r, c))
+                pf_set_bit16(&p->dirty_recent[r], c);
+        }
     }
 }
 
@@ -435,14 +500,15 @@ static bool pf_parse_numbers(const char *s, double *out, int n, bool allow_none)
     return *s == '\0';
 }
 
-static bool pf_restore_pairs(uint16_t *mean, uint16_t *weight, long chunk, const char *value)
+static bool pf_restore_pairs(uint16_t *mean, uint8_t *n_samples, const double *weights,
+                             double keep, long chunk, const char *value)
 {
     double v[2 * PF_CHUNK];
     if (!pf_parse_numbers(value, v, 2 * PF_CHUNK, false))
         return false;
     for (int i = 0; i < PF_CHUNK; i++) {
         mean[chunk * PF_CHUNK + i] = pf_q(v[2 * i]);
-        weight[chunk * PF_CHUNK + i] = pf_qw(v[2 * i + 1]);
+        n_samples[chunk * PF_CHUNK + i] = pf_samples(v[2 * i + 1], weights, keep);
     }
     return true;
 }
@@ -457,18 +523,19 @@ static bool pf_restore_recent(pf_profile *p, const char *rest, const char *value
         char *end;
         errno = 0;
         long day = strtol(value, &end, 10);
-        if (errno || end == value || *end || day <= PF_NO_DAY || day > INT32_MAX)
+        if (errno || end == value || *end || day <= PF_NO_DAY || day > INT32_MAX ||
+            pf_mod(day, PF_RING_DAYS) != row)
             return false;
         p->recent_day[row] = (int32_t)day;
         return true;
     }
-    if (*e != '.' || !pf_parse_index(e + 1, &e, PF_DAY_SLOTS / PF_CHUNK, &chunk) || *e)
+    if (*e != '.' || !pf_parse_index(e + 1, &e, PF_CHUNKS, &chunk) || *e)
         return false;
     double v[PF_CHUNK];
     if (!pf_parse_numbers(value, v, PF_CHUNK, true))
         return false;
     for (int i = 0; i < PF_CHUNK; i++)
-        p->recent[row][chunk * PF_CHUNK + i] = isnan(v[i]) ? PF_Q_NONE : pf_q(v[i]);
+        p->recent[row][chunk * PF_CHUNK + i] = isnan(v[i]) ? PF_R_NONE : pf_r(v[i]);
     return true;
 }
 
@@ -479,13 +546,18 @@ bool pf_restore_field(pf_profile *p, const char *field, const char *value)
     switch (field[0]) {
     case 'w':
         return pf_parse_index(field + 1, &e, PF_WEEK_SLOTS / PF_CHUNK, &chunk) && !*e &&
-               pf_restore_pairs(p->week_mean, p->week_weight, chunk, value);
+               pf_restore_pairs(p->week_mean, p->week_n, pf_week_w, PF_WEEK_KEEP, chunk, value);
     case 'd':
-        return pf_parse_index(field + 1, &e, PF_DAY_SLOTS / PF_CHUNK, &chunk) && !*e &&
-               pf_restore_pairs(p->day_mean, p->day_weight, chunk, value);
-    case 'r':
+        return pf_parse_index(field + 1, &e, PF_CHUNKS, &chunk) && !*e &&
+               pf_restore_pairs(p->day_mean, p->day_n, pf_day_w, PF_DAY_KEEP, chunk, value);
+    case 'y':
         return pf_restore_recent(p, field + 1, value);
     default:
         return false;
     }
+}
+
+bool pf_is_old_field(const char *field)
+{
+    return field[0] == 'r' && field[1] >= '0' && field[1] <= '9';
 }

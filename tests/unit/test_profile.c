@@ -15,8 +15,10 @@
 
 #include "profile.h"
 
-/* Occupancies are kept in 16-bit steps: what comes back is within one of what went in. */
+/* The profile's means are kept in 16-bit steps, the recent days' samples in 8-bit ones: what
+ * comes back is within a step of what went in. */
 #define STEP (1.0 / PF_Q_SCALE)
+#define RSTEP (1.0 / PF_R_SCALE)
 
 #define MIN 60000LL
 #define HOUR (60 * MIN)
@@ -99,7 +101,7 @@ static void test_profile_across_spring_forward(void **state)
     assert_true(pf_expected(p, summer + 7 * MIN + 30000, &v));   /* halfway to 09:15 */
     assert_float_equal(v, 0.75, STEP);
     assert_true(pf_days_ago(p, summer, 7, &v));
-    assert_float_equal(v, 0.7, STEP);
+    assert_float_equal(v, 0.7, RSTEP);
     /* 09:00 UTC that summer Monday is 10:00 local: not learned, and 09:15 is the nearest */
     assert_true(pf_expected(p, summer + HOUR, &v));
     assert_float_equal(v, 0.8, STEP);
@@ -114,10 +116,11 @@ static void test_profile_across_fall_back(void **state)
     pf_sample(p, SUN_1030_0000Z + 30 * MIN, 0.2);    /* 01:30 BST */
     pf_sample(p, SUN_1030_0000Z + 90 * MIN, 0.4);    /* 01:30 GMT */
     int w = 6 * PF_DAY_SLOTS + 6;
-    assert_float_equal(p->week_weight[w] / (double)PF_W_SCALE, 1.0 + exp(-1.0 / 6.0),
-                       1.0 / PF_W_SCALE);
-    assert_true(p->week_mean[w] > 0.2 * PF_Q_SCALE && p->week_mean[w] < 0.4 * PF_Q_SCALE);
-    assert_int_equal(p->week_weight[w + 1], 0);
+    assert_int_equal(p->week_n[w], 2);             /* weight 1 + exp(-1/6) */
+    /* the second sample weighs 1 / (1 + exp(-1/6)) = 0.54 */
+    assert_float_equal(p->week_mean[w] / (double)PF_Q_SCALE, 0.2 + 0.2 / (1.0 + exp(-1.0 / 6.0)),
+                       STEP);
+    assert_int_equal(p->week_n[w + 1], 0);
     /* the next Sunday 01:30 (GMT, 01:30 UTC) reads that slot */
     double v;
     assert_true(pf_expected(p, SUN_1030_0000Z + 7 * DAY + 90 * MIN, &v));
@@ -188,7 +191,7 @@ static void test_analog_follows_similar_days(void **state)
     double v;
     int64_t now = at(2016, 4, 30, 9, 0);   /* x = 0.4 */
     assert_true(pf_analog(p, now, 0.4, now + HOUR, &v));
-    assert_float_equal(v, 0.6, 1e-3);     /* busy days rose 0.2 in the next hour */
+    assert_float_equal(v, 0.6, 2 * RSTEP);  /* busy days rose 0.2 in the next hour (8-bit) */
     /* without enough days having the target time, no analog */
     assert_false(pf_analog(p, now, 0.4, now + 6 * HOUR, &v));
     free(p);
@@ -207,7 +210,7 @@ static void test_ring_row_reuse(void **state)
     /* and a late sample for an older day does not wipe the newer one */
     pf_sample(p, t + 15 * MIN, 0.9);
     assert_true(pf_days_ago(p, t + PF_RING_DAYS * DAY + HOUR, 0, &v));
-    assert_float_equal(v, 0.1, STEP);
+    assert_float_equal(v, 0.1, RSTEP);
     free(p);
 }
 
@@ -237,21 +240,22 @@ static void test_flush_restore_round_trip(void **state)
         pf_sample(p, t, 0.5 + 0.4 * sin((double)t / HOUR));
     pf_flush(p, collect, f);
     assert_true(f->n > 100);
-    for (int i = 0; i < f->n; i++)
+    for (int i = 0; i < f->n; i++) {
         assert_true(pf_restore_field(q, f->name[i], f->value[i]));
-    /* the text keeps 5 digits of the 16-bit values: each comes back within a step or two */
+        assert_false(pf_is_old_field(f->name[i]));
+    }
+    /* the text keeps 5 digits of the 16-bit means: each comes back within a step or two; the
+     * sample counts (written as weights) and the 8-bit samples come back exactly */
     for (int k = 0; k < PF_WEEK_SLOTS; k++) {
         assert_float_equal(q->week_mean[k], p->week_mean[k], 1e-4 * PF_Q_SCALE);
-        assert_float_equal(q->week_weight[k], p->week_weight[k], 1e-3 * PF_W_SCALE);
+        assert_int_equal(q->week_n[k], p->week_n[k]);
     }
-    for (int r = 0; r < PF_RING_DAYS; r++) {
-        assert_int_equal(q->recent_day[r], p->recent_day[r]);
-        for (int k = 0; k < PF_DAY_SLOTS; k++) {
-            assert_int_equal(q->recent[r][k] == PF_Q_NONE, p->recent[r][k] == PF_Q_NONE);
-            if (p->recent[r][k] != PF_Q_NONE)
-                assert_float_equal(q->recent[r][k], p->recent[r][k], 1e-4 * PF_Q_SCALE);
-        }
+    for (int k = 0; k < PF_DAY_SLOTS; k++) {
+        assert_float_equal(q->day_mean[k], p->day_mean[k], 1e-4 * PF_Q_SCALE);
+        assert_int_equal(q->day_n[k], p->day_n[k]);
     }
+    assert_memory_equal(q->recent_day, p->recent_day, sizeof p->recent_day);
+    assert_memory_equal(q->recent, p->recent, sizeof p->recent);
     /* clean after a flush; one sample dirties three chunks (week, day, recent) */
     f->n = 0;
     pf_flush(p, collect, f);
@@ -271,13 +275,69 @@ static void test_restore_rejects_garbage(void **state)
     assert_false(pf_restore_field(p, "w1", "0.5 1"));                               /* short */
     assert_false(pf_restore_field(p, "w1x", "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"));
     assert_false(pf_restore_field(p, "d0", "nan 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0"));
-    assert_false(pf_restore_field(p, "r3.2", "0.1 0.2"));
-    assert_false(pf_restore_field(p, "r28", "17000"));
+    assert_false(pf_restore_field(p, "y3.2", "0.1 0.2"));
+    char row[16];
+    snprintf(row, sizeof row, "y%d", PF_RING_DAYS);
+    assert_false(pf_restore_field(p, row, "17000"));
+    assert_false(pf_restore_field(p, "y3", "17000"));   /* day 17000 is not row 3's */
+    assert_true(pf_restore_field(p, "y0", "17000"));
     assert_false(pf_restore_field(p, "x", "1"));
-    assert_true(pf_restore_field(p, "r3.2", "0.1 - - 0.4 - - - 2"));
-    assert_float_equal(p->recent[3][16] / (double)PF_Q_SCALE, 0.1, 1.0 / PF_Q_SCALE);
-    assert_int_equal(p->recent[3][17], PF_Q_NONE);
-    assert_int_equal(p->recent[3][23], PF_Q_SCALE);   /* clamped to [0, 1] */
+    assert_true(pf_restore_field(p, "y3.2", "0.1 - - 0.4 - - - 2"));
+    assert_float_equal(p->recent[3][16] / (double)PF_R_SCALE, 0.1, RSTEP / 2);
+    assert_int_equal(p->recent[3][17], PF_R_NONE);
+    assert_int_equal(p->recent[3][23], PF_R_SCALE);   /* clamped to [0, 1] */
+    free(p);
+}
+
+/* A model of the previous version: its week and day pairs ("mean weight", the weight in 2048ths
+ * then) restore as the sample counts nearest their weights; its 28-day ring is not read, and is
+ * told apart as old so that the caller rewrites the model without it. */
+static void test_restore_earlier_version(void **state)
+{
+    pf_profile *p = new_profile();
+    assert_true(pf_restore_field(p, "w0", "0.5 1 0.25 1.847 0.3 6.493 0.1 6.52 "
+                                          "0 0 0.2 0.0005 0.9 2.5 0.4 31.99"));
+    assert_int_equal(p->week_n[0], 1);
+    assert_int_equal(p->week_n[1], 2);
+    assert_true(p->week_n[2] > 30 && p->week_n[3] == PF_N_MAX);
+    assert_int_equal(p->week_n[4], 0);
+    assert_int_equal(p->week_n[5], 0);               /* far below one sample */
+    assert_int_equal(p->week_n[6], 3);               /* 2.5: between 2.56 (3) and 1.85 (2) */
+    assert_int_equal(p->week_n[7], PF_N_MAX);        /* beyond the limit */
+    assert_float_equal(p->week_mean[1] / (double)PF_Q_SCALE, 0.25, STEP);
+    assert_true(pf_restore_field(p, "d11", "0.5 1 0.5 1.951 0.5 20 0.5 20.5 "
+                                           "0.5 5 0.5 10 0.5 15 0.5 3"));
+    assert_int_equal(p->day_n[88], 1);
+    assert_int_equal(p->day_n[89], 2);
+    assert_true(p->day_n[90] > 50);
+    /* the old ring: not read, and recognised */
+    assert_false(pf_restore_field(p, "r3", "17000"));
+    assert_false(pf_restore_field(p, "r27.11", "0.1 - - 0.4 - - - 1"));
+    assert_true(pf_is_old_field("r3"));
+    assert_true(pf_is_old_field("r27.11"));
+    assert_false(pf_is_old_field("w3"));
+    assert_false(pf_is_old_field("y3.1"));
+    for (int r = 0; r < PF_RING_DAYS; r++)
+        assert_int_equal(p->recent_day[r], PF_NO_DAY);
+    free(p);
+}
+
+/* The weights behind the counts are those of the recurrence w' = keep w + 1 that earlier
+ * versions ran: a month of one sample a week gives the same expected value either way. */
+static void test_counts_follow_weights(void **state)
+{
+    pf_profile *p = new_profile();
+    double m = 0.0, w = 0.0, keep = exp(-1.0 / 6.0);
+    for (int week = 0; week < 40; week++) {
+        double x = 0.1 + 0.02 * (week % 7);
+        pf_sample(p, at(2016, 1, 4 + 7 * week, 12, 0), x);
+        w = keep * w + 1.0;
+        m += (x - m) / w;
+    }
+    double v;
+    assert_true(pf_expected(p, at(2016, 1, 4, 12, 0), &v));
+    /* the all-days profile (the same samples) weighs in too, at the same mean */
+    assert_float_equal(v, m, 1e-3);
     free(p);
 }
 
@@ -289,12 +349,14 @@ int main(void)
         cmocka_unit_test(test_profile_across_spring_forward),
         cmocka_unit_test(test_profile_across_fall_back),
         cmocka_unit_test(test_week_mean_forgets),
+        cmocka_unit_test(test_counts_follow_weights),
         cmocka_unit_test(test_day_profile_fills_in),
         cmocka_unit_test(test_expected_reaches_nearest),
         cmocka_unit_test(test_analog_follows_similar_days),
         cmocka_unit_test(test_ring_row_reuse),
         cmocka_unit_test(test_flush_restore_round_trip),
         cmocka_unit_test(test_restore_rejects_garbage),
+        cmocka_unit_test(test_restore_earlier_version),
     };
     return cmocka_run_group_tests(tests, setup_london, NULL);
 }
