@@ -48,23 +48,28 @@
 
 enum { FC_X_DEVIATION, FC_X_BIAS, FC_X_LAST_WEEK, FC_X_ANALOG, FC_X_SCALE };
 
-/* A forecast made to learn from: scored once event time passes its target. */
+/* A forecast made to learn from: scored once event time passes its target. 32 bytes: the bias
+ * feature is always 1 and is not kept, and whether the model made it (rather than persistence)
+ * is a bit of fc_horizon.learn. */
 typedef struct fc_pending {
     int64_t target_ms;
     float forecast;                        /* occupancy */
     float expected;                        /* the profile at the target, when forecast */
-    float x[LN_FEATURES];
-    bool learn;                            /* made by the model (not persistence): fit on it */
+    float x[LN_FEATURES - 1];              /* the features but FC_X_BIAS */
 } fc_pending;
 
+_Static_assert(FC_PENDING_MAX <= 64, "fc_horizon.learn has a bit per pending forecast");
+
+/* One horizon of one lot, about 0.5 KB plus its pending ring (learn.h). */
 typedef struct fc_horizon {
     int64_t ms;
     ln_reg reg;
-    bool reg_dirty;
     ln_errors errors;
-    fc_pending *pending;                   /* ring of cap (fc_pending_cap), oldest at head */
-    unsigned cap, head, n;
     int64_t last_pending_ms;
+    fc_pending *pending;                   /* ring of cap (fc_pending_cap), oldest at head */
+    uint64_t learn;                        /* bit i: pending[i] was made by the model: fit on it */
+    uint8_t cap, head, n;
+    bool reg_dirty;
 } fc_horizon;
 
 typedef struct fc_lot {
@@ -147,14 +152,22 @@ static unsigned fc_pending_cap(int64_t ms)
     return n < FC_PENDING_MAX ? (unsigned)n : FC_PENDING_MAX;
 }
 
+/* The regression's prior for a horizon of MS: the current deviation fades with the horizon,
+ * nothing else counts. */
+static void fc_prior(int64_t ms, double prior[LN_FEATURES])
+{
+    for (int k = 0; k < LN_FEATURES; k++)
+        prior[k] = 0.0;
+    prior[FC_X_DEVIATION] = exp(-(double)ms / FC_DEVIATION_TAU_MS);
+}
+
 static void fc_horizon_init(fc_horizon *h, int64_t ms)
 {
     memset(h, 0, sizeof *h);
     h->ms = ms;
-    h->cap = fc_pending_cap(ms);
+    h->cap = (uint8_t)fc_pending_cap(ms);
     h->pending = util_xcalloc(h->cap, sizeof *h->pending);
-    double prior[LN_FEATURES] = { exp(-(double)ms / FC_DEVIATION_TAU_MS), 0.0, 0.0, 0.0, 0.0 };
-    ln_reg_init(&h->reg, prior);
+    ln_reg_init(&h->reg);
     ln_errors_init(&h->errors);
     h->last_pending_ms = INT64_MIN;
 }
@@ -198,6 +211,8 @@ static void fc_lot_sync_obs(fc_lot *fl, const lot *l)
     fl->obs_x = l->has_data ? fc_occupancy(l) : 0.0;
 }
 
+/* L's forecasting state, made on first use: only lots with data or a stored model have one,
+ * so a configured lot that never reports costs no model (about 5 KB). */
 static fc_lot *fc_lot_for(fc_engine *fc, lot *l)
 {
     fc_lot *fl = l->fc_data;
@@ -343,7 +358,9 @@ static void fc_predict(fc_engine *fc, fc_lot *fl, int64_t t, double x, fc_point 
         pt->learn = has_now && fc_features(fl, now_expected, t, x, t + h->ms, pt->x,
                                            &pt->expected);
         if (pt->learn) {
-            const double *c = ln_reg_coef(&h->reg, FC_RIDGE);
+            double c[LN_FEATURES], prior[LN_FEATURES];
+            fc_prior(h->ms, prior);
+            ln_reg_coef(&h->reg, prior, FC_RIDGE, c);
             double occ = pt->expected;
             for (int k = 0; k < LN_FEATURES; k++)
                 occ += c[k] * pt->x[k];
@@ -411,17 +428,25 @@ static void fc_sample_grid(fc_lot *fl, const lot *l, int64_t t, double x)
     }
 }
 
-static void fc_score(fc_engine *fc, fc_horizon *h, const fc_pending *p, double actual)
+/* The features of pending forecast P, with the bias it does not keep. */
+static void fc_pending_features(const fc_pending *p, double xs[LN_FEATURES])
 {
+    for (int k = 0, j = 0; k < LN_FEATURES; k++)
+        xs[k] = k == FC_X_BIAS ? 1.0 : (double)p->x[j++];
+}
+
+/* Scores the pending forecast at index I of H's ring against ACTUAL. */
+static void fc_score(fc_engine *fc, fc_horizon *h, unsigned i, double actual)
+{
+    const fc_pending *p = &h->pending[i];
     double err = actual - p->forecast;
     ln_errors_add(&h->errors, err);
     fc_pool *pool = fc_pool_for(fc, h->ms);
     if (pool)
         ln_errors_add(&pool->errors, err);
-    if (p->learn) {
+    if (h->learn >> i & 1u) {
         double xs[LN_FEATURES];
-        for (int k = 0; k < LN_FEATURES; k++)
-            xs[k] = p->x[k];
+        fc_pending_features(p, xs);
         ln_reg_add(&h->reg, xs, actual - p->expected, p->target_ms, FC_REG_TAU_MS);
         h->reg_dirty = true;
     }
@@ -436,8 +461,9 @@ static void fc_score_due(fc_engine *fc, fc_lot *fl, const lot *l, fc_horizon *h,
         if (p->target_ms > t)
             break;
         if (bridged && p->target_ms > fl->obs_ms)
-            fc_score(fc, h, p, fc_value_between(l, fl->obs_ms, fl->obs_x, t, x, p->target_ms));
-        h->head = (h->head + 1) % h->cap;
+            fc_score(fc, h, h->head,
+                     fc_value_between(l, fl->obs_ms, fl->obs_x, t, x, p->target_ms));
+        h->head = (uint8_t)((h->head + 1) % h->cap);
         h->n--;
     }
 }
@@ -465,16 +491,22 @@ static void fc_learn(fc_engine *fc, fc_lot *fl, const lot *l, int64_t t, double 
 static void fc_push_pending(fc_horizon *h, int64_t t, const fc_point *pt)
 {
     if (h->n == h->cap) {
-        h->head = (h->head + 1) % h->cap;   /* cannot happen: fc_pending_cap */
+        h->head = (uint8_t)((h->head + 1) % h->cap);   /* cannot happen: fc_pending_cap */
         h->n--;
     }
-    fc_pending *p = &h->pending[(h->head + h->n) % h->cap];
+    unsigned i = (h->head + h->n) % h->cap;
+    fc_pending *p = &h->pending[i];
     p->target_ms = t + h->ms;
     p->forecast = (float)pt->occ;
     p->expected = (float)pt->expected;
-    for (int k = 0; k < LN_FEATURES; k++)
-        p->x[k] = (float)pt->x[k];
-    p->learn = pt->learn;
+    for (int k = 0, j = 0; k < LN_FEATURES; k++) {
+        if (k != FC_X_BIAS)
+            p->x[j++] = (float)pt->x[k];
+    }
+    if (pt->learn)
+        h->learn |= (uint64_t)1 << i;
+    else
+        h->learn &= ~((uint64_t)1 << i);
     h->n++;
     h->last_pending_ms = t;
 }
@@ -537,6 +569,8 @@ void fc_mark_all_dirty(fc_engine *fc, lot *l)
 
 bool fc_model_take_reset(fc_engine *fc, lot *l)
 {
+    if (!l->fc_data)
+        return false;
     fc_lot *fl = fc_lot_for(fc, l);
     bool reset = fl->model_reset;
     fl->model_reset = false;
@@ -578,6 +612,8 @@ static void fc_changes_scalars(fc_lot *fl, fc_emitter *e)
  * after fc_mark_all_dirty. */
 void fc_model_changes(fc_engine *fc, lot *l, fc_emit_fn emit, void *ctx)
 {
+    if (!l->fc_data)
+        return;     /* nothing learned yet */
     fc_lot *fl = fc_lot_for(fc, l);
     fc_emitter e = { emit, ctx, false };
     pf_flush(&fl->profile, fc_emitter_field, &e);
@@ -588,9 +624,9 @@ void fc_model_changes(fc_engine *fc, lot *l, fc_emit_fn emit, void *ctx)
 
 bool fc_observe(fc_engine *fc, lot *l, hist_entry *entry)
 {
-    fc_lot *fl = fc_lot_for(fc, l);
     if (!l->has_data)
-        return false;
+        return false;   /* nothing to learn: no model until there is (see fc_lot_for) */
+    fc_lot *fl = fc_lot_for(fc, l);
     double x = fc_occupancy(l);
     fc_learn(fc, fl, l, l->ts_ms, x);
     fc_record_pending(fc, fl, l->ts_ms, x);
@@ -747,8 +783,11 @@ static bool fc_restore_busyness(fc_lot *fl, const char *value)
     return true;
 }
 
-/* One stored field of the model hash; false when it is not understood. */
-static bool fc_restore_field(fc_lot *fl, const char *field, const char *value, bool *has_hist)
+/* One stored field of the model hash; false when it is not understood. *STALE is set for a
+ * field of an earlier version's layout that this one drops (profile.h, learn.h), so that the
+ * whole model is written afresh rather than leave it in the hash. */
+static bool fc_restore_field(fc_lot *fl, const char *field, const char *value, bool *has_hist,
+                             bool *stale)
 {
     const char *rest;
     fc_horizon *h;
@@ -765,9 +804,17 @@ static bool fc_restore_field(fc_lot *fl, const char *field, const char *value, b
         return h && *rest == '\0' && ln_reg_decode(&h->reg, value);
     case 'e':
         h = fc_horizon_by_minutes(fl, field + 1, &rest);
-        return h && ln_errors_restore_field(&h->errors, rest, value);
+        if (!h)
+            return false;
+        if (ln_errors_restore_field(&h->errors, rest, value))
+            return true;
+        *stale = true;      /* e.g. a 512-error ring (ln_errors_restore_field) */
+        return false;
     default:
-        return pf_restore_field(&fl->profile, field, value);
+        if (pf_restore_field(&fl->profile, field, value))
+            return true;
+        *stale |= pf_is_old_field(field);
+        return false;
     }
 }
 
@@ -779,22 +826,38 @@ static bool fc_model_version_ok(size_t n, const char *const *fields, const char 
     return false;
 }
 
+/* A model stored by an earlier version restores what this one still reads: the week and day
+ * profiles (same fields), the regressions and the history state; its 28-day ring ("r...") is
+ * not read (the 8-day one, "y...", fills again within a week; until then the last-week and
+ * analog features say "no deviation", as for a new lot), nor an error ring of another size
+ * (the pool's errors stand in until 20 are scored again). Such a model is then rewritten whole
+ * (fc_model_take_reset clears the hash first), so the dropped fields do not linger. */
 void fc_restore_lot(fc_engine *fc, lot *l, size_t n, const char *const *fields,
                     const char *const *values)
 {
+    if (n == 0 && !l->has_data && !l->fc_data)
+        return;     /* nothing stored and nothing to learn from yet: no model (fc_lot_for) */
     fc_lot *fl = fc_lot_for(fc, l);
-    bool has_hist = false;
+    bool has_hist = false, stale = false;
     size_t ignored = 0;
     if (n > 0 && !fc_model_version_ok(n, fields, values)) {
         log_warning("forecast: lot %s: stored model has another version; learning afresh", l->id);
         n = 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (fields[i] && values[i] && !fc_restore_field(fl, fields[i], values[i], &has_hist))
+        if (fields[i] && values[i] &&
+            !fc_restore_field(fl, fields[i], values[i], &has_hist, &stale))
             ignored++;
     }
+    for (size_t i = 0; i < fl->n_hz; i++)
+        ln_errors_restore_done(&fl->hz[i].errors);
     if (ignored)
         log_debug("forecast: lot %s: %zu stored fields not used", l->id, ignored);
+    if (stale) {
+        log_info("forecast: lot %s: stored model has fields of an earlier layout; rewriting it",
+                 l->id);
+        fc_lot_mark_all_dirty(fl);
+    }
     if (!has_hist && l->has_data)
         hist_bound(&fl->hist, l->ts_ms);
     fc_lot_sync_obs(fl, l);

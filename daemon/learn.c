@@ -10,11 +10,21 @@
 
 /* ---- regression ---- */
 
-void ln_reg_init(ln_reg *r, const double prior[LN_FEATURES])
+void ln_reg_init(ln_reg *r)
 {
     memset(r, 0, sizeof *r);
-    memcpy(r->prior, prior, sizeof r->prior);
     r->last_ms = INT64_MIN;
+}
+
+/* The index in ln_reg.a of element (I, J) of the symmetric matrix. */
+static int ln_tri(int i, int j)
+{
+    if (i > j) {
+        int t = i;
+        i = j;
+        j = t;
+    }
+    return i * LN_FEATURES - i * (i - 1) / 2 + (j - i);
 }
 
 void ln_reg_add(ln_reg *r, const double x[LN_FEATURES], double y, int64_t t_ms, int64_t tau_ms)
@@ -26,10 +36,9 @@ void ln_reg_add(ln_reg *r, const double x[LN_FEATURES], double y, int64_t t_ms, 
         r->last_ms = t_ms;
     for (int i = 0; i < LN_FEATURES; i++) {
         r->b[i] = keep * r->b[i] + x[i] * y;
-        for (int j = 0; j < LN_FEATURES; j++)
-            r->a[i][j] = keep * r->a[i][j] + x[i] * x[j];
+        for (int j = i; j < LN_FEATURES; j++)
+            r->a[ln_tri(i, j)] = keep * r->a[ln_tri(i, j)] + x[i] * x[j];
     }
-    r->coef_valid = false;
 }
 
 /* Solves M c = V in place by Gaussian elimination with partial pivoting; false if singular. */
@@ -67,33 +76,29 @@ static bool ln_solve(double m[LN_FEATURES][LN_FEATURES], double v[LN_FEATURES],
     return true;
 }
 
-const double *ln_reg_coef(ln_reg *r, double ridge)
+void ln_reg_coef(const ln_reg *r, const double prior[LN_FEATURES], double ridge,
+                 double coef[LN_FEATURES])
 {
-    if (r->coef_valid)
-        return r->coef;
     double m[LN_FEATURES][LN_FEATURES], v[LN_FEATURES], c[LN_FEATURES];
     for (int i = 0; i < LN_FEATURES; i++) {
         for (int j = 0; j < LN_FEATURES; j++)
-            m[i][j] = r->a[i][j] + (i == j ? ridge : 0.0);
-        v[i] = r->b[i] + ridge * r->prior[i];
+            m[i][j] = r->a[ln_tri(i, j)] + (i == j ? ridge : 0.0);
+        v[i] = r->b[i] + ridge * prior[i];
     }
     if (!ln_solve(m, v, c))
-        memcpy(c, r->prior, sizeof c);
+        memcpy(c, prior, sizeof c);
     for (int i = 0; i < LN_FEATURES; i++) {
         /* bounded, so one corrupt sample cannot make forecasts absurd (they are clamped too) */
-        double b = isfinite(c[i]) ? c[i] : r->prior[i];
-        r->coef[i] = b > LN_COEF_MAX ? LN_COEF_MAX : b < -LN_COEF_MAX ? -LN_COEF_MAX : b;
+        double b = isfinite(c[i]) ? c[i] : prior[i];
+        coef[i] = b > LN_COEF_MAX ? LN_COEF_MAX : b < -LN_COEF_MAX ? -LN_COEF_MAX : b;
     }
-    r->coef_valid = true;
-    return r->coef;
 }
 
 int ln_reg_encode(const ln_reg *r, char *buf, size_t size)
 {
     int n = snprintf(buf, size, "%" PRId64, r->last_ms);
-    for (int i = 0; i < LN_FEATURES; i++)
-        for (int j = i; j < LN_FEATURES; j++)
-            n += snprintf(buf + n, size > (size_t)n ? size - (size_t)n : 0, " %.9g", r->a[i][j]);
+    for (int k = 0; k < LN_TRIANGLE; k++)
+        n += snprintf(buf + n, size > (size_t)n ? size - (size_t)n : 0, " %.9g", r->a[k]);
     for (int i = 0; i < LN_FEATURES; i++)
         n += snprintf(buf + n, size > (size_t)n ? size - (size_t)n : 0, " %.9g", r->b[i]);
     return n;
@@ -106,7 +111,7 @@ bool ln_reg_decode(ln_reg *r, const char *text)
     long long last = strtoll(text, &e, 10);
     if (errno || e == text)
         return false;
-    double v[LN_FEATURES * (LN_FEATURES + 1) / 2 + LN_FEATURES];
+    double v[LN_TRIANGLE + LN_FEATURES];
     const char *s = e;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         v[i] = strtod(s, &e);
@@ -118,14 +123,9 @@ bool ln_reg_decode(ln_reg *r, const char *text)
         s++;
     if (*s)
         return false;
-    size_t k = 0;
-    for (int i = 0; i < LN_FEATURES; i++)
-        for (int j = i; j < LN_FEATURES; j++, k++)
-            r->a[i][j] = r->a[j][i] = v[k];
-    for (int i = 0; i < LN_FEATURES; i++)
-        r->b[i] = v[k++];
+    memcpy(r->a, v, sizeof r->a);
+    memcpy(r->b, v + LN_TRIANGLE, sizeof r->b);
     r->last_ms = (int64_t)last;
-    r->coef_valid = false;
     return true;
 }
 
@@ -136,16 +136,18 @@ void ln_errors_init(ln_errors *e)
     memset(e, 0, sizeof *e);
 }
 
-/* ERR, clamped to [-1, 1], in LN_ERROR_SCALE-ths. */
-static int16_t ln_error_q(double err)
+/* ERR, clamped to [-1, 1], on the square-root scale of learn.h. */
+static int8_t ln_error_q(double err)
 {
     double c = err < -1.0 ? -1.0 : err > 1.0 ? 1.0 : err;
-    return (int16_t)lround(c * LN_ERROR_SCALE);
+    double q = lround(sqrt(fabs(c)) * LN_ERROR_SCALE);
+    return (int8_t)(c < 0.0 ? -q : q);
 }
 
-static double ln_error_dq(int16_t q)
+static double ln_error_dq(int8_t q)
 {
-    return (double)q / LN_ERROR_SCALE;
+    double r = (double)q / LN_ERROR_SCALE;
+    return q < 0 ? -r * r : r * r;
 }
 
 void ln_errors_add(ln_errors *e, double err)
@@ -153,8 +155,8 @@ void ln_errors_add(ln_errors *e, double err)
     if (!isfinite(err))
         return;
     e->e[e->next] = ln_error_q(err);
-    e->dirty[e->next / LN_ERROR_CHUNK] = true;
-    e->next = (e->next + 1) % LN_ERRORS;
+    e->dirty |= 1u << (e->next / LN_ERROR_CHUNK);
+    e->next = (uint16_t)((e->next + 1) % LN_ERRORS);
     if (e->count < LN_ERRORS)
         e->count++;
     e->meta_dirty = true;
@@ -185,14 +187,14 @@ void ln_errors_stats(ln_errors *e, double low, double high, double *q_low, doubl
     if (!e->stats_valid && e->count > 0) {
         float sorted[LN_ERRORS];
         double sum = 0.0;
-        for (uint32_t i = 0; i < e->count; i++) {
+        for (unsigned i = 0; i < e->count; i++) {
             sorted[i] = (float)ln_error_dq(e->e[i]);
             sum += fabs(ln_error_dq(e->e[i]));
         }
         qsort(sorted, e->count, sizeof sorted[0], ln_cmp_float);
-        e->q_low = ln_quantile(sorted, e->count, low);
-        e->q_high = ln_quantile(sorted, e->count, high);
-        e->mae = sum / e->count;
+        e->q_low = (float)ln_quantile(sorted, e->count, low);
+        e->q_high = (float)ln_quantile(sorted, e->count, high);
+        e->mae = (float)(sum / e->count);
         e->stats_valid = true;
     }
     *q_low = e->q_low;
@@ -205,9 +207,8 @@ void ln_errors_flush(ln_errors *e, const char *name,
 {
     char field[64], value[LN_ERROR_CHUNK * 16];
     for (int c = 0; c < LN_ERRORS / LN_ERROR_CHUNK; c++) {
-        if (!e->dirty[c])
+        if (!(e->dirty >> c & 1u))
             continue;
-        e->dirty[c] = false;
         size_t n = 0;
         for (int i = 0; i < LN_ERROR_CHUNK; i++)
             n += (size_t)snprintf(value + n, sizeof value - n, "%s%.4g", i ? " " : "",
@@ -215,19 +216,22 @@ void ln_errors_flush(ln_errors *e, const char *name,
         snprintf(field, sizeof field, "%s.%d", name, c);
         emit(ctx, field, value);
     }
+    e->dirty = 0;
     if (e->meta_dirty) {
         e->meta_dirty = false;
-        snprintf(value, sizeof value, "%" PRIu32 " %" PRIu32, e->next, e->count);
+        snprintf(value, sizeof value, "%u %u", (unsigned)e->next, (unsigned)e->count);
         emit(ctx, name, value);
     }
 }
 
 void ln_errors_mark_all_dirty(ln_errors *e)
 {
+    e->dirty = 0;
     for (int c = 0; c < LN_ERRORS / LN_ERROR_CHUNK; c++) {
-        e->dirty[c] = false;
-        for (int i = 0; i < LN_ERROR_CHUNK && !e->dirty[c]; i++)
-            e->dirty[c] = e->e[c * LN_ERROR_CHUNK + i] != 0;    /* else as ln_errors_init's */
+        for (int i = 0; i < LN_ERROR_CHUNK; i++) {
+            if (e->e[c * LN_ERROR_CHUNK + i] != 0)              /* else as ln_errors_init's */
+                e->dirty |= 1u << c;
+        }
     }
     e->meta_dirty = true;
 }
@@ -240,8 +244,8 @@ static bool ln_errors_restore_meta(ln_errors *e, const char *value)
     if (sscanf(value, "%lu %lu %c", &next, &count, &tail) != 2 || next >= LN_ERRORS ||
         count > LN_ERRORS || (count < LN_ERRORS && next != count))
         return false;
-    e->next = (uint32_t)next;
-    e->count = (uint32_t)count;
+    e->next = (uint16_t)next;
+    e->count = (uint16_t)count;
     e->stats_valid = false;
     return true;
 }
@@ -253,7 +257,7 @@ static bool ln_errors_restore_chunk(ln_errors *e, const char *index, const char 
     long c = strtol(index, &end, 10);
     if (errno || end == index || *end || c < 0 || c >= LN_ERRORS / LN_ERROR_CHUNK)
         return false;
-    int16_t v[LN_ERROR_CHUNK];
+    int8_t v[LN_ERROR_CHUNK];
     const char *s = value;
     for (int i = 0; i < LN_ERROR_CHUNK; i++) {
         double d = strtod(s, &end);
@@ -278,4 +282,11 @@ bool ln_errors_restore_field(ln_errors *e, const char *suffix, const char *value
     if (*suffix == '.')
         return ln_errors_restore_chunk(e, suffix + 1, value);
     return false;
+}
+
+bool ln_errors_restore_done(ln_errors *e)
+{
+    if (e->count == 0)
+        ln_errors_init(e);
+    return e->count > 0;
 }

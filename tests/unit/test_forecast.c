@@ -389,6 +389,84 @@ static void test_model_round_trip(void **state)
     model_free(&full);
 }
 
+/* A lot of the fixture's config with F's lot state, its model restored from N FIELDS/VALUES
+ * into engine *FC2 (a restart). */
+static lot *restored_lot(const fixture *f, fc_engine *fc2, size_t n, char **fields, char **values)
+{
+    lot *l2 = make_lot();
+    l2->has_data = f->l->has_data;
+    l2->ts_ms = f->l->ts_ms;
+    l2->occupied = f->l->occupied;
+    l2->status = f->l->status;
+    fc_restore_lot(fc2, l2, n, (const char *const *)fields, (const char *const *)values);
+    return l2;
+}
+
+/* A :model written by the previous version restores what this one reads, drops its 28-day ring
+ * ("r...") and a 512-error ring cleanly, and is rewritten whole on the next write (the caller
+ * clears the hash first), without the dropped fields. */
+static void test_model_of_earlier_version(void **state)
+{
+    fixture *f = *state;
+    model_hash m = { 0 };
+    feed_days(f, 2016, 10, 3, 14, 0);
+    fc_mark_all_dirty(f->fc, f->l);
+    fc_model_take_reset(f->fc, f->l);
+    fc_model_changes(f->fc, f->l, model_emit, &m);
+    size_t n1, n2;
+    char *want = fc_format_forecast(f->fc, f->l, &n1);
+    /* the old ring's fields beside the new ones: ignored, the forecast is the same */
+    model_emit(&m, "r3", "17000");
+    model_emit(&m, "r27.11", "0.1 - - 0.4 - - - 1");
+    fc_engine *fc2 = fc_new(&f->cfg);
+    lot *l2 = restored_lot(f, fc2, m.n, m.fields, m.values);
+    char *got = fc_format_forecast(fc2, l2, &n2);
+    assert_string_equal(got, want);
+    free(got);
+    assert_true(fc_model_take_reset(fc2, l2));
+    model_hash rewritten = { 0 };
+    fc_model_changes(fc2, l2, model_emit, &rewritten);
+    assert_true(rewritten.n + 2 == m.n);                /* all but the old ring's two */
+    for (size_t i = 0; i < rewritten.n; i++)
+        assert_int_not_equal(rewritten.fields[i][0], 'r');
+    fc_forget_lot(fc2, l2);
+    lot_free(l2);
+    fc_free(fc2);
+    /* a full ring of 512 errors has no place in this one: the lot's intervals start afresh */
+    model_emit(&m, "e30", "100 512");
+    fc2 = fc_new(&f->cfg);
+    l2 = restored_lot(f, fc2, m.n, m.fields, m.values);
+    assert_true(fc_model_take_reset(fc2, l2));
+    json_t *j = forecast(&(fixture){ .fc = fc2, .l = l2 });
+    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(j, "horizons"), 0),
+                                             "mae")));
+    json_decref(j);
+    fc_forget_lot(fc2, l2);
+    lot_free(l2);
+    fc_free(fc2);
+    free(want);
+    model_free(&m);
+    model_free(&rewritten);
+}
+
+/* A lot that never reported has no model: nothing allocated, nothing written, and a restore of
+ * an empty :model leaves it so. */
+static void test_no_model_without_data(void **state)
+{
+    fixture *f = *state;
+    fc_restore_lot(f->fc, f->l, 0, NULL, NULL);
+    hist_entry e;
+    assert_false(fc_observe(f->fc, f->l, &e));
+    fc_mark_all_dirty(f->fc, f->l);
+    assert_false(fc_model_take_reset(f->fc, f->l));
+    model_hash m = { 0 };
+    fc_model_changes(f->fc, f->l, model_emit, &m);
+    assert_int_equal(m.n, 0);
+    assert_null(f->l->fc_data);
+    feed(f, at(2016, 10, 4, 8, 0), 50);
+    assert_non_null(f->l->fc_data);
+}
+
 /* A forecast too long for the caller's buffer is refused, not cut. */
 static void test_format_does_not_truncate(void **state)
 {
@@ -415,6 +493,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_time_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_of_earlier_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_model_without_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_does_not_truncate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
