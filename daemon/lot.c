@@ -22,6 +22,9 @@ static const char *const lot_status_names[] = {
     [LOT_STATUS_CLOSED] = "closed",
 };
 
+/* The reason of every lot closed without one (lot.closed_reason). */
+static const char lot_no_reason[] = "";
+
 /* ---- configuration ---- */
 
 static void lot_groups_build(lot *l, const cfg_lot *cfg);
@@ -53,6 +56,7 @@ lot *lot_new(const cfg_lot *cfg, int64_t tau_ms)
     l->ts_ms = INT64_MIN;
     l->count_ts_ms = INT64_MIN;
     l->count_value = -1;
+    l->closed_reason = lot_no_reason;
     l->bays = map_new();
     l->gates = map_new();
     l->ambiguous = map_new();
@@ -81,6 +85,8 @@ void lot_free(lot *l)
     free(l->dirty_bays);
     free(l->heap);
     free(l->dirty_gates);
+    if (l->closed_reason != lot_no_reason)
+        free((char *)l->closed_reason);
     free(l->name);
     free(l->id);
     free(l);
@@ -460,7 +466,7 @@ static lot_bay *lot_find_bay(const lot *l, const char *id)
 static void lot_heap_set(lot *l, size_t i, lot_bay *b)
 {
     l->heap[i] = b;
-    b->heap_pos = i;
+    b->heap_pos = (uint32_t)i;     /* the heap never outgrows max_bays_per_lot (lot.h) */
 }
 
 static void lot_heap_up(lot *l, size_t i)
@@ -545,8 +551,9 @@ static void lot_bay_recall(lot *l, lot_bay *b)
 static lot_bay *lot_add_bay(lot *l, const char *id, bool occupied, int64_t ts_ms, int16_t zone,
                             uint8_t cats)
 {
-    lot_bay *b = util_xcalloc(1, sizeof *b);
-    strcpy(b->id, id);
+    size_t len = strlen(id);
+    lot_bay *b = util_xcalloc(1, sizeof *b + len + 1);
+    memcpy(b->id, id, len + 1);
     b->occupied = occupied;
     b->ts_ms = ts_ms;
     b->zone = zone;
@@ -952,13 +959,23 @@ static void lot_copy_reason(char *dst, const char *src)
     dst[n] = '\0';
 }
 
+/* L's reason becomes REASON (already cut), in memory of its own only when there is one. */
+static void lot_set_reason(lot *l, const char *reason)
+{
+    if (l->closed_reason != lot_no_reason)
+        free((char *)l->closed_reason);
+    l->closed_reason = reason[0] ? util_xstrdup(reason) : lot_no_reason;
+}
+
 static void lot_store_closure(lot *l, bool closed, const char *reason, bool has_until,
                               int64_t until_ms)
 {
     l->closed = closed;
     l->has_closed_until = closed && has_until;
     l->closed_until_ms = l->has_closed_until ? until_ms : 0;
-    lot_copy_reason(l->closed_reason, closed ? reason : NULL);
+    char cut[LOT_REASON_MAX + 1];
+    lot_copy_reason(cut, closed ? reason : NULL);
+    lot_set_reason(l, cut);
     lot_refresh_status(l);
     lot_refresh_zones(l);
 }

@@ -19,16 +19,22 @@ enum lot_status {
 
 #define LOT_REASON_MAX PL_REASON_MAX  /* bytes of an operator's closure reason */
 
+/* One bay sensor, 16 bytes and its id: a lot of 100,000 bays holds 100,000 of these, so the id
+ * is stored inline at its own length (ids are at most PL_ID_MAX bytes; typically a few), the
+ * flags are bits and the heap index 32 bits (limits.max_bays_per_lot is at most 10,000,000).
+ * Owned by lot.bays; allocated by lot.c only (the id decides its size). */
 typedef struct lot_bay {
     int64_t ts_ms;          /* event time of the applied state */
-    bool occupied;          /* the last state heard, also while unknown */
-    bool unknown;           /* silent longer than bay_stale_after: neither free nor occupied */
-    bool dirty;             /* changed since the last lot_clear_dirty */
+    uint32_t heap_pos;      /* index in lot.heap while known */
     int16_t zone;           /* index into lot.zones, or ZN_NONE (resolved once, zone.h) */
     uint8_t cats;           /* bit c: in category c */
-    size_t heap_pos;        /* index in lot.heap while known */
-    char id[PL_ID_MAX + 1];
+    bool occupied : 1;      /* the last state heard, also while unknown */
+    bool unknown : 1;       /* silent longer than bay_stale_after: neither free nor occupied */
+    bool dirty : 1;         /* changed since the last lot_clear_dirty */
+    char id[];              /* NUL-terminated */
 } lot_bay;
+
+_Static_assert(sizeof(lot_bay) == 16, "lot_bay stays 16 bytes before its id");
 
 typedef struct lot_gate {
     uint64_t seq;           /* last applied seq, when has_seq */
@@ -98,7 +104,8 @@ typedef struct lot {
     bool closed;                /* an operator closed the lot (SPEC §10) */
     bool has_closed_until;
     int64_t closed_until_ms;    /* event time at which the closure ends, when has_closed_until */
-    char closed_reason[LOT_REASON_MAX + 1];
+    const char *closed_reason;  /* at most LOT_REASON_MAX bytes: lot_no_reason ("") or a copy
+                                 * (owned), as few lots are ever closed with a reason */
     bool stale;
     sm_state smooth;            /* of free spaces */
 

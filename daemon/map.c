@@ -1,5 +1,7 @@
 /* map: open addressing with linear probing. Entries are never deleted, so no tombstones: a probe
- * stops at the first empty slot. The table doubles before the load factor would pass 0.7. An
+ * stops at the first empty slot. The table doubles before the load factor would pass 0.8 (a
+ * successful lookup then probes 3 slots on average, comparing 32-bit hashes first): the bays of
+ * all lots are the daemon's largest map by far, and at 0.7 a lot of 100 bays took 256 slots. An
  * empty map has no table at all: every lot has maps of bays, gates and refused ids, which most
  * lots never fill (a count lot none of them), and 16 empty slots each were 1.5 KB a lot. */
 #include "map.h"
@@ -11,7 +13,7 @@
 #include "util.h"
 
 #define MAP_INITIAL_CAP 16          /* a power of two: the hash is masked, not divided */
-#define MAP_LOAD_NUM 7              /* grow when size would exceed cap * 7 / 10 */
+#define MAP_LOAD_NUM 8              /* grow when size would exceed cap * 8 / 10 */
 #define MAP_LOAD_DEN 10
 
 /* 24 bytes: keys are ids (at most a few hundred bytes), so 32 bits of length are plenty, and 32

@@ -161,6 +161,30 @@ static void test_bays_count_occupied(void **state)
     lot_free(l);
 }
 
+/* Bay records keep their ids inline at their own length: the shortest and the longest id both
+ * come back whole, and the state bits do not disturb one another. */
+static void test_bay_ids_inline(void **state)
+{
+    lot *l = make_lot(10, CFG_SOURCE_BAYS);
+    char longest[PL_ID_MAX + 1];
+    memset(longest, 'x', PL_ID_MAX);
+    longest[PL_ID_MAX] = '\0';
+    assert_int_equal(bay(l, "a", true, 1000).result, LOT_APPLIED);
+    assert_int_equal(bay(l, longest, false, 1000).result, LOT_APPLIED);
+    lot_bay *a = find_bay(l, "a"), *x = find_bay(l, longest);
+    assert_string_equal(a->id, "a");
+    assert_string_equal(x->id, longest);
+    assert_true(a->occupied && a->dirty && !a->unknown);
+    assert_true(!x->occupied && x->dirty && !x->unknown);
+    lot_clear_dirty(l);
+    assert_true(a->occupied && !a->dirty && !a->unknown);
+    lot_restore_bay(l, "b", true, 500);
+    lot_bay *b = find_bay(l, "b");
+    assert_true(b->occupied && !b->dirty && b->ts_ms == 500);
+    assert_int_equal(l->occupied, 2);
+    lot_free(l);
+}
+
 static void test_bay_repeat_unchanged(void **state)
 {
     lot *l = make_lot(10, CFG_SOURCE_BAYS);
@@ -1304,6 +1328,7 @@ int main(void)
         cmocka_unit_test(test_new_lot_is_unknown),
         cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_bays_count_occupied),
+        cmocka_unit_test(test_bay_ids_inline),
         cmocka_unit_test(test_bay_repeat_unchanged),
         cmocka_unit_test(test_bay_older_ignored),
         cmocka_unit_test(test_bay_equal_ts_different_state),
