@@ -46,7 +46,8 @@ typedef struct pf_local {
     double slot;
 } pf_local;
 
-/* About 4.3 KB with 8 recent days: owned by the forecaster's per-lot state (forecast.c). */
+/* 3.1 KB with 8 recent days (9 KB before, with 28 days of 16-bit samples): owned by the
+ * forecaster's per-lot state (forecast.c). */
 _Static_assert(PF_CHUNKS <= 16 && PF_RING_DAYS <= 32, "pf_profile's dirty bit masks");
 _Static_assert(PF_RING_DAYS > 7, "pf_days_ago(7) reads the day a week back");
 
