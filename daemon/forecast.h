@@ -61,9 +61,10 @@ void fc_model_changes(fc_engine *fc, lot *l, fc_emit_fn emit, void *ctx);
 /* The next fc_model_changes emits the whole model (after Redis lost its data). A lot without
  * data has learned nothing and is left as it is: no :model restores as the same empty model. */
 void fc_mark_all_dirty(fc_engine *fc, lot *l);
-/* Whether fc_mark_all_dirty ran since the last call: the stored :model must be cleared before
- * the next fc_model_changes is written, which holds only what differs from an empty model
- * (about 2 KB a lot instead of 47 KB of zeros). */
+/* Whether fc_mark_all_dirty ran since the last call, or fc_restore_lot found fields of an
+ * earlier layout: the stored :model must be cleared before the next fc_model_changes is
+ * written, which holds only what differs from an empty model (not every chunk's zeros) and
+ * none of the fields this version no longer reads. */
 bool fc_model_take_reset(fc_engine *fc, lot *l);
 
 /* L's current forecast into *F; false when L has no data yet. */
