@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -203,6 +205,17 @@ static bool mq_socket_has_data(int fd)
     return ioctl(fd, FIONREAD, &avail) == 0 && avail > 0;
 }
 
+/* A broker with Nagle's algorithm on (mosquitto's default: set_tcp_nodelay false) holds the
+ * next message for parkd until parkd's kernel acknowledges the broker's last small packet (a
+ * PUBACK of an output), which a delayed ACK puts off by up to 40 ms: a lone message between
+ * bursts would wait for it. Quick ACKs are not sticky on Linux, so this is asked again after
+ * every read. Not a TCP socket (a Unix socket): nothing to do, and the error says so. */
+static void mq_ack_quickly(int fd)
+{
+    int on = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}
+
 /* One loop_read call may read many packets (libmosquitto sizes it by its queues), so the
  * burst is counted in messages. */
 static void mq_read_burst(mq_client *c)
@@ -223,6 +236,7 @@ static void mq_read_burst(mq_client *c)
         if (!mq_socket_has_data(c->poll_fd))
             break;
     }
+    mq_ack_quickly(c->poll_fd);
     if (c->barrier && c->messages_read > c->messages_stored && !c->held_since)
         c->held_since = uv_now(c->loop);
 }
