@@ -25,7 +25,8 @@
 #   BENCH_QUICK=1              a tenth of the events and of the latency runs (the lone-message
 #                              runs at least 5 s each), for a quick look
 #   BENCH_RESULTS [tests/bench/results.md]   where the figures are written ("-": nowhere)
-#   BENCH_PERF=1               also profile parkd in the QoS 1 run (perf, to $BUILD/bench/perf-qos1.txt)
+#   BENCH_PERF=NAME            also profile parkd in the throughput run NAME (qos0, small, qos1,
+#                              zones; 1 means qos1), with perf, to $BUILD/bench/perf-NAME.txt
 #   BENCH_HTTP_SECONDS [10]    the wrk run of GET /api/public/v3/parking-sites (skipped without wrk)
 set -u
 
@@ -256,7 +257,9 @@ throughput() {
     write_config "$T/$1.yaml" "$3" "$2" "" "$1" "" "${5:-}"
     start_parkd "$1" "$T/$1.yaml"
     c0=$(cpu_ticks "$PARKD_PID")
-    if [ "${BENCH_PERF:-}" = 1 ] && [ "$1" = qos1 ] && command -v perf >/dev/null 2>&1; then
+    perf_run=${BENCH_PERF:-}
+    [ "$perf_run" = 1 ] && perf_run=qos1
+    if [ "$perf_run" = "$1" ] && command -v perf >/dev/null 2>&1; then
         perf record -e cpu-clock -F 499 -g -o "$T/perf.data" -p "$PARKD_PID" >/dev/null 2>&1 &
         perf_pid=$!
     else
@@ -279,7 +282,7 @@ throughput() {
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"; wait "$perf_pid"
         perf report -i "$T/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
-            grep '%' | head -n 40 >"$BB/perf-qos1.txt"
+            grep '%' | head -n 40 >"$BB/perf-$1.txt"
     fi
     landed_ns=$(kv "$T/$1.landed" landed_ns)
     RATE=$(calc "round(($4 + 1) * 1e9 / ($landed_ns - $(kv "$T/lg-$1.out" start_ns)))")
