@@ -18,6 +18,13 @@
  * is written once, so the work per event falls as the load grows instead of every event
  * costing a lot write (at 1,000 lots a turn of a read burst touches most lots once). */
 #define PIPE_GROUP_IN_FLIGHT 1
+/* A lot's forecast model (profile, regressions, error rings) changes with almost every event,
+ * and writing its changed chunks cost a fifth of the CPU per event under load. What restore
+ * needs of it is the learning, not its last second: its changes go out at most this often
+ * per lot (at once the first time, after Redis lost it, and when stopping). A kill -9 loses at
+ * most this much learning, never a count. */
+#define PIPE_MODEL_WRITE_MS 60000
+#define PIPE_MODEL_SCAN_MS 1000         /* how often lots with waiting model changes are sought */
 #define PIPE_MAX_BACKLOG 200            /* unacknowledged QoS 1 publishes before lots wait */
 #define PIPE_BACKLOG_RETRY_MS 5
 /* A turn writes at most this many lots; the rest stay queued for the turn after Redis confirmed
@@ -62,6 +69,9 @@ typedef struct pipe_lot {
     char *name_source;          /* the name it was made from, to notice a reload's change */
     log_limit old_log;          /* "ignored an older event" lines of this lot */
     unsigned write_what;        /* STORE_LOT_* beyond its changes, for its next write */
+    uint64_t model_written_ms;  /* loop time the model's changes last went into a batch */
+    bool model_written;         /* they did at least once */
+    bool model_pending;         /* the model changed since (its changes wait, see below) */
 } pipe_lot;
 
 /* One snapshot taken this turn: what goes out for a lot, as it was at that moment. */
@@ -130,6 +140,9 @@ struct pipeline {
     bool sensors_due;           /* every bay and gate */
     bool daemon_due;
     bool republish_due;
+    bool models_due;            /* a lot's model changes waited long enough (pipe_scan_models) */
+    bool draining;              /* this flush drains: every waiting model change goes out */
+    uint64_t model_scan_at;     /* loop time of the next pipe_scan_models */
 
     pipe_out *out;              /* this turn's snapshots, in order */
     size_t n_out, cap_out;
@@ -826,7 +839,7 @@ static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
         p->on_stored(p->on_stored_ctx);
 }
 
-static void pipe_write_model(pipeline *p, lot *l);
+static void pipe_write_model(pipeline *p, lot *l, uint64_t now, bool force);
 
 /* One queued lot: its state and sensors, its observation, publish decision and model. */
 static void pipe_write_lot(pipeline *p, lot *l, int64_t wall, uint64_t now)
@@ -837,7 +850,7 @@ static void pipe_write_lot(pipeline *p, lot *l, int64_t wall, uint64_t now)
     if (!l->observed)
         pipe_observe(p, l);
     pipe_consider(p, l, now, false);
-    pipe_write_model(p, l);
+    pipe_write_model(p, l, now, p->draining);
     l->queued = false;
     l->observed = false;
     lot_clear_dirty(l);
@@ -889,15 +902,59 @@ static void pipe_fields_clear(pipe_fields *f)
     f->n = 0;
 }
 
-static void pipe_write_model(pipeline *p, lot *l)
+static bool pipe_model_due(const pipe_lot *pl, uint64_t now)
 {
-    if (fc_model_take_reset(p->fc, l))
+    return !pl->model_written || now - pl->model_written_ms >= PIPE_MODEL_WRITE_MS;
+}
+
+/* L's model changes into the batch, if they are due (see PIPE_MODEL_WRITE_MS) or FORCE; else
+ * they wait, and pipe_scan_models finds them. */
+static void pipe_write_model(pipeline *p, lot *l, uint64_t now, bool force)
+{
+    pipe_lot *pl = l->pub_data;
+    bool reset = fc_model_take_reset(p->fc, l);
+    if (!reset && !force && !pipe_model_due(pl, now)) {
+        pl->model_pending = true;
+        return;
+    }
+    if (reset)
         store_batch_model_clear(p->st, l->id);
     pipe_fields_clear(&p->fields);
     fc_model_changes(p->fc, l, pipe_fields_emit, &p->fields);
     store_batch_model(p->st, l->id, p->fields.n, (const char *const *)p->fields.names,
                       (const char *const *)p->fields.values);
+    if (p->fields.n) {      /* an empty model (no data yet) is no first write */
+        pl->model_written = true;
+        pl->model_written_ms = now;
+    }
     pipe_fields_clear(&p->fields);
+    pl->model_pending = false;
+}
+
+/* Whether a lot's waiting model changes are due (every one when draining), looked for once a
+ * PIPE_MODEL_SCAN_MS: a lot that fell silent still has its learning stored. */
+static void pipe_scan_models(pipeline *p, uint64_t now)
+{
+    if (!p->draining && now < p->model_scan_at)
+        return;
+    p->model_scan_at = now + PIPE_MODEL_SCAN_MS;
+    for (size_t i = 0; i < p->n_lots && !p->models_due; i++) {
+        const pipe_lot *pl = p->lots[i]->pub_data;
+        p->models_due = pl->model_pending && (p->draining || pipe_model_due(pl, now));
+    }
+}
+
+/* The due model changes that no lot write took along. */
+static void pipe_write_due_models(pipeline *p, uint64_t now)
+{
+    if (!p->models_due)
+        return;
+    p->models_due = false;
+    for (size_t i = 0; i < p->n_lots; i++) {
+        pipe_lot *pl = p->lots[i]->pub_data;
+        if (pl->model_pending && (p->draining || pipe_model_due(pl, now)))
+            pipe_write_model(p, p->lots[i], now, true);
+    }
 }
 
 /* Lots whose pending change or heartbeat is due (every pending one when draining). */
@@ -1072,7 +1129,7 @@ static void pipe_on_pub_timer(uv_timer_t *timer)
 static bool pipe_has_work(const pipeline *p)
 {
     return p->n_queued || p->n_out || p->n_hist || p->ids_due || p->static_due ||
-           p->sensors_due || p->daemon_due;
+           p->sensors_due || p->daemon_due || p->models_due;
 }
 
 /* Sends the open batch; once Redis has it, the input read so far may be acknowledged — unless
@@ -1132,7 +1189,9 @@ void pipe_flush(pipeline *p, bool drain)
     uint64_t now = uv_now(p->loop);
     int64_t wall = util_wall_ms();
     bool force_summary = drain || p->republish_due;
+    p->draining = drain;
     pipe_update_stale(p);
+    pipe_scan_models(p, now);
     pipe_take_due(p, now, drain);   /* before the queued lots: they may be among them */
     p->republish_due = false;
     if (!pipe_has_work(p)) {
@@ -1146,6 +1205,8 @@ void pipe_flush(pipeline *p, bool drain)
     if (store_batch_begin(p->st) < 0)
         return;
     bool complete = pipe_write_lots(p, wall, now);
+    if (complete)
+        pipe_write_due_models(p, now);
     if (drain)
         pipe_take_due(p, now, true);    /* what the queued lots left pending */
     pipe_write_outputs(p);
