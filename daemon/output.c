@@ -24,11 +24,11 @@ char *out_name_json(const char *name)
     return out;
 }
 
-static int out_fmt_double(char *buf, size_t size, const char *fmt, double v)
+static int out_fmt_double(char *buf, size_t size, int decimals, double v)
 {
     if (!isfinite(v))
         return snprintf(buf, size, "null");
-    return snprintf(buf, size, fmt, v);
+    return (int)util_format_fixed(buf, size, v, decimals);
 }
 
 /* While closed: ,"closed_reason":"…" (when given) and ,"closed_until":"…" (when given) into BUF;
@@ -155,9 +155,9 @@ size_t out_format_availability(const lot *l, const char *name_json, char *buf, s
         ts[n + 2] = '\0';
         snprintf(occupied, sizeof occupied, "%" PRId64, l->occupied);
         snprintf(free_s, sizeof free_s, "%" PRId64, lot_free_spaces(l));
-        out_fmt_double(smoothed, sizeof smoothed, "%.1f", l->smooth.smoothed);
-        out_fmt_double(occupancy, sizeof occupancy, "%.3f", lot_occupancy(l));
-        out_fmt_double(trend, sizeof trend, "%.1f", sm_trend_per_hour(&l->smooth));
+        out_fmt_double(smoothed, sizeof smoothed, 1, l->smooth.smoothed);
+        out_fmt_double(occupancy, sizeof occupancy, 3, lot_occupancy(l));
+        out_fmt_double(trend, sizeof trend, 1, sm_trend_per_hour(&l->smooth));
     }
     if (lot_tracks_unknown(l)) {
         if (l->has_data)

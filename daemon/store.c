@@ -27,7 +27,7 @@
 #define STORE_SPARE_MAX (1u << 20)  /* a confirmed batch's buffers are kept for the next one */
 #define STORE_FIELDS_PER_HSET 256   /* bays per HSET: keeps single commands small */
 #define STORE_KEY_MAX (CFG_REDIS_PREFIX_MAX + sizeof "lot:" + PL_ID_MAX + sizeof ":baystate")
-#define STORE_NUM_MAX 40            /* a formatted number: %.17g, an int64, "1:<ts_ms>" */
+#define STORE_NUM_MAX 40            /* a formatted number: %a, an int64, "1:<ts_ms>" */
 /* Fields of the lot hash: a zone has 4 (5 with unknown), a category 3 (4); see store_lot_groups. */
 #define STORE_GROUP_FIELDS (5 * CFG_MAX_ZONES + 4 * CFG_N_CATEGORIES)
 #define STORE_LOT_FIELDS (24 + STORE_GROUP_FIELDS)
@@ -757,7 +757,23 @@ static void store_arg_fmt(store_args *a, const char *fmt, ...)
 
 static void store_arg_i64(store_args *a, int64_t v)
 {
-    store_arg_fmt(a, "%" PRId64, v);
+    char *slot = a->num[a->argc];
+    store_arg(a, slot, util_format_i64(slot, sizeof a->num[0], v));
+}
+
+/* A display value, as "%.<DECIMALS>f" writes it (util_format_fixed). */
+static void store_arg_fixed(store_args *a, double v, int decimals)
+{
+    char *slot = a->num[a->argc];
+    store_arg(a, slot, util_format_fixed(slot, sizeof a->num[0], v, decimals));
+}
+
+/* A double exactly, for the restore: hexadecimal ("%a"), which strtod reads back bit for bit
+ * and glibc writes in a quarter of the time of "%.17g" (values stored as "%.17g" by earlier
+ * versions still restore: strtod reads both). */
+static void store_arg_exact(store_args *a, double v)
+{
+    store_arg_fmt(a, "%a", v);
 }
 
 static void store_arg_key(store_args *a, const store *s, enum store_key k, const char *lot_id)
@@ -927,11 +943,11 @@ static void store_lot_hash(store *s, const lot *l, bool with_static, int64_t wal
         if (l->has_data) store_arg_i64(&a, l->unknown); else store_arg_str(&a, "");
     }
     store_arg_str(&a, "free_smoothed");
-    if (l->has_data) store_arg_fmt(&a, "%.1f", l->smooth.smoothed); else store_arg_str(&a, "");
+    if (l->has_data) store_arg_fixed(&a, l->smooth.smoothed, 1); else store_arg_str(&a, "");
     store_arg_str(&a, "occupancy");
-    if (l->has_data) store_arg_fmt(&a, "%.3f", lot_occupancy(l)); else store_arg_str(&a, "");
+    if (l->has_data) store_arg_fixed(&a, lot_occupancy(l), 3); else store_arg_str(&a, "");
     store_arg_str(&a, "trend_per_hour");
-    if (l->has_data) store_arg_fmt(&a, "%.1f", sm_trend_per_hour(&l->smooth)); else store_arg_str(&a, "");
+    if (l->has_data) store_arg_fixed(&a, sm_trend_per_hour(&l->smooth), 1); else store_arg_str(&a, "");
     store_arg_str(&a, "status");
     store_arg_str(&a, lot_status_name(l->status));
     store_arg_str(&a, "stale");
@@ -969,7 +985,7 @@ static void store_lot_group_cars(store_args *a, store_group_names *names, const 
         }
 }
 
-/* Exact values (%.17g round-trips a double) for the restore, apart from the display hash. */
+/* Exact values (store_arg_exact) for the restore, apart from the display hash. */
 static void store_lot_state(store *s, const lot *l)
 {
     store_args a;
@@ -995,11 +1011,11 @@ static void store_lot_state(store *s, const lot *l)
     store_arg_str(&a, "sm_ts_ms");
     store_arg_i64(&a, l->smooth.ts_ms);
     store_arg_str(&a, "sm_value");
-    store_arg_fmt(&a, "%.17g", l->smooth.value);
+    store_arg_exact(&a, l->smooth.value);
     store_arg_str(&a, "sm_smoothed");
-    store_arg_fmt(&a, "%.17g", l->smooth.smoothed);
+    store_arg_exact(&a, l->smooth.smoothed);
     store_arg_str(&a, "sm_trend");
-    store_arg_fmt(&a, "%.17g", l->smooth.trend_per_ms);
+    store_arg_exact(&a, l->smooth.trend_per_ms);
     /* an operator's closure (SPEC §10) survives restarts: the retained message may not come */
     store_arg_str(&a, "closed");
     store_arg_str(&a, l->closed ? "1" : "0");
@@ -1171,7 +1187,7 @@ void store_batch_history(store *s, const char *lot_id, const hist_entry *e)
     store_arg_str(&a, "free");
     store_arg_i64(&a, e->free);
     store_arg_str(&a, "free_smoothed");
-    store_arg_fmt(&a, "%.1f", e->free_smoothed);
+    store_arg_fixed(&a, e->free_smoothed, 1);
     if (e->has_unknown) {
         store_arg_str(&a, "unknown");
         store_arg_i64(&a, e->unknown);

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,4 +167,70 @@ const char *util_connect_hint(int err)
     if (err == EPERM || err == EACCES)
         return " (blocked on this host: a firewall, or IPAddressDeny=/IPAddressAllow= of the unit)";
     return "";
+}
+
+/* ---- number formatting ---- */
+
+/* The digits of V, most significant first, at P; returns the end. */
+static char *util_put_digits(char *p, uint64_t v)
+{
+    char rev[20];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = rev[--n];
+    return p;
+}
+
+size_t util_format_i64(char *buf, size_t size, int64_t v)
+{
+    if (size < UTIL_NUM_MAX)
+        return (size_t)snprintf(buf, size, "%" PRId64, v);
+    char *p = buf;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        *p++ = '-';
+        u = 0 - u;      /* well defined for INT64_MIN too */
+    }
+    p = util_put_digits(p, u);
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
+/* Below this, |v| x 10^decimals carries an error far under UTIL_TIE_BAND (2^33: an ulp of
+ * 2^-19), so rounding the product rounds the exact value unless it lies in the band. */
+#define UTIL_FIXED_LIMIT 8589934592.0
+#define UTIL_TIE_BAND 1e-4
+
+size_t util_format_fixed(char *buf, size_t size, double v, int decimals)
+{
+    static const double scale[] = { 1, 10, 100, 1000, 10000, 100000, 1000000 };
+    if (decimals < 0 || decimals > 6 || size < UTIL_NUM_MAX)
+        return (size_t)snprintf(buf, size, "%.*f", decimals, v);
+    double s = fabs(v) * scale[decimals];
+    if (!(s < UTIL_FIXED_LIMIT))    /* also NaN */
+        return (size_t)snprintf(buf, size, "%.*f", decimals, v);
+    double whole = floor(s), frac = s - whole;
+    if (fabs(frac - 0.5) < UTIL_TIE_BAND)   /* printf rounds the exact decimal expansion */
+        return (size_t)snprintf(buf, size, "%.*f", decimals, v);
+    uint64_t r = (uint64_t)whole + (frac > 0.5);
+    uint64_t unit = (uint64_t)scale[decimals];
+    char *p = buf;
+    if (signbit(v))
+        *p++ = '-';     /* as printf: -0.04 is "-0.0" */
+    p = util_put_digits(p, r / unit);
+    if (decimals) {
+        *p++ = '.';
+        uint64_t f = r % unit;
+        for (int k = decimals - 1; k >= 0; k--) {
+            p[k] = (char)('0' + f % 10);
+            f /= 10;
+        }
+        p += decimals;
+    }
+    *p = '\0';
+    return (size_t)(p - buf);
 }
