@@ -134,13 +134,20 @@ static const char *const store_key_names[] = {
 static size_t store_key(const store *s, enum store_key k, const char *lot_id, char *buf,
                         size_t size)
 {
-    int n = k < STORE_KEY_LOT
-                ? snprintf(buf, size, "%s%s", s->cfg->redis.prefix, store_key_names[k])
-                : snprintf(buf, size, "%slot:%s%s", s->cfg->redis.prefix, lot_id,
-                           store_key_names[k]);
-    if (n < 0 || (size_t)n >= size)
-        abort();    /* the bounds above make this impossible; a torn key must never be used */
-    return (size_t)n;
+    /* by hand, not snprintf: three key builds per lot write were a tenth of the CPU per event */
+    const char *parts[4] = { s->cfg->redis.prefix, k < STORE_KEY_LOT ? store_key_names[k] : "lot:",
+                             k < STORE_KEY_LOT ? "" : lot_id,
+                             k < STORE_KEY_LOT ? "" : store_key_names[k] };
+    size_t n = 0;
+    for (size_t i = 0; i < 4; i++) {
+        size_t len = strlen(parts[i]);
+        if (n + len >= size)
+            abort();    /* the bounds above make this impossible; a torn key must never be used */
+        memcpy(buf + n, parts[i], len);
+        n += len;
+    }
+    buf[n] = '\0';
+    return n;
 }
 
 /* ---- kept batches ---- */
@@ -1063,7 +1070,10 @@ static void store_bay_writer_add(void *ctx, void *value)
     store_arg_str(&w->pub, b->id);
     store_arg_str(&w->pub, b->occupied ? "1" : "0");
     store_arg_str(&w->state, b->id);
-    store_arg_fmt(&w->state, "%d:%" PRId64, b->occupied ? 1 : 0, b->ts_ms);
+    char *slot = w->state.num[w->state.argc];     /* "<0|1>:<ts_ms>" */
+    slot[0] = b->occupied ? '1' : '0';
+    slot[1] = ':';
+    store_arg(&w->state, slot, 2 + util_format_i64(slot + 2, sizeof w->state.num[0] - 2, b->ts_ms));
     if (w->pub.argc >= 2 + 2 * STORE_FIELDS_PER_HSET)
         store_bay_writer_flush(w);
 }

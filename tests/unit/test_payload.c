@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "payload.h"
 
@@ -778,6 +779,18 @@ static void test_format_round_trip(void **state)
         int64_t floored = ms / 1000 * 1000 - (ms % 1000 < 0 ? 1000 : 0);
         if (back != floored)
             fail_msg("round trip: %lld -> '%s' -> %lld", (long long)ms, buf, (long long)back);
+    }
+    /* the C library's own calendar agrees, second for second, over 1970..2106 */
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        time_t t = (time_t)(x % UINT64_C(4294967296));
+        struct tm tm;
+        char want[32], got[32];
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        assert_int_equal(pl_format_time((int64_t)t * 1000 + 999, got, sizeof got), strlen(want));
+        assert_string_equal(got, want);
     }
     int64_t day0 = time_ok("2015-01-01T00:00:00Z");
     for (int d = 0; d < 731; d++) {
