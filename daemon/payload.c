@@ -599,6 +599,141 @@ static json_t *load_object(span s, const seq_token *tok)
     return root;
 }
 
+/* ---- the fast path: flat objects of simple members -----------------------------------------
+ * Sensors send small flat objects ({"occupied":true,"ts":1475567982.5}), and jansson's general
+ * parser (a byte at a time through its stream reader) was a fifth of parkd's instructions per
+ * event. An object whose members are all simple — a key of printable ASCII without escapes, and
+ * true, false, a string of printable ASCII without escapes, or a number without sign, exponent
+ * or leading zero of at most 18 integer digits — is built here with jansson's constructors, the
+ * values exactly as jansson's own parser makes them (strtoll, strtod). Anything else, or any
+ * doubt, returns NULL and goes to jansson's parser, which stays the authority: this accepts a
+ * subset of what it accepts (test_payload_fast compares the two on generated payloads). */
+
+#define PL_FAST_MEMBERS 8
+#define PL_FAST_KEY_MAX 32
+#define PL_FAST_NUMBER_MAX 40
+
+static bool fast_string(cursor *c, span *out)
+{
+    if (!take_char(c, "\""))
+        return false;
+    const char *start = c->p;
+    while (c->p < c->end && *c->p != '"') {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch < 0x20 || ch >= 0x7f || ch == '\\')
+            return false;   /* escapes, control bytes and UTF-8: jansson checks them */
+        c->p++;
+    }
+    if (c->p == c->end)
+        return false;
+    *out = (span){start, (size_t)(c->p - start)};
+    c->p++;
+    return true;
+}
+
+static json_t *fast_number(cursor *c)
+{
+    const char *start = c->p;
+    if (c->p < c->end && *c->p == '0' && c->p + 1 < c->end && is_digit(c->p[1]))
+        return NULL;        /* a leading zero: invalid JSON, jansson says so */
+    size_t digits = 0;
+    while (c->p < c->end && is_digit(*c->p)) {
+        c->p++;
+        digits++;
+    }
+    bool real = c->p < c->end && *c->p == '.';
+    if (real) {
+        c->p++;
+        if (c->p == c->end || !is_digit(*c->p))
+            return NULL;
+        while (c->p < c->end && is_digit(*c->p))
+            c->p++;
+    }
+    size_t len = (size_t)(c->p - start);
+    if (digits == 0 || digits > 18 || len >= PL_FAST_NUMBER_MAX ||
+        (c->p < c->end && in_set(*c->p, "eE")))
+        return NULL;
+    char text[PL_FAST_NUMBER_MAX];
+    memcpy(text, start, len);
+    text[len] = '\0';
+    return real ? json_real(strtod(text, NULL)) : json_integer(strtoll(text, NULL, 10));
+}
+
+static bool fast_word(cursor *c, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return false;
+    c->p += n;
+    return true;
+}
+
+static json_t *fast_value(cursor *c)
+{
+    if (c->p == c->end)
+        return NULL;
+    if (*c->p == '"') {
+        span v;
+        return fast_string(c, &v) ? json_stringn_nocheck(v.p, v.len) : NULL;
+    }
+    if (fast_word(c, "true"))
+        return json_true();
+    if (fast_word(c, "false"))
+        return json_false();
+    return is_digit(*c->p) ? fast_number(c) : NULL;
+}
+
+/* One member at C into OBJ; false (OBJ as it was, apart from what it owns) on anything else. */
+static bool fast_member(cursor *c, json_t *obj)
+{
+    span key;
+    skip_json_space(c);
+    if (!fast_string(c, &key) || key.len > PL_FAST_KEY_MAX)
+        return false;
+    skip_json_space(c);
+    if (!take_char(c, ":"))
+        return false;
+    skip_json_space(c);
+    json_t *v = fast_value(c);
+    if (!v)
+        return false;
+    char name[PL_FAST_KEY_MAX + 1];
+    memcpy(name, key.p, key.len);
+    name[key.len] = '\0';
+    if (json_object_get(obj, name)) {   /* a duplicate: jansson rejects it (JSON_REJECT_DUPLICATES) */
+        json_decref(v);
+        return false;
+    }
+    return json_object_set_new_nocheck(obj, name, v) == 0;
+}
+
+/* S as a flat object of simple members, or NULL: jansson's parser decides. */
+static json_t *load_flat_object(span s)
+{
+    cursor c = {s.p, s.p + s.len};
+    if (!take_char(&c, "{"))
+        return NULL;
+    json_t *obj = json_object();
+    if (!obj)
+        return NULL;
+    skip_json_space(&c);
+    bool ok = take_char(&c, "}");
+    for (int n = 0; !ok && n < PL_FAST_MEMBERS; n++) {
+        if (!fast_member(&c, obj))
+            break;
+        skip_json_space(&c);
+        if (take_char(&c, "}"))
+            ok = true;
+        else if (!take_char(&c, ","))
+            break;
+    }
+    if (!ok || c.p != c.end) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 /* ---- typed members ------------------------------------------------------------------------ */
 
 /* Reads an optional integer member into *VALUE (left alone when absent). False when it is
@@ -725,7 +860,8 @@ static bool parse_count_json(const json_t *obj, pl_event *out)
            read_ts(obj, out);
 }
 
-static bool parse_json(enum pl_kind kind, span s, pl_event *out)
+/* FAST: try load_flat_object first (false only in tests, to compare with jansson alone). */
+static bool parse_json_with(enum pl_kind kind, span s, pl_event *out, bool fast)
 {
     /* A NUL byte is never valid JSON text, but jansson 2.14 loses one that follows a number or
      * literal when its lexer pushes the byte back ("{\"a\":1<NUL>}" loads as {"a":1}). */
@@ -736,7 +872,13 @@ static bool parse_json(enum pl_kind kind, span s, pl_event *out)
     if (scan == SEQ_BAD)
         return false;
     const seq_token *found = scan == SEQ_FOUND ? &tok : NULL;
-    json_t *root = load_object(s, found);
+    /* The fast path's seq is jansson's own int64 value: at most 18 digits, so it fits, and
+     * read_seq takes it without the token. */
+    json_t *root = fast ? load_flat_object(s) : NULL;
+    if (!root)
+        root = load_object(s, found);
+    else
+        found = NULL;
     if (!root)
         return false;
     bool ok = false;
@@ -753,6 +895,11 @@ static bool parse_json(enum pl_kind kind, span s, pl_event *out)
     }
     json_decref(root);
     return ok;
+}
+
+static bool parse_json(enum pl_kind kind, span s, pl_event *out)
+{
+    return parse_json_with(kind, s, out, true);
 }
 
 static bool parse_bay_bare(span s, pl_event *out)
