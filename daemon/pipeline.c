@@ -61,6 +61,14 @@ const char *const pipe_counter_names[PIPE_C_COUNT] = {
 };
 _Static_assert(PL_KIND_BAY == 0 && PL_KIND_GATE == 1 && PL_KIND_COUNT == 2, "pl_kind order");
 
+/* The restore state's fields that change seldom (STORE_LOT_STATE_RARE), as last written: a lot
+ * write carries them only when they differ, which halves the :state command under load. */
+typedef struct pipe_rare {
+    bool has_data, count_is_free, sm_started, closed, has_closed_until;
+    enum lot_status status;
+    int64_t count_ts_ms, count_value, closed_until_ms;
+} pipe_rare;
+
 /* The pipeline's per-lot state, hung off lot->pub_data. */
 typedef struct pipe_lot {
     lot *l;
@@ -69,6 +77,8 @@ typedef struct pipe_lot {
     char *name_source;          /* the name it was made from, to notice a reload's change */
     log_limit old_log;          /* "ignored an older event" lines of this lot */
     unsigned write_what;        /* STORE_LOT_* beyond its changes, for its next write */
+    pipe_rare rare;             /* the restore state's rare fields as last written */
+    bool rare_written;
     uint64_t model_written_ms;  /* loop time the model's changes last went into a batch */
     bool model_written;         /* they did at least once */
     bool model_pending;         /* the model changed since (its changes wait, see below) */
@@ -586,6 +596,7 @@ static void pipe_on_admin(pipeline *p, const char *topic, const void *payload, s
         return;     /* the same closure again: a redelivered retained message */
     /* not the reason: operator text with control characters has no place in a log line */
     log_info("lot %s: %s by %s", l->id, l->closed ? "closed" : "opened", topic);
+    ((pipe_lot *)l->pub_data)->write_what |= STORE_LOT_STATE_RARE;     /* the reason too */
     pipe_queue_lot(p, l);
     if (p->cfg->publish.min_interval_ms == 0) {
         pipe_observe(p, l);
@@ -841,11 +852,41 @@ static void pipe_on_batch_done(void *ctx, uint64_t token, bool ok)
 
 static void pipe_write_model(pipeline *p, lot *l, uint64_t now, bool force);
 
+static pipe_rare pipe_rare_of(const lot *l)
+{
+    return (pipe_rare){ .has_data = l->has_data, .count_is_free = l->count_is_free,
+                        .sm_started = l->smooth.started, .closed = l->closed,
+                        .has_closed_until = l->has_closed_until, .status = l->status,
+                        .count_ts_ms = l->count_ts_ms, .count_value = l->count_value,
+                        .closed_until_ms = l->closed_until_ms };
+}
+
+static bool pipe_rare_equal(const pipe_rare *a, const pipe_rare *b)
+{
+    return a->has_data == b->has_data && a->count_is_free == b->count_is_free &&
+           a->sm_started == b->sm_started && a->closed == b->closed &&
+           a->has_closed_until == b->has_closed_until && a->status == b->status &&
+           a->count_ts_ms == b->count_ts_ms && a->count_value == b->count_value &&
+           a->closed_until_ms == b->closed_until_ms;
+}
+
+/* STORE_LOT_STATE_RARE when L's rare restore fields changed since they were last written (a
+ * closure's reason is flagged by pipe_on_admin, the one place it changes while running). */
+static unsigned pipe_rare_due(pipe_lot *pl, const lot *l)
+{
+    pipe_rare now = pipe_rare_of(l);
+    if (pl->rare_written && pipe_rare_equal(&now, &pl->rare))
+        return 0;
+    pl->rare = now;
+    pl->rare_written = true;
+    return STORE_LOT_STATE_RARE;
+}
+
 /* One queued lot: its state and sensors, its observation, publish decision and model. */
 static void pipe_write_lot(pipeline *p, lot *l, int64_t wall, uint64_t now)
 {
     pipe_lot *pl = l->pub_data;
-    store_batch_lot(p->st, l, pl->write_what, wall);
+    store_batch_lot(p->st, l, pl->write_what | pipe_rare_due(pl, l), wall);
     pl->write_what = 0;
     if (!l->observed)
         pipe_observe(p, l);

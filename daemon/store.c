@@ -992,29 +992,21 @@ static void store_lot_group_cars(store_args *a, store_group_names *names, const 
         }
 }
 
-/* Exact values (store_arg_exact) for the restore, apart from the display hash. */
-static void store_lot_state(store *s, const lot *l)
+/* Exact values (store_arg_exact) for the restore, apart from the display hash. RARE
+ * (STORE_LOT_STATE_RARE): the fields that change seldom too; else only those an event changes,
+ * which is most lot writes under load. */
+static void store_lot_state_rare(store_args *a, const lot *l);
+
+static void store_lot_state(store *s, const lot *l, bool rare)
 {
     store_args a;
     a.argc = 0;
     store_arg_str(&a, "HSET");
     store_arg_key(&a, s, STORE_KEY_STATE, l->id);
-    store_arg_str(&a, "has_data");
-    store_arg_str(&a, l->has_data ? "1" : "0");
     store_arg_str(&a, "occupied");
     store_arg_i64(&a, l->occupied);
     store_arg_str(&a, "ts_ms");
     store_arg_i64(&a, l->ts_ms);
-    store_arg_str(&a, "count_ts_ms");
-    store_arg_i64(&a, l->count_ts_ms);
-    store_arg_str(&a, "count_value");
-    store_arg_i64(&a, l->count_value);
-    store_arg_str(&a, "count_free");
-    store_arg_str(&a, l->count_is_free ? "1" : "0");
-    store_arg_str(&a, "status");
-    store_arg_str(&a, lot_status_name(l->status));
-    store_arg_str(&a, "sm_started");
-    store_arg_str(&a, l->smooth.started ? "1" : "0");
     store_arg_str(&a, "sm_ts_ms");
     store_arg_i64(&a, l->smooth.ts_ms);
     store_arg_str(&a, "sm_value");
@@ -1023,18 +1015,36 @@ static void store_lot_state(store *s, const lot *l)
     store_arg_exact(&a, l->smooth.smoothed);
     store_arg_str(&a, "sm_trend");
     store_arg_exact(&a, l->smooth.trend_per_ms);
-    /* an operator's closure (SPEC §10) survives restarts: the retained message may not come */
-    store_arg_str(&a, "closed");
-    store_arg_str(&a, l->closed ? "1" : "0");
-    store_arg_str(&a, "closed_reason");
-    store_arg_str(&a, l->closed_reason);
-    store_arg_str(&a, "closed_until_ms");
-    store_arg_i64(&a, l->has_closed_until ? l->closed_until_ms : -1);
+    if (rare)
+        store_lot_state_rare(&a, l);
     if (l->source == CFG_SOURCE_GATES && zn_any(l->groups)) {
         s->group_names->n = 0;
         store_lot_group_cars(&a, s->group_names, l);
     }
     store_send(s, &a);
+}
+
+static void store_lot_state_rare(store_args *a, const lot *l)
+{
+    store_arg_str(a, "has_data");
+    store_arg_str(a, l->has_data ? "1" : "0");
+    store_arg_str(a, "count_ts_ms");
+    store_arg_i64(a, l->count_ts_ms);
+    store_arg_str(a, "count_value");
+    store_arg_i64(a, l->count_value);
+    store_arg_str(a, "count_free");
+    store_arg_str(a, l->count_is_free ? "1" : "0");
+    store_arg_str(a, "status");
+    store_arg_str(a, lot_status_name(l->status));
+    store_arg_str(a, "sm_started");
+    store_arg_str(a, l->smooth.started ? "1" : "0");
+    /* an operator's closure (SPEC §10) survives restarts: the retained message may not come */
+    store_arg_str(a, "closed");
+    store_arg_str(a, l->closed ? "1" : "0");
+    store_arg_str(a, "closed_reason");
+    store_arg_str(a, l->closed_reason);
+    store_arg_str(a, "closed_until_ms");
+    store_arg_i64(a, l->has_closed_until ? l->closed_until_ms : -1);
 }
 
 typedef struct store_bay_writer {
@@ -1151,7 +1161,7 @@ static void store_lot_gates(store *s, const lot *l, bool full)
 void store_batch_lot(store *s, const lot *l, unsigned what, int64_t wall_ms)
 {
     store_lot_hash(s, l, what & STORE_LOT_STATIC, wall_ms);
-    store_lot_state(s, l);
+    store_lot_state(s, l, what & (STORE_LOT_STATE_RARE | STORE_LOT_STATIC | STORE_LOT_ALL_SENSORS));
     store_lot_bays(s, l, what & STORE_LOT_ALL_SENSORS);
     store_lot_gates(s, l, what & STORE_LOT_ALL_SENSORS);
 }

@@ -122,6 +122,9 @@ bool store_batch_is_open(const store *s);
 /* What store_batch_lot writes beyond the lot's state and its dirty bays and gates. */
 #define STORE_LOT_STATIC 1u         /* name, capacity, source, lat, lon (start, reload) */
 #define STORE_LOT_ALL_SENSORS 2u    /* every bay and gate, dirty or not (Redis reconnect) */
+#define STORE_LOT_STATE_RARE 4u     /* the restore state's rarely changing fields (has_data,
+                                     * the last count, status, the closure): without it only
+                                     * the fields an event changes (occupied, times, smoothing) */
 
 /* The lot's SPEC §5 hash (one HSET), its restore state, and its dirty bays and gates, plus
  * WHAT (STORE_LOT_* flags). WALL_MS is written as updated_ms. */
