@@ -25,6 +25,7 @@
  * most this much learning, never a count. */
 #define PIPE_MODEL_WRITE_MS 60000
 #define PIPE_MODEL_SCAN_MS 1000         /* how often lots with waiting model changes are sought */
+#define PIPE_STALE_SCAN_MS 250          /* how often every lot's staleness is looked at */
 #define PIPE_MAX_BACKLOG 200            /* unacknowledged QoS 1 publishes before lots wait */
 #define PIPE_BACKLOG_RETRY_MS 5
 /* A turn writes at most this many lots; the rest stay queued for the turn after Redis confirmed
@@ -165,6 +166,10 @@ struct pipeline {
     uv_check_t turn_end;        /* runs the turn once the loop's I/O callbacks are done */
     uv_timer_t pub_timer;       /* the next pending publish or heartbeat */
     uint64_t pub_timer_at;
+    uint64_t next_due;          /* no lot's publish or heartbeat is due before this: a lower
+                                 * bound (pipe_note_due), made exact by each pipe_take_due scan,
+                                 * so a turn with nothing due visits no lot */
+    uint64_t stale_scan_at;     /* loop time of the next pass over every lot's staleness */
     size_t due_cursor;          /* where the next pass over due lots starts */
     bool summary_dirty;
     uint64_t summary_last_ms;
@@ -188,6 +193,7 @@ struct pipeline {
 
 static void pipe_on_pub_timer(uv_timer_t *timer);
 static void pipe_on_turn_end(uv_check_t *check);
+static void pipe_note_due(pipeline *p, const pipe_lot *pl);
 static bool pipe_has_work(const pipeline *p);
 
 pipeline *pipe_new(uv_loop_t *loop, const cfg_config *cfg, store *st, fc_engine *fc,
@@ -213,6 +219,8 @@ pipeline *pipe_new(uv_loop_t *loop, const cfg_config *cfg, store *st, fc_engine 
 void pipe_set_config(pipeline *p, const cfg_config *cfg)
 {
     p->cfg = cfg;
+    p->next_due = 0;            /* min_interval and heartbeat may have changed */
+    p->stale_scan_at = 0;
     p->summary_dirty = true;
 }
 
@@ -307,6 +315,7 @@ void pipe_add_lot(pipeline *p, lot *l)
     pl->l = l;
     pubrule_init(&pl->rule);
     pubrule_defer(&pl->rule, 0);    /* its first availability is due at once */
+    pipe_note_due(p, pl);
     pipe_update_name(pl);
     l->pub_data = pl;
     l->queued = false;
@@ -426,6 +435,7 @@ static void pipe_snapshot(pipeline *p, lot *l, uint64_t now)
     util_grow((void **)&p->out, &p->cap_out, p->n_out + 1, sizeof *p->out);
     p->out[p->n_out++] = o;
     pubrule_sent(&pl->rule, l, now);
+    pipe_note_due(p, pl);
     p->summary_dirty = true;
 }
 
@@ -433,13 +443,16 @@ static void pipe_snapshot(pipeline *p, lot *l, uint64_t now)
 static void pipe_consider(pipeline *p, lot *l, uint64_t now, bool force)
 {
     pipe_lot *pl = l->pub_data;
-    if (!pubrule_changed(&pl->rule, l, p->cfg, now, force))
+    bool publish = pubrule_changed(&pl->rule, l, p->cfg, now, force);
+    pipe_note_due(p, pl);       /* a change inside min_interval became pending */
+    if (!publish)
         return;
     if (pipe_backlog_full(p)) {
         /* an earlier wait keeps its place: a lot changing faster than the retry must not
          * push its own publish back for ever */
         if (!pl->rule.pending)
             pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
+        pipe_note_due(p, pl);
         return;
     }
     pipe_snapshot(p, l, now);
@@ -755,9 +768,18 @@ int64_t pipe_event_clock(const pipeline *p)
     return p->newest_event_ms + (wall - p->newest_event_wall_ms);
 }
 
-static void pipe_update_stale(pipeline *p)
+/* Staleness, unknown bays and closures that expire move with the event clock, not with a
+ * lot's own input: the lots this turn writes are brought up to date every turn, all of them at
+ * most every PIPE_STALE_SCAN_MS (and when draining), so that a turn costs what it writes, not
+ * the number of lots. */
+static void pipe_update_stale(pipeline *p, uint64_t now, bool drain)
 {
     int64_t clock = pipe_event_clock(p);
+    for (size_t i = 0; i < p->n_queued; i++)
+        (void)lot_update_stale(p->queued[i], clock);    /* already queued */
+    if (!drain && now < p->stale_scan_at)
+        return;
+    p->stale_scan_at = now + PIPE_STALE_SCAN_MS;
     for (size_t i = 0; i < p->n_lots; i++) {
         if (lot_update_stale(p->lots[i], clock))
             pipe_queue_lot(p, p->lots[i]);
@@ -1004,6 +1026,9 @@ static void pipe_write_due_models(pipeline *p, uint64_t now)
  * so that under steady pressure every lot gets its turn. */
 static void pipe_take_due(pipeline *p, uint64_t now, bool drain)
 {
+    if (!drain && !p->republish_due && now < p->next_due)
+        return;                 /* nothing is due yet: no lot to visit */
+    p->next_due = UINT64_MAX;   /* the scan notes every lot's next deadline */
     size_t n = p->n_lots;
     size_t start = p->due_cursor < n ? p->due_cursor : 0;
     bool waited = false;
@@ -1013,17 +1038,24 @@ static void pipe_take_due(pipeline *p, uint64_t now, bool drain)
         pipe_lot *pl = l->pub_data;
         bool due = p->republish_due || pubrule_due(&pl->rule, p->cfg, now) ||
                    (drain && pl->rule.pending);
-        if (!due)
-            continue;
-        if (!drain && pipe_backlog_full(p)) {
+        if (due && !drain && pipe_backlog_full(p)) {
             if (!waited)
                 p->due_cursor = i;
             waited = true;
             pubrule_defer(&pl->rule, now + PIPE_BACKLOG_RETRY_MS);
-        } else {
+        } else if (due) {
             pipe_snapshot(p, l, now);
         }
+        pipe_note_due(p, pl);
     }
+}
+
+/* PL's next deadline lowers the bound below which no lot is due. */
+static void pipe_note_due(pipeline *p, const pipe_lot *pl)
+{
+    uint64_t at = pubrule_next(&pl->rule, p->cfg);
+    if (at < p->next_due)
+        p->next_due = at;
 }
 
 static void pipe_write_outputs(pipeline *p)
@@ -1136,12 +1168,7 @@ static void pipe_publish_summary(pipeline *p, uint64_t now, bool force)
 /* Arms the publish timer for the earliest pending publish, heartbeat or summary. */
 static void pipe_arm_pub_timer(pipeline *p, uint64_t now)
 {
-    uint64_t next = UINT64_MAX;
-    for (size_t i = 0; i < p->n_lots; i++) {
-        uint64_t at = pubrule_next(&((pipe_lot *)p->lots[i]->pub_data)->rule, p->cfg);
-        if (at < next)
-            next = at;
-    }
+    uint64_t next = p->next_due;   /* early at worst: the scan it causes makes it exact */
     if (pipe_summary_pending(p)) {
         uint64_t at = p->summary_last_ms + (uint64_t)p->cfg->publish.summary_interval_ms;
         if (at < next)
@@ -1231,7 +1258,7 @@ void pipe_flush(pipeline *p, bool drain)
     int64_t wall = util_wall_ms();
     bool force_summary = drain || p->republish_due;
     p->draining = drain;
-    pipe_update_stale(p);
+    pipe_update_stale(p, now, drain);
     pipe_scan_models(p, now);
     pipe_take_due(p, now, drain);   /* before the queued lots: they may be among them */
     p->republish_due = false;
