@@ -705,14 +705,18 @@ static bool fc_append(char *buf, size_t size, size_t *n, const char *fmt, ...)
 static bool fc_format_horizon(const fc_horizon_forecast *h, bool first, char *buf, size_t size,
                               size_t *n)
 {
-    char ts[40], mae[32] = "null";
+    /* util_format_fixed, not printf's %.1f: with min_interval 0 a forecast goes out per event */
+    char ts[40], mae[UTIL_NUM_MAX] = "null", v[3][UTIL_NUM_MAX];
     pl_format_time(h->ts_ms, ts, sizeof ts);
     if (h->has_mae)
-        snprintf(mae, sizeof mae, "%.1f", h->mae);
+        util_format_fixed(mae, sizeof mae, h->mae, 1);
+    util_format_fixed(v[0], sizeof v[0], h->free, 1);
+    util_format_fixed(v[1], sizeof v[1], h->low, 1);
+    util_format_fixed(v[2], sizeof v[2], h->high, 1);
     return fc_append(buf, size, n,
-                     "%s{\"minutes\":%" PRId64 ",\"ts\":\"%s\",\"free\":%.1f,\"low\":%.1f,"
-                     "\"high\":%.1f,\"mae\":%s}",
-                     first ? "" : ",", h->minutes, ts, h->free, h->low, h->high, mae);
+                     "%s{\"minutes\":%" PRId64 ",\"ts\":\"%s\",\"free\":%s,\"low\":%s,"
+                     "\"high\":%s,\"mae\":%s}",
+                     first ? "" : ",", h->minutes, ts, v[0], v[1], v[2], mae);
 }
 
 size_t fc_format_json(const char *lot_id, const fc_forecast *f, char *buf, size_t size)
@@ -735,19 +739,20 @@ size_t fc_format_json(const char *lot_id, const fc_forecast *f, char *buf, size_
 
 void fc_forecast_fields(const fc_forecast *f, fc_emit_fn emit, void *ctx)
 {
-    char ts[40], name[48], value[48];
+    char ts[40], name[48], value[UTIL_NUM_MAX];
     pl_format_time(f->ts_ms, ts, sizeof ts);
     emit(ctx, "ts", ts);
     for (size_t i = 0; i < f->n; i++) {
         const fc_horizon_forecast *h = &f->h[i];
         static const char *const suffix[] = { "", ":low", ":high", ":mae" };
         double v[] = { h->free, h->low, h->high, h->mae };
+        size_t len = util_format_i64(name, sizeof name, h->minutes);
         for (int k = 0; k < 4; k++) {
-            snprintf(name, sizeof name, "%" PRId64 "%s", h->minutes, suffix[k]);
+            memcpy(name + len, suffix[k], strlen(suffix[k]) + 1);
             if (k == 3 && !h->has_mae)
                 value[0] = '\0';
             else
-                snprintf(value, sizeof value, "%.1f", v[k]);
+                util_format_fixed(value, sizeof value, v[k], 1);
             emit(ctx, name, value);
         }
     }

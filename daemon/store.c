@@ -768,6 +768,23 @@ static void store_arg_i64(store_args *a, int64_t v)
     store_arg(a, slot, util_format_i64(slot, sizeof a->num[0], v));
 }
 
+/* A copy of S (which need not outlive the call) in the argument's own number slot. */
+static void store_arg_copy(store_args *a, const char *s)
+{
+    char *slot = a->num[a->argc];
+    size_t len = strlen(s);
+    if (len >= sizeof a->num[0])
+        abort();    /* callers pass numbers and short names only; never a torn value */
+    memcpy(slot, s, len + 1);
+    store_arg(a, slot, len);
+}
+
+static void store_arg_u64(store_args *a, uint64_t v)
+{
+    char *slot = a->num[a->argc];
+    store_arg(a, slot, util_format_u64(slot, sizeof a->num[0], v));
+}
+
 /* A display value, as "%.<DECIMALS>f" writes it (util_format_fixed). */
 static void store_arg_fixed(store_args *a, double v, int decimals)
 {
@@ -1258,8 +1275,8 @@ static void store_forecast_field(void *ctx, const char *field, const char *value
     store_args *a = ctx;
     if (a->argc + 2 > STORE_ARGS_MAX)
         abort();    /* FC_MAX_HORIZONS * 4 + 1 fields always fit */
-    store_arg_fmt(a, "%s", field);
-    store_arg_fmt(a, "%s", value);
+    store_arg_copy(a, field);
+    store_arg_copy(a, value);
 }
 
 void store_batch_forecast(store *s, const char *lot_id, const fc_forecast *f)
@@ -1302,7 +1319,7 @@ void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c,
     store_arg_i64(a, started_ms);
     for (size_t i = 0; i < c->n && a->argc + 2 <= STORE_ARGS_MAX; i++) {
         store_arg_str(a, c->names[i]);
-        store_arg_fmt(a, "%" PRIu64, c->values[i]);
+        store_arg_u64(a, c->values[i]);
     }
     if (s->leader[0]) {
         store_arg_str(a, "leader");
@@ -1312,7 +1329,7 @@ void store_batch_daemon(store *s, int64_t started_ms, const store_counters *c,
     }
     for (size_t i = 0; more && i < more->n && a->argc + 2 <= STORE_ARGS_MAX; i++) {
         store_arg_str(a, more->names[i]);
-        store_arg_fmt(a, "%" PRIu64, more->values[i]);
+        store_arg_u64(a, more->values[i]);
     }
     store_send(s, a);
     if (s->leader[0])

@@ -200,6 +200,15 @@ size_t util_format_i64(char *buf, size_t size, int64_t v)
     return (size_t)(p - buf);
 }
 
+size_t util_format_u64(char *buf, size_t size, uint64_t v)
+{
+    if (size < UTIL_NUM_MAX)
+        return (size_t)snprintf(buf, size, "%" PRIu64, v);
+    char *p = util_put_digits(buf, v);
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 /* Below this, |v| x 10^decimals carries an error far under UTIL_TIE_BAND (2^33: an ulp of
  * 2^-19), so rounding the product rounds the exact value unless it lies in the band. */
 #define UTIL_FIXED_LIMIT 8589934592.0

@@ -1,7 +1,7 @@
 /* Unit tests for util's number formatting: util_format_fixed writes exactly what snprintf's
  * "%.Nf" writes — random values over many magnitudes, exact ties (0.25, 2.5), values a hair
  * beside a tie, negatives that round to zero, carries, NaN, infinities, huge values — and
- * util_format_i64 what "%" PRId64 writes, INT64_MIN and INT64_MAX included. */
+ * util_format_i64 and util_format_u64 what "%" PRId64 and PRIu64 write, the extremes included. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -89,6 +89,13 @@ static void test_i64(void **state)
         char want[32], got[UTIL_NUM_MAX];
         int n = snprintf(want, sizeof want, "%" PRId64, v[i]);
         assert_int_equal(util_format_i64(got, sizeof got, v[i]), n);
+        assert_string_equal(got, want);
+    }
+    const uint64_t u[] = { 0, 9, 10, UINT64_MAX, UINT64_MAX - 1, (uint64_t)INT64_MAX + 1 };
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        char want[32], got[UTIL_NUM_MAX];
+        int n = snprintf(want, sizeof want, "%" PRIu64, u[i]);
+        assert_int_equal(util_format_u64(got, sizeof got, u[i]), n);
         assert_string_equal(got, want);
     }
     srand(7);
