@@ -2421,17 +2421,17 @@ void cfg_keep_restart_keys(const cfg_config *old, cfg_config *new_cfg)
 
 /* What one lot costs a running parkd, as measured by tests/bench/lot-memory.sh: VmRSS of parkd
  * with 1,000 and with 10,000 count lots, each fed 4 readings, the slope between the two
- * (x86-64, glibc malloc). 15,163 bytes a lot with one forecast horizon (15m), 18,712 with
- * three (15m, 30m, 60m: the default), 26,794 with six (15m to 8h): a horizon's part grows a
- * little with its length (its ring of forecasts waiting to be scored). Most of it is the
- * forecaster's model (profile.h, learn.h). So: 13,400 bytes and 2,200 per horizon, within 7 %
- * of each figure. (Before the model's arrays went to 16 bits and the rings were sized to their
- * horizon, the same runs gave 26,987, 37,120 and 52,269 bytes.) */
-#define CFG_LOT_BYTES     13400
-#define CFG_HORIZON_BYTES 2200
+ * (x86-64, glibc malloc). 6,059 bytes a lot with one forecast horizon (15m), 7,737 with three
+ * (15m, 30m, 60m: the default), 12,477 with six (15m to 8h): a horizon's part grows with its
+ * length (its ring of forecasts waiting to be scored). So: 5,000 bytes and 1,250 per horizon,
+ * never below a measured figure and at most 13 % above (the estimate only warns). (Before the
+ * model's compact encodings and the 8-day ring, the same runs gave 15,163, 18,712 and 26,794
+ * bytes.) */
+#define CFG_LOT_BYTES     5000
+#define CFG_HORIZON_BYTES 1250
 
 /* CFG_MAX_LOTS_DEFAULT, 20000, is sized for the machine parkd is built and tested on (2 cores,
- * 24 GB, Redis beside it). Memory alone would allow more: 20000 lots are about 350 MiB of
+ * 24 GB, Redis beside it). Memory alone would allow more: 20000 lots are about 170 MiB of
  * parkd's memory by the figures above, and up to some 1 GiB of Redis's for their models (a
  * complete :model hash is about 50 KiB there). What binds first is time on the loop: a SIGHUP
  * reload compared the lot lists in time that grew with the square of the lots (1.9 s at 20000,

@@ -72,16 +72,16 @@ parkd_stop TERM
 check "SIGTERM after the reloads: exit 0" 0 "$PARKD_RC"
 
 # --- the memory warning of --check ------------------------------------------------------------
-# 14000 lots at the default three horizons take over 256 MiB
-write_config "$(lots 14000)"
+# 32000 lots (above the default max_lots) at the default three horizons take over 256 MiB
+write_config "$(lots 32000)" "limits.max_lots=40000"
 run_timed -c "$CFG" --check
-check "14000 lots: --check exits 0 (a warning)" 0 "$RC"
-check "14000 lots: --check still prints FILE: ok" "$CFG: ok" "$(printf '%s\n' "$OUTPUT" | grep ': ok$')"
-check_match "14000 lots: --check warns how much memory they will take" \
-    "$CFG: warning: 14000 lots will take about [0-9]+ MiB of memory \\(.* 3 forecast horizons.*\\)" \
+check "32000 lots: --check exits 0 (a warning)" 0 "$RC"
+check "32000 lots: --check still prints FILE: ok" "$CFG: ok" "$(printf '%s\n' "$OUTPUT" | grep ': ok$')"
+check_match "32000 lots: --check warns how much memory they will take" \
+    "$CFG: warning: 32000 lots will take about [0-9]+ MiB of memory \\(.* 3 forecast horizons.*\\)" \
     "$(printf '%s\n' "$OUTPUT" | grep 'will take')"
 MIB=$(printf '%s\n' "$OUTPUT" | sed -n 's/.* will take about \([0-9]*\) MiB.*/\1/p')
-check_ok "14000 lots: the estimate is plausible (200..400 MiB, got $MIB)" test "${MIB:-0}" -ge 200 -a "${MIB:-0}" -le 400
+check_ok "32000 lots: the estimate is plausible (200..400 MiB, got $MIB)" test "${MIB:-0}" -ge 200 -a "${MIB:-0}" -le 400
 write_config "$(lots 100)"
 run_timed -c "$CFG" --check
 check "100 lots: no memory warning" "$CFG: ok" "$OUTPUT"
