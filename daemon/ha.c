@@ -14,7 +14,8 @@
 
 struct ha {
     uv_loop_t *loop;
-    const cfg_config *cfg;
+    int64_t lease_ms;           /* ha.lease, copied: a reload frees the configuration (and the
+                                 * ha keys apply at start only) */
     store *st;
     const ha_callbacks *cb;
     void *ctx;
@@ -33,10 +34,10 @@ struct ha {
 
 /* ha.instance, or hostname-pid: unique per process, so two instances never share a lease by
  * accident. A hostname that breaks the id rule is cut at the first character that does. */
-static void ha_pick_instance(ha *h)
+static void ha_pick_instance(ha *h, const cfg_config *cfg)
 {
-    if (h->cfg->ha.instance) {
-        snprintf(h->instance, sizeof h->instance, "%s", h->cfg->ha.instance);
+    if (cfg->ha.instance) {
+        snprintf(h->instance, sizeof h->instance, "%s", cfg->ha.instance);
         return;
     }
     char host[HA_INSTANCE_MAX + 1] = "parkd";
@@ -50,11 +51,11 @@ ha *ha_new(uv_loop_t *loop, const cfg_config *cfg, store *st, const ha_callbacks
 {
     ha *h = util_xcalloc(1, sizeof *h);
     h->loop = loop;
-    h->cfg = cfg;
+    h->lease_ms = cfg->ha.lease_ms;
     h->st = st;
     h->cb = cb;
     h->ctx = ctx;
-    ha_pick_instance(h);
+    ha_pick_instance(h, cfg);
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     return h;
@@ -62,14 +63,14 @@ ha *ha_new(uv_loop_t *loop, const cfg_config *cfg, store *st, const ha_callbacks
 
 static uint64_t ha_interval(const ha *h)
 {
-    return (uint64_t)h->cfg->ha.lease_ms / 4;
+    return (uint64_t)h->lease_ms / 4;
 }
 
 /* Past this, a renewal that has not come back may have let the lease expire on Redis: the
  * lease is counted from when the request that renewed it was sent. */
 static bool ha_expired(const ha *h, uint64_t now)
 {
-    return now - h->held_since_ms >= (uint64_t)h->cfg->ha.lease_ms * 3 / 4;
+    return now - h->held_since_ms >= (uint64_t)h->lease_ms * 3 / 4;
 }
 
 static void ha_lose(ha *h, const char *why)
@@ -122,11 +123,11 @@ static void ha_on_timer(uv_timer_t *timer)
     }
     /* a standby's own key; an active's goes in its fenced batches (store_set_leader) */
     if (!h->active)
-        store_instance(h->st, h->instance, "standby", 0, h->cfg->ha.lease_ms * 10);
-    if (h->in_flight && now - h->sent_ms < (uint64_t)h->cfg->ha.lease_ms)
+        store_instance(h->st, h->instance, "standby", 0, h->lease_ms * 10);
+    if (h->in_flight && now - h->sent_ms < (uint64_t)h->lease_ms)
         return;             /* one request at a time; a lost one is given up after a lease */
     h->sent_ms = now;
-    if (store_lease(h->st, h->instance, h->active ? h->epoch : 0, h->cfg->ha.lease_ms,
+    if (store_lease(h->st, h->instance, h->active ? h->epoch : 0, h->lease_ms,
                     ha_on_lease, h) == 0)
         h->in_flight = true;
 }

@@ -25,7 +25,8 @@ typedef struct ha_callbacks {
     void (*on_standby)(void *ctx);
 } ha_callbacks;
 
-/* For CFG's ha section (enabled) over ST; CB outlives it. Never NULL. */
+/* For CFG's ha section (enabled) over ST; CB outlives it. CFG is read here only (its ha keys
+ * apply at start), so a reload may free it. Never NULL. */
 ha *ha_new(uv_loop_t *loop, const cfg_config *cfg, store *st, const ha_callbacks *cb, void *ctx);
 
 /* Starts trying (again, after ha_stop); a first try at once. Returns 0 or a negative errno. */

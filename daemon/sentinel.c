@@ -32,6 +32,11 @@ struct sentinel {
 static void sen_subscribe(sentinel *s);
 static void sen_part_closed(sentinel *s);
 
+void sen_set_config(sentinel *s, const cfg_config *cfg)
+{
+    s->cfg = cfg;
+}
+
 sentinel *sen_new(uv_loop_t *loop, const cfg_config *cfg,
                   void (*on_master)(void *ctx, const char *host, int port), void *ctx)
 {

@@ -13,9 +13,12 @@
 typedef struct sentinel sentinel;
 
 /* ON_MASTER(CTX, host, port) runs with each answer (the same master again too) and with each
- * +switch-master for the master; HOST is valid during the call. CFG outlives it. */
+ * +switch-master for the master; HOST is valid during the call. CFG outlives it (sen_set_config swaps it). */
 sentinel *sen_new(uv_loop_t *loop, const cfg_config *cfg,
                   void (*on_master)(void *ctx, const char *host, int port), void *ctx);
+/* The running configuration after a reload (the old one is freed; the sentinel keys apply at
+ * start only, so what they say does not change). */
+void sen_set_config(sentinel *s, const cfg_config *cfg);
 
 /* Subscribes to +switch-master and asks for the master. Returns 0 or a negative errno. */
 int sen_start(sentinel *s);

@@ -681,6 +681,8 @@ void store_set_config(store *s, const cfg_config *cfg)
 {
     bool timeout_changed = cfg->redis.timeout_ms != s->cfg->redis.timeout_ms;
     s->cfg = cfg;
+    if (s->sen)
+        sen_set_config(s->sen, cfg);    /* it kept the old one, which the caller frees */
     if (timeout_changed && uv_is_active((uv_handle_t *)&s->timeout_timer) &&
         store_start_timeout_timer(s) < 0)
         log_error("redis: cannot restart the reply timer");

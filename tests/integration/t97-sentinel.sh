@@ -65,6 +65,10 @@ check_eventually "B is a standby" "role B" standby
 check_eventually "C is a standby" "role C" standby
 check "parkd found the master through the sentinels" yes \
     "$(grep -q "master mymaster is at 127.0.0.1:$M_PORT" "$PARKD_LOG" && echo yes)"
+# a reload of the active first: its sentinels and lease must not keep the configuration the
+# reload replaced (a standby ignores a reload until it is ready)
+kill -HUP "$PID_A"
+check_eventually "the active reloaded before the failover" "grep -c 'reload: [0-9]* lots' '$PARKD_LOG'" 1
 fault_truth "$T/truth"
 fault_publish_bg -r 800 --mark-at 1500
 fault_wait_line "mark 1500"
