@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,5 +353,19 @@ int main(int argc, char **argv)
     }
     printf("messages=%u timeouts=%u max_redis_ms=%.3f max_mqtt_ms=%.3f\n", n, timeouts, max_r,
            max_m);
+    /* everything freed, so that a sanitizer build finds nothing to report */
+    shutdown(sub->fd, SHUT_RDWR);       /* ends the observer's blocking read */
+    pthread_join(redis_thread, NULL);
+    redisFree(sub);
+    redisFree(rc);
+    for (int i = 0; i < 2; i++) {
+        struct mosquitto *m = i ? ns_m : main_m;
+        if (!m)
+            continue;
+        mosquitto_disconnect(m);
+        mosquitto_loop_stop(m, false);
+        mosquitto_destroy(m);
+    }
+    mosquitto_lib_cleanup();
     return timeouts ? 1 : 0;
 }
