@@ -808,19 +808,6 @@ static void store_arg_key(store_args *a, const store *s, enum store_key k, const
 }
 
 /* The decimal digits of V at P; returns the end. */
-static char *store_put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 /* One command of the open batch (its reply is part of EXEC's), in the Redis protocol written
  * in one pass into the batch's buffer, which keeps it until Redis confirmed the batch (hiredis
  * copies it into its own output buffer). hiredis's redisFormatCommandArgv grows an sds string
@@ -838,12 +825,12 @@ static void store_send_argv(store *s, int argc, const char **argv, const size_t 
     char *start = store_batch_reserve(b, total);
     char *p = start;
     *p++ = '*';
-    p = store_put_uint(p, (size_t)argc);
+    p = util_put_u64(p, (uint64_t)argc);
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < argc; i++) {
         *p++ = '$';
-        p = store_put_uint(p, len[i]);
+        p = util_put_u64(p, len[i]);
         *p++ = '\r';
         *p++ = '\n';
         memcpy(p, argv[i], len[i]);

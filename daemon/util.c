@@ -171,8 +171,7 @@ const char *util_connect_hint(int err)
 
 /* ---- number formatting ---- */
 
-/* The digits of V, most significant first, at P; returns the end. */
-static char *util_put_digits(char *p, uint64_t v)
+char *util_put_u64(char *p, uint64_t v)
 {
     char rev[20];
     size_t n = 0;
@@ -195,7 +194,7 @@ size_t util_format_i64(char *buf, size_t size, int64_t v)
         *p++ = '-';
         u = 0 - u;      /* well defined for INT64_MIN too */
     }
-    p = util_put_digits(p, u);
+    p = util_put_u64(p, u);
     *p = '\0';
     return (size_t)(p - buf);
 }
@@ -204,7 +203,7 @@ size_t util_format_u64(char *buf, size_t size, uint64_t v)
 {
     if (size < UTIL_NUM_MAX)
         return (size_t)snprintf(buf, size, "%" PRIu64, v);
-    char *p = util_put_digits(buf, v);
+    char *p = util_put_u64(buf, v);
     *p = '\0';
     return (size_t)(p - buf);
 }
@@ -230,7 +229,7 @@ size_t util_format_fixed(char *buf, size_t size, double v, int decimals)
     char *p = buf;
     if (signbit(v))
         *p++ = '-';     /* as printf: -0.04 is "-0.0" */
-    p = util_put_digits(p, r / unit);
+    p = util_put_u64(p, r / unit);
     if (decimals) {
         *p++ = '.';
         uint64_t f = r % unit;

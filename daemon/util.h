@@ -53,6 +53,8 @@ void util_set_timezone(const char *zone);
 #define UTIL_NUM_MAX 32
 size_t util_format_i64(char *buf, size_t size, int64_t v);
 size_t util_format_u64(char *buf, size_t size, uint64_t v);
+/* V's digits at P (room for 20), no terminator; returns where they end. */
+char *util_put_u64(char *p, uint64_t v);
 /* Exactly what snprintf's "%.<DECIMALS>f" writes (0 <= DECIMALS <= 6): the common case by
  * integer arithmetic, and snprintf itself for what that cannot decide exactly (a value within
  * rounding error of a tie, a large value, NaN, infinity). */

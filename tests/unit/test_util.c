@@ -100,7 +100,8 @@ static void test_i64(void **state)
     }
     srand(7);
     for (int i = 0; i < 100000; i++) {
-        int64_t x = ((int64_t)rand() << 33) ^ ((int64_t)rand() << 2) ^ rand();
+        uint64_t bits = ((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 2) ^ (uint64_t)rand();
+        int64_t x = (int64_t)(bits & (uint64_t)INT64_MAX);
         x = (i & 1) ? -x : x;
         char want[32], got[UTIL_NUM_MAX];
         snprintf(want, sizeof want, "%" PRId64, x);
