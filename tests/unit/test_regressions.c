@@ -3,7 +3,7 @@
  * libFuzzer, so a crash input saved there is replayed by every `make check` and, under ASan and
  * UBSan, by `make check-asan`, without clang. Inputs that once mattered are also named here.
  *
- * The four targets are included with their entry points and helpers renamed, so that one
+ * The five targets are included with their entry points and helpers renamed, so that one
  * binary holds them all; a broken property aborts, which fails this test binary. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +39,12 @@
 #define LLVMFuzzerTestOneInput fuzz_config_one
 #define die config_die
 #include "../fuzz/fuzz_config.c"
+#undef die
+#undef LLVMFuzzerTestOneInput
+
+#define LLVMFuzzerTestOneInput fuzz_uplink_one
+#define die uplink_die
+#include "../fuzz/fuzz_uplink.c"
 #undef die
 #undef LLVMFuzzerTestOneInput
 
@@ -132,6 +138,11 @@ static void test_corpus_config(void **state)
     assert_true(replay("config", fuzz_config_one) > 0);
 }
 
+static void test_corpus_uplink(void **state)
+{
+    assert_true(replay("uplink", fuzz_uplink_one) > 0);
+}
+
 /* Inputs worth naming: the edges the fuzzers were pointed at. */
 static void test_named_inputs(void **state)
 {
@@ -178,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_corpus_topic),
         cmocka_unit_test(test_corpus_time),
         cmocka_unit_test(test_corpus_config),
+        cmocka_unit_test(test_corpus_uplink),
         cmocka_unit_test(test_named_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
