@@ -11,7 +11,9 @@
 #include "pubrule.h"
 #include "util.h"
 
-#define PIPE_MAX_BATCHES_IN_FLIGHT 8    /* QoS 0 only: with QoS > 0 the barrier keeps it at one */
+/* A guard only: group commit (below) keeps one batch in flight, and only a drain's batches add
+ * up; past this many, reading pauses. */
+#define PIPE_MAX_BATCHES_IN_FLIGHT 8
 /* Group commit: while this many batches are in flight, a turn's effects stay queued, and the
  * turn that Redis's confirmation starts writes them all at once. A lone message (nothing in
  * flight) goes out at once; under load a lot that changed many times during one round trip

@@ -807,7 +807,6 @@ static void store_arg_key(store_args *a, const store *s, enum store_key k, const
     store_arg(a, a->key, store_key(s, k, lot_id, a->key, sizeof a->key));
 }
 
-/* The decimal digits of V at P; returns the end. */
 /* One command of the open batch (its reply is part of EXEC's), in the Redis protocol written
  * in one pass into the batch's buffer, which keeps it until Redis confirmed the batch (hiredis
  * copies it into its own output buffer). hiredis's redisFormatCommandArgv grows an sds string

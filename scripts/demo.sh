@@ -117,6 +117,7 @@ start_mosquitto() {
             echo "allow_anonymous true"
             echo "persistence false"
             echo "max_queued_messages 10000"
+            echo "set_tcp_nodelay true"         # apps get a lone change at once (README, Broker ACL)
             [ "$(id -u)" = 0 ] && echo "user root"
             # MQTT over WebSocket for the live map (Debian's mosquitto is built with it)
             echo "listener $ws_port 127.0.0.1"

@@ -36,19 +36,25 @@ ts() { echo $((B + $1)); }
 cs() { "$PY" "$LW" cs 0101010101010101 "$1" "{\"status\":$2}" "$(( $(ts "$1") * 1000 ))"; }
 ttn() { "$PY" "$LW" ttn dev1 0004A30B001C0531 "$1" "{\"occupied\":$2}" "$(( $(ts "$1") * 1000 ))"; }
 # one line each: CONN LOT EXPECT TOPIC PAYLOAD (tests/tools/lone.c); "-": changes nothing
+# core I LOT COUNT GATE — round I's changes of a count lot to COUNT, of bay B1, of gate lot G1
+# (to GATE cars, with a redelivery of that gate event after it) and of P2 by a TTS uplink
+core() {
+    o=$(($1 % 2))
+    echo "m $2 occupied=$3 parking/$2/count {\"occupied\":$3,\"ts\":$(ts "$1")}"
+    echo "m B1 occupied=$o parking/B1/bay/s1 {\"occupied\":$o,\"ts\":$(ts "$1")}"
+    echo "m G1 occupied=$4 parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$1,\"ts\":$(ts "$1")}"
+    echo "m G1 - parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$1,\"ts\":$(ts "$1")}"
+    echo "n P2 occupied=$o $(ttn_topic dev1) $(ttn "$1" $o)"
+}
 {
     i=1
     while [ $i -le 4 ]; do
         o=$((i % 2))
-        echo "m C1 occupied=$((10 * i)) parking/C1/count {\"occupied\":$((10 * i)),\"ts\":$(ts $i)}"
+        core $i C1 $((10 * i)) $i
         echo "m C1 - parking/C1/count {\"occupied\":$((10 * i)),\"ts\":$(ts $i)}"
-        echo "m B1 occupied=$o parking/B1/bay/s1 {\"occupied\":$o,\"ts\":$(ts $i)}"
         echo "m B1 - parking/B1/bay/s1 {\"occupied\":\"perhaps\"}"
-        echo "m G1 occupied=$i parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$i,\"ts\":$(ts $i)}"
-        echo "m G1 - parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$i,\"ts\":$(ts $i)}"
         echo "m P1 occupied=$o $(cs_topic 0101010101010101) $(cs $i $o)"
         echo "m P1 - $(cs_topic 0101010101010101) $(cs $i $o)"
-        echo "n P2 occupied=$o $(ttn_topic dev1) $(ttn $i $o)"
         echo "n P2 - $(ttn_topic dev1) $(ttn $i $o)"
         if [ $o = 1 ]; then
             echo "m C1 status=closed parking/admin/C1/state {\"state\":\"closed\",\"reason\":\"works\"}"
@@ -102,12 +108,7 @@ check_eventually "a reload adds lot C2" "rget sismember ${RP}lots C2" 1
 {
     i=11
     while [ $i -le 14 ]; do
-        o=$((i % 2))
-        echo "m C2 occupied=$i parking/C2/count {\"occupied\":$i,\"ts\":$(ts $i)}"
-        echo "m B1 occupied=$o parking/B1/bay/s1 {\"occupied\":$o,\"ts\":$(ts $i)}"
-        echo "m G1 occupied=$((i - 6)) parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$i,\"ts\":$(ts $i)}"
-        echo "m G1 - parking/G1/gate/g1 {\"event\":\"in\",\"seq\":$i,\"ts\":$(ts $i)}"
-        echo "n P2 occupied=$o $(ttn_topic dev1) $(ttn $i $o)"
+        core $i C2 $i $((i - 6))
         i=$((i + 1))
     done
 } >"$T/script-ha"     # G1 counted 4 cars above: 5..8 now
